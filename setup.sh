@@ -81,7 +81,7 @@ step "building the library ${READINGROOM_DB:-(default path)}"
 for corpus in anarchist-faq sotu; do
   "$rr" corpus add "$corpus" --quiet
 done
-"$rr" stats | head -2
+"$rr" stats
 
 # 6. The main job, or the tests, offline
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import re
+import textwrap
 from dataclasses import dataclass
 
 import pandas as pd
@@ -138,9 +139,11 @@ def overview(lib: Library, by: str = "source") -> pd.DataFrame:
                    "first_year": "Int64", "last_year": "Int64"})
 
 
-def documents_per_year(lib: Library, source: str | None = None) -> pd.DataFrame:
-    """Year, documents and words, for the years that have documents."""
-    return lib.con.execute(
+def documents_per_year(lib: Library, source: str | None = None,
+                       every_year: bool = False) -> pd.DataFrame:
+    """Year, documents and words, for the years that have documents (with
+    `every_year`, also the years between them that have none, as 0)."""
+    table = lib.con.execute(
         """
         SELECT year, count(*) AS documents, sum(len(regexp_extract_all(text, ?))) AS words
         FROM documents
@@ -149,6 +152,10 @@ def documents_per_year(lib: Library, source: str | None = None) -> pd.DataFrame:
         """,
         [WORD_RE2, source, source],
     ).df().astype({"year": "int64", "documents": "int64", "words": "int64"})
+    if every_year and not table.empty:
+        years = range(table["year"].min(), table["year"].max() + 1)
+        table = table.set_index("year").reindex(years, fill_value=0).rename_axis("year").reset_index()
+    return table
 
 
 def find_documents(lib: Library, text: str) -> pd.DataFrame:
@@ -197,6 +204,16 @@ def passages_of(lib: Library, doc_id: str, section: str | None = None,
     ).df()
 
 
+def format_passages(passages: pd.DataFrame, width: int = 100) -> str:
+    """Passages from passages_of() as plain text to print: for each, its
+    number, citation and anchor, then its text wrapped to `width`."""
+    return "\n\n".join(
+        f"[{p.ordinal}] {p.citation}" + (f"  #{p.anchor}" if p.anchor else "") + "\n"
+        + "\n".join(textwrap.fill(paragraph, width) for paragraph in p.text.split("\n\n"))
+        for p in passages.itertuples()
+    )
+
+
 # --- words over time ---------------------------------------------------------
 def term_frequency(lib: Library, terms: list[str], by: str = "year",
                    source: str | None = None, per: int = 10_000) -> pd.DataFrame:
@@ -242,6 +259,30 @@ def term_frequency(lib: Library, terms: list[str], by: str = "year",
     long["rate"] = (long["occurrences"] / long["words"].where(long["words"] > 0) * per).fillna(0.0)
     long.attrs["per"] = per
     return long[[by, "term", "documents", "words", "occurrences", "rate"]].reset_index(drop=True)
+
+
+def documents_using(lib: Library, term: str, source: str | None = None,
+                    limit: int | None = 10, per: int = 10_000) -> pd.DataFrame:
+    """The documents that use `term` most: where to read about it. Each with
+    its occurrences, words and rate per `per` words, most occurrences first."""
+    table = lib.con.execute(
+        """
+        WITH counted AS (
+            SELECT doc_id, source, key, title, year,
+                   (SELECT count(*) FROM unnest(regexp_extract_all(text, ?, 1)) AS m(tail)
+                    WHERE tail = '') AS occurrences,
+                   len(regexp_extract_all(text, ?)) AS words
+            FROM documents
+            WHERE (CAST(? AS VARCHAR) IS NULL OR source = ?)
+        )
+        SELECT * FROM counted WHERE occurrences > 0
+        ORDER BY occurrences DESC, source, year NULLS LAST, key
+        LIMIT ?
+        """,
+        [Term(term).re2_counting, WORD_RE2, source, source, limit],
+    ).df().astype({"year": "Int64", "occurrences": "int64", "words": "int64"})
+    table["rate"] = table["occurrences"] / table["words"] * per
+    return table
 
 
 # --- keyword in context ------------------------------------------------------
@@ -373,10 +414,11 @@ def plot_timeline(per_year: pd.DataFrame, title: str = "Documents and words per 
     """Two bar charts over the years of a documents_per_year() table:
     documents, and words (how long the year's documents are)."""
     fig, (top, bottom) = _figure(10, 5, rows=2, sharex=True, height_ratios=[1, 2])
-    top.bar(per_year["year"], per_year["documents"], width=0.9, color="#4c72b0")
+    # Bars a full year wide, without edges: thinner ones alias into stripes.
+    top.bar(per_year["year"], per_year["documents"], width=1.0, linewidth=0, color="#4c72b0")
     top.set_ylabel("documents")
     top.yaxis.get_major_locator().set_params(integer=True)
-    bottom.bar(per_year["year"], per_year["words"] / 1000, width=0.9, color="#dd8452")
+    bottom.bar(per_year["year"], per_year["words"] / 1000, width=1.0, linewidth=0, color="#dd8452")
     bottom.set_ylabel("words (thousands)")
     bottom.set_xlabel("year")
     fig.suptitle(title)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import importlib
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -40,28 +41,26 @@ class ReadOptions:
     manifest: dict[str, dict] = field(default_factory=dict)  # file name -> metadata
 
 
-def _readers() -> dict[str, callable]:
-    from . import articles, epub, html, markdown, mediawiki, pdf, text
+# Suffix -> reader module. Modules are imported when a file needs them, so a
+# folder of plain text does not pay for loading the PDF and EPUB libraries.
+READERS = {
+    ".txt": "text", ".text": "text",
+    ".md": "markdown", ".markdown": "markdown",
+    ".html": "html", ".htm": "html", ".xhtml": "html",
+    ".epub": "epub",
+    ".pdf": "pdf",
+    ".xml": "mediawiki",
+    ".jsonl": "articles", ".ndjson": "articles", ".csv": "articles",
+}
 
-    return {
-        ".txt": text.read,
-        ".text": text.read,
-        ".md": markdown.read,
-        ".markdown": markdown.read,
-        ".html": html.read,
-        ".htm": html.read,
-        ".xhtml": html.read,
-        ".epub": epub.read,
-        ".pdf": pdf.read,
-        ".xml": mediawiki.read,
-        ".jsonl": articles.read,
-        ".ndjson": articles.read,
-        ".csv": articles.read,
-    }
+
+def reader_for(suffix: str):
+    module = READERS.get(suffix)
+    return importlib.import_module(f"{__name__}.{module}").read if module else None
 
 
 def supported_suffixes() -> list[str]:
-    return sorted(_readers())
+    return sorted(READERS)
 
 
 # --- manifests ---------------------------------------------------------------
@@ -173,7 +172,6 @@ def read_paths(
     options = ReadOptions(max_mb=max_mb)
     if manifest:
         options.manifest.update(load_manifest(Path(manifest)))
-    readers = _readers()
     for path in paths:
         if not path.exists():
             yield Problem(str(path), "does not exist")
@@ -189,12 +187,12 @@ def read_paths(
                 continue
             if is_manifest(file):
                 continue
-            reader = readers.get(logical_suffix(file))
+            reader = reader_for(logical_suffix(file))
             if reader is None:
                 yield Problem(
                     str(file),
                     f"unsupported file type '{logical_suffix(file) or file.name}' "
-                    f"(supported: {', '.join(sorted(readers))}, optionally .gz/.bz2/.xz)",
+                    f"(supported: {', '.join(supported_suffixes())}, optionally .gz/.bz2/.xz)",
                 )
                 continue
             row = options.manifest.get(key) or options.manifest.get(file.name)
