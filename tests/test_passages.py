@@ -93,7 +93,7 @@ def test_citations_name_author_title_year_section_and_paragraph():
     assert together.citation == (
         "Engels, The Condition of the Working-Class in England (1845), \u201cResults\u201d, \u00b61\u20133"
     )
-    d.blocks[2] = Block("Third paragraph here, " + "long " * 20 + "enough.", ("Results",))
+    d.blocks[2] = Block("Third paragraph here is a good deal longer than the others were.", ("Results",))
     apart = Splitter(budget=16, overlap=0).split(d)
     assert apart[0].citation.endswith("\u00b61\u20132")
     assert apart[-1].citation.endswith("\u00b63")
@@ -125,3 +125,20 @@ def test_plain_text_headings_make_a_section_path():
 def test_bad_settings_are_refused(budget, overlap):
     with pytest.raises(ValueError):
         Splitter(budget=budget, overlap=overlap)
+
+
+def test_a_paragraph_cut_into_pieces_is_cited_by_part():
+    sole = doc([Block(PROSE * 6)], title="State of the Union Address", authors=["George Washington"], year=1790)
+    pieces = Splitter(budget=60, overlap=0).split(sole)
+    assert [p.citation for p in pieces] == [
+        f"Washington, State of the Union Address (1790), part {k} of {len(pieces)}" for k in range(1, len(pieces) + 1)
+    ]
+    among_others = doc([Block("A first paragraph."), Block(PROSE * 3)])
+    cited = [p.citation for p in Splitter(budget=60, overlap=0).split(among_others)]
+    assert cited[-1] == f"A Title, \u00b62, part {len(cited) - 1} of {len(cited) - 1}"
+
+
+def test_a_section_the_title_already_names_is_not_repeated():
+    d = doc([Block("Yes.", ("H.1 Have anarchists always opposed state socialism?",))],
+            title="An Anarchist FAQ: H.1 Have anarchists always opposed state socialism?")
+    assert Splitter().split(d)[0].citation == "An Anarchist FAQ: H.1 Have anarchists always opposed state socialism?, \u00b61"

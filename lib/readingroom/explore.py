@@ -38,7 +38,15 @@ WORD_RE2 = WORD_CHAR + r"+(?:['’\-]" + WORD_CHAR + r"+)*"
 # no-break spaces (written out because RE2's \s is ASCII only).
 PHRASE_GAP = "[ \\t\\n\\r\\f\u00a0]+"
 
-GROUPINGS = ("year", "decade", "author", "source")
+# SQL for the words of a document's text, and for the occurrences of a term
+# in it given Term.re2_counting as the parameter. (A subquery rather than
+# list_filter: DuckDB's lambda syntax differs between versions.)
+WORDS_SQL = "len(regexp_extract_all({text}, ?))"
+OCCURRENCES_SQL = ("(SELECT count(*) FROM unnest(regexp_extract_all({text}, ?, 1)) AS m(tail) "
+                   "WHERE tail = '')")
+
+# What documents can be grouped by (the `by` of overview and term_frequency).
+GROUPINGS = ("year", "decade", "author", "source", "language")
 
 
 # --- terms -------------------------------------------------------------------
@@ -62,7 +70,7 @@ class Term:
 
     @property
     def _wildcard(self) -> bool:
-        return self.text.endswith("*")
+        return self._words[-1].endswith("*")
 
     def _core(self, escape, word_tail: str) -> str:
         words = self._words
@@ -118,7 +126,7 @@ def _group_sql(by: str) -> tuple[str, str, str]:
         return "d.source", "", "true"
     if by == "language":
         return "coalesce(d.language, 'unknown')", "", "true"
-    raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS + ('language',))}")
+    raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
 
 
 def overview(lib: Library, by: str = "source") -> pd.DataFrame:
@@ -128,7 +136,7 @@ def overview(lib: Library, by: str = "source") -> pd.DataFrame:
     return lib.con.execute(
         f"""
         SELECT {expression} AS {by}, count(*) AS documents, sum(d.n_passages) AS passages,
-               sum(len(regexp_extract_all(d.text, ?))) AS words,
+               sum({WORDS_SQL.format(text="d.text")}) AS words,
                min(d.year) AS first_year, max(d.year) AS last_year
         FROM documents d{unnest}
         WHERE {condition}
@@ -144,8 +152,8 @@ def documents_per_year(lib: Library, source: str | None = None,
     """Year, documents and words, for the years that have documents (with
     `every_year`, also the years between them that have none, as 0)."""
     table = lib.con.execute(
-        """
-        SELECT year, count(*) AS documents, sum(len(regexp_extract_all(text, ?))) AS words
+        f"""
+        SELECT year, count(*) AS documents, sum({WORDS_SQL.format(text="text")}) AS words
         FROM documents
         WHERE year IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR source = ?)
         GROUP BY year ORDER BY year
@@ -226,22 +234,20 @@ def term_frequency(lib: Library, terms: list[str], by: str = "year",
     that are not gaps in the corpus itself. Grouping by year or decade leaves
     out documents without a year.
     """
+    if isinstance(terms, str):
+        terms = [terms]  # one term, not its letters
     compiled = [Term(t) for t in terms]
     expression, unnest, condition = _group_sql(by)
     # One query for all terms; the SQL holds one placeholder per term (the
     # count of terms is all that shapes it), each pattern goes in as a
     # parameter, which DuckDB compiles once instead of once per document.
-    # (A subquery rather than list_filter: lambda syntax differs between
-    # DuckDB versions.)
     counts = ",\n".join(
-        f"sum((SELECT count(*) FROM unnest(regexp_extract_all(d.text, ?, 1)) AS m(tail) "
-        f"WHERE tail = '')) AS t{i}"
-        for i in range(len(compiled))
+        f"sum({OCCURRENCES_SQL.format(text='d.text')}) AS t{i}" for i in range(len(compiled))
     )
     table = lib.con.execute(
         f"""
         SELECT {expression} AS grp, count(*) AS documents,
-               sum(len(regexp_extract_all(d.text, ?))) AS words,
+               sum({WORDS_SQL.format(text="d.text")}) AS words,
                {counts}
         FROM documents d{unnest}
         WHERE {condition} AND (CAST(? AS VARCHAR) IS NULL OR d.source = ?)
@@ -266,12 +272,11 @@ def documents_using(lib: Library, term: str, source: str | None = None,
     """The documents that use `term` most: where to read about it. Each with
     its occurrences, words and rate per `per` words, most occurrences first."""
     table = lib.con.execute(
-        """
+        f"""
         WITH counted AS (
             SELECT doc_id, source, key, title, year,
-                   (SELECT count(*) FROM unnest(regexp_extract_all(text, ?, 1)) AS m(tail)
-                    WHERE tail = '') AS occurrences,
-                   len(regexp_extract_all(text, ?)) AS words
+                   {OCCURRENCES_SQL.format(text="text")} AS occurrences,
+                   {WORDS_SQL.format(text="text")} AS words
             FROM documents
             WHERE (CAST(? AS VARCHAR) IS NULL OR source = ?)
         )
@@ -357,7 +362,7 @@ def _passage_holding(passages, start: int, end: int) -> tuple[str | None, str | 
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) if text.strip() else ""
+    return " ".join(text.split())
 
 
 def kwic_html(hits: pd.DataFrame) -> str:

@@ -1,5 +1,5 @@
-"""The library: one DuckDB file holding documents, passages and (later)
-embeddings, runs and settings.
+"""The library: one DuckDB file holding documents, passages and their
+embeddings (and later runs and settings).
 
 The schema is versioned. Each migration is a step from one version to the
 next, run in a transaction, so a file made by an older Reading Room is brought
@@ -8,6 +8,7 @@ refused instead of being damaged.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,32 @@ MIGRATIONS: list[str] = [
         citation    VARCHAR NOT NULL
     );
     CREATE INDEX passages_by_doc ON passages (doc_id);
+    """,
+    # 2: embeddings. Vectors are keyed by the model's identity and the sha256
+    # of the passage text, not by passage id: the same text in two documents
+    # (or in a document stored again after an edit) is embedded once.
+    # text_sha256 stays nullable because DuckDB cannot add NOT NULL to a table
+    # that has an index; store() always sets it.
+    # The vector is a FLOAT[] list, not a fixed-size FLOAT[n]: one table holds
+    # models of different widths (384, 768), and the list's values still come
+    # out of Arrow as one contiguous buffer that numpy reshapes without a copy
+    # (measured: 0.38 s per 100k x 384 against 0.29 s for FLOAT[384]).
+    """
+    ALTER TABLE passages ADD COLUMN text_sha256 VARCHAR;
+    UPDATE passages SET text_sha256 = sha256(text);
+    CREATE TABLE embedding_models (
+        identity    VARCHAR PRIMARY KEY,      -- changes when the weights change
+        name        VARCHAR NOT NULL,
+        dimensions  INTEGER NOT NULL,
+        normalised  BOOLEAN NOT NULL,         -- unit length: inner product = cosine
+        created     TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE embeddings (
+        model        VARCHAR NOT NULL,        -- embedding_models.identity
+        text_sha256  VARCHAR NOT NULL,        -- passages.text_sha256
+        vector       FLOAT[] NOT NULL,
+        PRIMARY KEY (model, text_sha256)
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -220,6 +247,17 @@ class Library:
             "SELECT * FROM passages WHERE doc_id = ? ORDER BY ordinal", [doc_id]
         ).df()
 
+    def embedding_models(self):
+        """The models that have embedded this library, with how many stored
+        vectors each has and how many passages still lack one, as a DataFrame."""
+        return self.con.execute(
+            "SELECT m.identity, m.name, m.dimensions, m.normalised, m.created, "
+            "(SELECT count(*) FROM embeddings e WHERE e.model = m.identity) AS vectors, "
+            "(SELECT count(*) FROM passages p ANTI JOIN embeddings e "
+            " ON e.model = m.identity AND e.text_sha256 = p.text_sha256) AS passages_missing "
+            "FROM embedding_models m ORDER BY m.created"
+        ).df()
+
     def document_text(self, doc_id: str) -> str:
         row = self.con.execute("SELECT text FROM documents WHERE doc_id = ?", [doc_id]).fetchone()
         if row is None:
@@ -290,4 +328,6 @@ def _passages_table(batch: list[Stored]) -> pa.Table:
         "text": [p.text for p in ps],
         "n_tokens": pa.array([p.n_tokens for p in ps], pa.int32()),
         "citation": [p.citation for p in ps],
+        # Equal to DuckDB's sha256(text), which the migration used to backfill.
+        "text_sha256": [hashlib.sha256(p.text.encode()).hexdigest() for p in ps],
     })

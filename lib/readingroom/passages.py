@@ -16,6 +16,7 @@ edited elsewhere, and embeddings cached for them stay valid.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from .document import Document, sha256_hex
@@ -122,13 +123,22 @@ class Splitter:
                 groups[-1].append(u)
             else:
                 groups.append([u])
-        paragraph_numbers = _paragraph_numbers(doc)
+        runs = [run for group in groups for run in self._pack(group)]
+        numbers, section_sizes = _paragraph_numbers(doc)
+        # A paragraph cut into several passages: each piece says which part it is.
+        pieces = Counter(run[0].block for run in runs if run[0].block == run[-1].block)
+        done: Counter = Counter()
         head = citation_head(doc)
         passages: list[Passage] = []
         seen: dict[str, int] = {}
-        for group in groups:
-            for run in self._pack(group):
-                passages.append(_make_passage(doc, head, text, run, len(passages), paragraph_numbers, seen))
+        for run in runs:
+            first, last = run[0].block, run[-1].block
+            part = None
+            if first == last and pieces[first] > 1:
+                done[first] += 1
+                part = (done[first], pieces[first])
+            paragraphs = (numbers[first], numbers[last], section_sizes[first] == 1)
+            passages.append(_make_passage(doc, head, text, run, len(passages), paragraphs, part, seen))
         return passages
 
     def _units(self, text: str, span: tuple[int, int], block: int) -> list[_Unit]:
@@ -184,17 +194,22 @@ class Splitter:
         return runs
 
 
-def _paragraph_numbers(doc: Document) -> list[int]:
-    """The ¶ number of each block: its 1-based place within its section."""
+def _paragraph_numbers(doc: Document) -> tuple[list[int], list[int]]:
+    """For each block, its ¶ number (1-based place within its section) and
+    the number of paragraphs in that section."""
     numbers, previous, n = [], None, 0
     for b in doc.blocks:
         n = n + 1 if b.section == previous else 1
         previous = b.section
         numbers.append(n)
-    return numbers
+    sizes, size = [0] * len(numbers), 0
+    for i in range(len(numbers) - 1, -1, -1):  # walk back: a section's size is its last number
+        size = numbers[i] if i == len(numbers) - 1 or numbers[i + 1] == 1 else size
+        sizes[i] = size
+    return numbers, sizes
 
 
-def _make_passage(doc, head, text, run, ordinal, paragraph_numbers, seen) -> Passage:
+def _make_passage(doc, head, text, run, ordinal, paragraphs, part, seen) -> Passage:
     start, end = run[0].start, run[-1].end
     passage_text = text[start:end]
     first, last = doc.blocks[run[0].block], doc.blocks[run[-1].block]
@@ -203,7 +218,14 @@ def _make_passage(doc, head, text, run, ordinal, paragraph_numbers, seen) -> Pas
     occurrence = seen.get(passage_text, 0)
     seen[passage_text] = occurrence + 1
     anchor = next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
-    para_start, para_end = paragraph_numbers[run[0].block], paragraph_numbers[run[-1].block]
+    para_start, para_end, sole_paragraph = paragraphs
+    if first.page is not None:
+        where = f"p. {first.page}" if last.page in (None, first.page) else f"pp. {first.page}\u2013{last.page}"
+    elif part:
+        piece = f"part {part[0]} of {part[1]}"
+        where = piece if sole_paragraph else f"\u00b6{para_start}, {piece}"
+    else:
+        where = f"\u00b6{para_start}" if para_end == para_start else f"\u00b6{para_start}\u2013{para_end}"
     return Passage(
         passage_id=sha256_hex(doc.doc_id, passage_text, str(occurrence))[:20],
         doc_id=doc.doc_id,
@@ -214,7 +236,7 @@ def _make_passage(doc, head, text, run, ordinal, paragraph_numbers, seen) -> Pas
         char_end=end,
         text=passage_text,
         n_tokens=sum(u.n_tokens for u in run),
-        citation=format_citation(head, first.section, first.page, last.page, para_start, para_end),
+        citation=format_citation(head, first.section, where),
         page_start=first.page,
         page_end=last.page,
         para_start=para_start,
@@ -228,18 +250,13 @@ def citation_head(doc: Document) -> str:
     return f"{doc.author_label}, {head}" if doc.author_label else head
 
 
-def format_citation(head: str, section, page_start, page_end, para_start, para_end) -> str:
+def format_citation(head: str, section: tuple[str, ...], where: str) -> str:
     """A reference a person can follow to the original, e.g.
-    'Engels, The Condition of the Working-Class in England (1845), "Results", ¶12'."""
+    'Engels, The Condition of the Working-Class in England (1845), "Results", ¶12'
+    or '..., p. 4' for a PDF, or '..., part 3 of 12' within a text that has
+    no paragraphs (the State of the Union dataset keeps none)."""
     parts = [head]
-    if section:
+    if section and section[-1] not in head:  # a title that already names its section
         parts.append(f"\u201c{section[-1]}\u201d")
-    if page_start is not None:
-        if page_end in (None, page_start):
-            parts.append(f"p. {page_start}")
-        else:
-            parts.append(f"pp. {page_start}\u2013{page_end}")
-    elif para_start is not None:
-        paras = para_start if para_end == para_start else f"{para_start}\u2013{para_end}"
-        parts.append(f"\u00b6{paras}")
+    parts.append(where)
     return ", ".join(parts)

