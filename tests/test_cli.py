@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from readingroom.library import SCHEMA_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,7 +27,7 @@ def test_ingest_then_stats_json(tmp_path, fixtures):
     assert done.returncode == 0, done.stderr
     assert "4 added, 0 updated, 0 unchanged" in done.stdout
     stats = json.loads(readingroom("stats", "--json", "--db", db).stdout)
-    assert (stats["documents"], stats["schema_version"]) == (4, 1)
+    assert (stats["documents"], stats["schema_version"]) == (4, SCHEMA_VERSION)
     assert stats["by_source"] == {"text": 3, "markdown": 1}
     assert stats["by_author"]["Friedrich Engels"] == 2
     again = readingroom("ingest", fixtures / "text", "--db", db, "--quiet")
@@ -66,3 +68,13 @@ def test_help_lists_the_commands():
     out = readingroom("--help").stdout
     for command in ("ingest", "corpus", "stats"):
         assert command in out
+
+
+def test_embed_is_resumable_and_does_nothing_the_second_time(tmp_path, fixtures):
+    db = tmp_path / "lib.duckdb"
+    readingroom("ingest", fixtures / "markdown", "--db", db, "--quiet")
+    first = readingroom("embed", "--db", db, "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "all-minilm-l6-v2: embedded" in first.stdout and "0 already had vectors" in first.stdout
+    again = readingroom("embed", "--db", db, "--quiet")
+    assert "embedded 0 texts" in again.stdout

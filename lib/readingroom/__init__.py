@@ -10,6 +10,9 @@ from .ingest import IngestReport, add_corpus, ingest, ingest_paths
 from .library import Library, LibraryError, open_library
 from .passages import Passage, Splitter
 
+# Models are heavy to import (torch, transformers): reach them as
+# readingroom.embed, readingroom.generate, readingroom.models.
+
 __version__ = "0.1.0"
 __all__ = [
     "Block", "Document", "IngestReport", "Library", "LibraryError", "Passage", "Splitter",

