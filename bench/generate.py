@@ -8,12 +8,13 @@ The default model is the test model (smollm2-135m-instruct-q4_1), so this runs
 anywhere the tests do; `--model qwen2.5-coder-1.5b-instruct-q4_k_m` measures
 the default answer model once fetched.
 
-For each backend, in the same process on the same weights:
-- raw: llama.cpp: `Llama.create_chat_completion(stream=True)` on a plain
-  llama_cpp.Llama loaded with the same parameters; transformers:
-  `model.generate` with a TextIteratorStreamer in a thread, on the very model
-  object our generator holds;
+For each backend, on the very model object our generator holds (two loaded
+copies of one model ran up to 15% apart here, which would swamp the measure):
+- raw: llama.cpp: `Llama.create_chat_completion(stream=True)`; transformers:
+  `model.generate` with a TextIteratorStreamer in a thread;
 - ours: `Generator.stream()`.
+Our Llama subclass counts tokens in Llama.generate, so the raw llama.cpp call
+goes through that count too: one Python generator step per token.
 Greedy, so both produce the same text (checked) and the same token count.
 llama.cpp reuses the KV cache of a prompt prefix it has just seen; every run
 starts from an empty cache, so the first-token time includes reading the
@@ -38,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
-from readingroom.generate import llama_model_params, load_generator  # noqa: E402
+from readingroom.generate import load_generator  # noqa: E402
 from readingroom.models import TEST_GENERATOR, resolve  # noqa: E402
 
 # A question over three passages, shaped like the answer pipeline's prompts
@@ -80,22 +81,16 @@ def timed(pieces, start: float | None = None) -> Run:
 
 
 def raw_llama_cpp(ours, max_tokens: int):
-    from llama_cpp import Llama
-
-    threads = os.cpu_count()
-    # The same model parameters as ours, extra buffers included (off on a build with AMX, which crashes).
-    with llama_model_params(use_extra_bufts=ours.extra_buffers):
-        raw = Llama(model_path=str(ours.model.path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
-                    seed=0, verbose=False)
+    llama = ours.llama
 
     def call():
-        raw.reset()
-        chunks = raw.create_chat_completion(messages=MESSAGES, max_tokens=max_tokens, temperature=0.0,
-                                            seed=0, stream=True)
+        llama.reset()
+        chunks = llama.create_chat_completion(messages=MESSAGES, max_tokens=max_tokens, temperature=0.0,
+                                              seed=0, stream=True)
         return timed(c["choices"][0]["delta"].get("content") or "" for c in chunks)
 
     def ours_call():
-        ours.llama.reset()
+        llama.reset()
         return timed(ours.stream(MESSAGES, max_tokens=max_tokens))
 
     return call, ours_call

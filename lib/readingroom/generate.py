@@ -29,6 +29,7 @@ import contextlib
 import functools
 import os
 import shutil
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -313,6 +314,20 @@ def _save_bf16_copy(gguf: Path, folder: Path):
     return plain, tokenizer
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No progress bars from transformers while a model loads (one per
+    tensor pass), and the setting as it was afterwards."""
+    from transformers.utils import logging as transformers_logging
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
+
+
 class _Cancelled:
     """A stopping criterion: ends generation once the reader has gone away."""
 
@@ -332,15 +347,29 @@ class TransformersGenerator(Generator):
         """`model`: a resolved model. `device` defaults to CUDA where there is
         one, else the CPU; `dtype` to bf16 on CUDA and float32 on the CPU."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
         self.name, self.model = model.name, model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         gguf = check_gguf(model.path)
         self.copy_folder = transformers_copy_folder(model)
+        with _quiet_transformers():
+            network = self._load(gguf)
+        self.network = network.to(self.device).eval()
+        pad = self.tokenizer.pad_token_id
+        self._pad_token_id = self.tokenizer.eos_token_id if pad is None else pad
+        self._lock = threading.Lock()
+        if warm_up:
+            # The first generate() after loading once ran at a tenth of the
+            # usual speed; two tokens pay that cost here instead of in a reply.
+            self.generate([{"role": "user", "content": "Hello"}], max_tokens=2)
+            self.last_usage = None
+
+    def _load(self, gguf: Path):
+        """The network (on the CPU), from the safetensors copy, made first if
+        there is none; sets the tokenizer and where the weights came from."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         if self.copy_folder.is_dir():
             try:
                 network = AutoModelForCausalLM.from_pretrained(
@@ -351,6 +380,8 @@ class TransformersGenerator(Generator):
                                      f"cannot be read ({e}); delete that folder to rebuild it") from e
             self.loaded_from = self.copy_folder
         else:
+            print(f"{self.name}: converting {gguf.name} for transformers and saving a bf16 copy in "
+                  f"{self.copy_folder} (once; about a minute for a small model)", file=sys.stderr, flush=True)
             try:
                 network, self.tokenizer = _save_bf16_copy(gguf, self.copy_folder)
             except Exception as e:  # the GGUF reader and converters raise many kinds on a damaged file
@@ -360,13 +391,7 @@ class TransformersGenerator(Generator):
             # exactly the weights every later load reads.
             network = network.to(self.dtype)
             self.loaded_from = gguf
-        self.network = network.to(self.device).eval()
-        self._lock = threading.Lock()
-        if warm_up:
-            # The first generate() after loading once ran at a tenth of the
-            # usual speed; two tokens pay that cost here instead of in a reply.
-            self.generate([{"role": "user", "content": "Hello"}], max_tokens=2)
-            self.last_usage = None
+        return network
 
     def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
         import torch
@@ -383,7 +408,7 @@ class TransformersGenerator(Generator):
             reader_gone = threading.Event()
             settings = dict(max_new_tokens=max_tokens, streamer=streamer, do_sample=temperature > 0,
                             stopping_criteria=StoppingCriteriaList([_Cancelled(reader_gone)]),
-                            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                            pad_token_id=self._pad_token_id)
             if temperature > 0:
                 settings["temperature"] = temperature
             if stop:
