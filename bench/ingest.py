@@ -46,7 +46,7 @@ def naive_baseline(files: list[Path], db: Path) -> float:
         chunks.extend(p for p in text.split("\n\n") if p.strip())
     con = duckdb.connect(str(db))
     con.execute("CREATE TABLE chunks (id INTEGER, text VARCHAR)")
-    new_chunks = pa.table({"id": list(range(len(chunks))), "text": chunks})
+    con.register("new_chunks", pa.table({"id": list(range(len(chunks))), "text": chunks}))
     con.execute("BEGIN")
     con.execute("INSERT INTO chunks SELECT * FROM new_chunks")
     con.execute("COMMIT")

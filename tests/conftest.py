@@ -3,7 +3,12 @@ configured in pyproject.toml); the registry corpora come from the cache that
 `bash setup.sh test` fills before the tests run."""
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,3 +29,21 @@ def library(tmp_path):
 @pytest.fixture
 def fixtures():
     return FIXTURES
+
+
+def kill_midway(script: str, args, total: int, at: int) -> None:
+    """Run `script` in a new Python process and kill -9 it as soon as its tqdm
+    bar (on stderr) shows `at` of `total` done: a crash half way through a
+    long job, which the caller then checks the job recovers from."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", script, *map(str, args)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    seen, deadline = "", time.time() + 120
+    while time.time() < deadline:
+        seen += proc.stderr.read(64) or ""
+        done = [int(n) for n in re.findall(rf"(\d+)/{total}", seen)]
+        if done and done[-1] >= at or proc.poll() is not None:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"

@@ -4,18 +4,13 @@ in passage order."""
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from types import SimpleNamespace
 
 import duckdb
 import numpy as np
 import pytest
 
+from conftest import kill_midway
 from readingroom import Block, Document, ingest, open_library
 from readingroom import library as library_module
 from readingroom.embed import (
@@ -158,19 +153,7 @@ def test_a_killed_embed_resumes_where_it_stopped(tmp_path, minilm):
     db = tmp_path / "killed.duckdb"
     with open_library(db) as lib:
         ingest(lib, [document("pamphlet", texts)], progress=False)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", EMBED_SCRIPT, str(db), str(minilm.path)],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    # Wait until the progress bar shows a third of the texts done, then kill -9.
-    seen, deadline = "", time.time() + 120
-    while time.time() < deadline:
-        seen += proc.stderr.read(64) or ""
-        done = [int(n) for n in re.findall(r"(\d+)/60", seen)]
-        if done and done[-1] >= 20 or proc.poll() is not None:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the embedding finished before it could be killed"
+    kill_midway(EMBED_SCRIPT, [db, minilm.path], total=60, at=20)
 
     with open_library(db) as lib:
         stored = stored_vectors(lib)

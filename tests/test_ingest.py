@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import duckdb
 import pytest
 
+from conftest import kill_midway
 from readingroom import Block, Document, ingest, ingest_paths, open_library
 
 PARAGRAPH = (
@@ -159,19 +155,7 @@ def test_a_killed_ingest_leaves_a_consistent_library_and_the_next_run_finishes(t
     for i in range(300):
         (folder / f"text-{i:03}.txt").write_text("\n\n".join(f"Text {i}, paragraph {j}. {PARAGRAPH}" for j in range(60)))
     db = tmp_path / "killed.duckdb"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(db), str(folder)],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    # Wait until the progress bar shows a third of the files done, then kill -9.
-    seen, deadline = "", time.time() + 120
-    while time.time() < deadline:
-        seen += proc.stderr.read(64) or ""
-        done = [int(n) for n in re.findall(r"(\d+)/300", seen)]
-        if done and done[-1] >= 100 or proc.poll() is not None:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
+    kill_midway(INGEST_SCRIPT, [db, folder], total=300, at=100)
 
     with open_library(db) as lib:
         assert_consistent(lib)

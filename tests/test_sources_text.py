@@ -3,7 +3,6 @@ test_ingest.py with its manifest)."""
 from __future__ import annotations
 
 from readingroom.sources import Problem, read_paths
-from readingroom.sources.articles import read as read_articles  # noqa: F401  (the registry uses it)
 
 
 def documents(items):
