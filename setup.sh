@@ -124,4 +124,6 @@ if [ "$mode" = test ]; then
   exec "$venv/bin/python" -m pytest "$@"
 fi
 step "opening JupyterLab on notebooks/01_corpus.ipynb (Ctrl-C to stop)"
-exec "$venv/bin/jupyter" lab --ip=127.0.0.1 notebooks/01_corpus.ipynb
+as_root=()
+[ "$(id -u)" = 0 ] && as_root=(--allow-root)  # containers often run as root
+exec "$venv/bin/jupyter" lab --ip=127.0.0.1 "${as_root[@]}" notebooks/01_corpus.ipynb
