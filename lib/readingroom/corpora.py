@@ -9,7 +9,6 @@ is used instead of a download.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .models import file_sha256
 from .paths import cache_dir
 from .sources import anarchist_faq, sotu
 from .textio import SourceError
@@ -87,14 +87,6 @@ def get(name: str) -> RegistryCorpus:
         return CORPORA[name]
     except KeyError:
         raise CorpusError(f"unknown corpus '{name}'; known: {', '.join(CORPORA)}") from None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_path(corpus: RegistryCorpus) -> Path:

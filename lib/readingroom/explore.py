@@ -386,16 +386,17 @@ def kwic_html(hits: pd.DataFrame) -> str:
 
 
 # --- plots -------------------------------------------------------------------
-def _figure(width: float, height: float, rows: int = 1, sharex: bool = False,
-            height_ratios: list[float] | None = None):
-    # A bare Figure, not pyplot: it is shown once, where it is returned, and
-    # does not linger in pyplot's list of open figures.
+def new_figure(width: float, height: float, rows: int = 1, columns: int = 1, sharex: bool = False,
+               height_ratios: list[float] | None = None):
+    """A Figure and its axes, row by row. A bare Figure, not pyplot: it is
+    shown once, where it is returned, and does not linger in pyplot's list
+    of open figures."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False,
+    axes = fig.subplots(rows, columns, sharex=sharex, squeeze=False,
                         gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)
-    return fig, list(axes[:, 0])
+    return fig, list(axes.flat)
 
 
 def plot_counts(table: pd.DataFrame, column: str = "documents", top: int = 15,
@@ -404,7 +405,7 @@ def plot_counts(table: pd.DataFrame, column: str = "documents", top: int = 15,
     table (the first column names the bars)."""
     label = table.columns[0]
     shown = table.head(top).iloc[::-1]  # largest at the top
-    fig, (ax,) = _figure(8, 0.8 + 0.32 * len(shown))
+    fig, (ax,) = new_figure(8, 0.8 + 0.32 * len(shown))
     bars = ax.barh(shown[label].astype(str), shown[column], color="#4c72b0")
     ax.bar_label(bars, labels=[f"{v:,}" for v in shown[column]], padding=3, fontsize=8)
     ax.set_xlabel(column)
@@ -418,7 +419,7 @@ def plot_counts(table: pd.DataFrame, column: str = "documents", top: int = 15,
 def plot_timeline(per_year: pd.DataFrame, title: str = "Documents and words per year"):
     """Two bar charts over the years of a documents_per_year() table:
     documents, and words (how long the year's documents are)."""
-    fig, (top, bottom) = _figure(10, 5, rows=2, sharex=True, height_ratios=[1, 2])
+    fig, (top, bottom) = new_figure(10, 5, rows=2, sharex=True, height_ratios=[1, 2])
     # Bars a full year wide, without edges: thinner ones alias into stripes.
     top.bar(per_year["year"], per_year["documents"], width=1.0, linewidth=0, color="#4c72b0")
     top.set_ylabel("documents")
@@ -457,9 +458,9 @@ def plot_term_frequency(freq: pd.DataFrame, window: int = 5, panels: bool = Fals
     per = freq.attrs.get("per", 10_000)
     terms = list(freq["term"].drop_duplicates())
     if panels:
-        fig, axes = _figure(10, 0.6 + 1.5 * len(terms), rows=len(terms), sharex=True)
+        fig, axes = new_figure(10, 0.6 + 1.5 * len(terms), rows=len(terms), sharex=True)
     else:
-        fig, (ax,) = _figure(10, 4.5)
+        fig, (ax,) = new_figure(10, 4.5)
         axes = [ax] * len(terms)
     colours = [f"C{i}" for i in range(len(terms))]
     for ax, term, colour in zip(axes, terms, colours):

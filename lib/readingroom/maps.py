@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .explore import new_figure
+
 OTHER = "#d0d0d0"  # points a panel does not colour (None in its labels)
 
 
@@ -161,14 +163,6 @@ def project(vectors: np.ndarray, method: str = "tsne", random_state: int = 0,
                 random_state=random_state).fit_transform(reduced)
 
 
-def _figure(width: float, height: float, columns: int = 1, rows: int = 1):
-    # A bare Figure, not pyplot, as in explore: shown once where it is returned.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, list(fig.subplots(rows, columns, squeeze=False).flat)
-
-
 def plot_map(coords: np.ndarray, panels: dict[str, list], title: str,
              colours: dict[str, str] | None = None, other: str = "other",
              note: str = "The axes have no units: only which points lie near each other means something."):
@@ -179,7 +173,7 @@ def plot_map(coords: np.ndarray, panels: dict[str, list], title: str,
     so a panel looks the same on every run; the legend counts each."""
     coords = np.asarray(coords)
     colours = colours or {}
-    fig, axes = _figure(4.6 * len(panels), 5.6, columns=len(panels))
+    fig, axes = new_figure(4.6 * len(panels), 5.6, columns=len(panels))
     for ax, (name, labels) in zip(axes, panels.items()):
         labels = pd.Series(list(labels), dtype=object)
         if len(labels) != len(coords):
@@ -208,7 +202,7 @@ def plot_ranks(ranks: pd.DataFrame, out_of: int, title: str):
     """Horizontal bars, one group per question (the index of `ranks`), one
     bar per model (its columns): the rank of the right passage among
     `out_of`. Shorter is better; 1 is found first."""
-    fig, (ax,) = _figure(9, 0.9 + 0.55 * len(ranks) * len(ranks.columns) / 2)
+    fig, (ax,) = new_figure(9, 0.9 + 0.55 * len(ranks) * len(ranks.columns) / 2)
     height = 0.8 / len(ranks.columns)
     positions = np.arange(len(ranks))[::-1]  # the first question at the top
     for j, model in enumerate(ranks.columns):
