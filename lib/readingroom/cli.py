@@ -211,6 +211,121 @@ def stats(as_json, db):
         click.echo(f"{title}: {shown}" + (f" and {len(items) - 12} more" if len(items) > 12 else ""))
 
 
+def filter_options(f):
+    f = click.option("--author", multiple=True, help="Any part of an author's name (repeatable).")(f)
+    f = click.option("--year-from", type=int, default=None, help="Documents from this year on.")(f)
+    f = click.option("--year-to", type=int, default=None, help="Documents up to this year.")(f)
+    f = click.option("--lang", multiple=True, help="Document language, e.g. en (repeatable).")(f)
+    f = click.option("--source", multiple=True, help="Source, e.g. anarchist-faq (repeatable).")(f)
+    return f
+
+
+def search_options(f):
+    f = click.option("--mode", type=click.Choice(["hybrid", "bm25", "vector"]), default="hybrid",
+                     show_default=True)(f)
+    f = click.option("--rerank", default=None, metavar="SPEC",
+                     help="Rerank the best ten: query-likelihood[:MODEL] or embedder:MODEL.")(f)
+    f = click.option("--embedder", default=None,
+                     help="Embedding model whose vectors to search [default: the one that embedded most].")(f)
+    return f
+
+
+def _searcher(lib, embedder, rerank):
+    from .models import ModelError
+    from .rerank import load_reranker
+    from .search import searcher_for
+
+    try:
+        return searcher_for(lib, embedder, reranker=load_reranker(rerank))
+    except (ModelError, LookupError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=10, show_default=True, help="How many passages.")
+@filter_options
+@search_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array, best first.")
+@db_option
+def search(query, k, author, year_from, year_to, lang, source, mode, rerank, embedder, as_json, db):
+    """Find the passages that best match QUERY (BM25 and vectors, fused)."""
+    from .search import Filters
+
+    filters = Filters.of(author=author, year_from=year_from, year_to=year_to, language=lang, source=source)
+    with _library(db) as lib:
+        searcher = _searcher(lib, embedder, rerank)
+        if searcher.index.embedder is None and mode != "bm25":
+            click.echo("note: no passage vectors yet (run `readingroom embed`); searching words only", err=True)
+            mode = "bm25"
+        hits = searcher.search(query, k, filters, mode=mode)
+    if as_json:
+        keys = ("passage_id", "doc_id", "title", "author", "year", "citation", "anchor", "score", "text",
+                "language", "source", "url", "section", "ranks")
+        click.echo(json.dumps([{key: getattr(h, key) for key in keys} for h in hits], ensure_ascii=False, indent=1))
+        return
+    if not hits:
+        click.echo("nothing found")
+    for n, h in enumerate(hits, start=1):
+        where = f" #{h.anchor}" if h.anchor else ""
+        click.echo(click.style(f"[{n}] {h.citation}{where}", bold=True) + f"  (score {h.score:.4g})")
+        text = " ".join(h.text.split())
+        click.echo("    " + (text if len(text) <= 400 else text[:400] + " ..."))
+
+
+@main.group(name="eval")
+def eval_group():
+    """Measure search (and later answers) on questions with known answers."""
+
+
+@eval_group.command(name="retrieval")
+@click.option("--qa", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON Lines: {\"q\": ..., \"gold\": exact text} (or gold_doc, gold_section).")
+@click.option("-k", "--k", "k", default=10, show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N questions.")
+@click.option("--label", default=None, help="A name for this run in the runs table.")
+@search_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@db_option
+def eval_retrieval(qa, k, limit, label, mode, rerank, embedder, as_json, db):
+    """Recall@1/5/10, MRR@10 and nDCG@10 of search on a questions file; the
+    run is recorded in the library's runs table."""
+    from .evaluate import QuestionsError, evaluate_retrieval
+
+    with _library(db) as lib:
+        searcher = _searcher(lib, embedder, rerank)
+        try:
+            run = evaluate_retrieval(lib, qa, searcher=searcher, k=k, mode=mode, limit=limit, label=label)
+        except QuestionsError as e:
+            raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({"run_id": run.run_id, "metrics": run.metrics, "settings": run.settings}))
+        return
+    click.echo(run.summary())
+    missing = run.metrics.get("gold_not_in_library")
+    if missing:
+        click.echo(f"warning: {missing} questions have gold text this library does not hold "
+                   "(they count as misses)", err=True)
+
+
+@eval_group.command(name="runs")
+@click.option("--kind", default=None, help="Only runs of this kind (retrieval, answers ...).")
+@db_option
+def eval_runs(kind, db):
+    """The recorded evaluation runs, newest first."""
+    from .evaluate import runs
+
+    with _library(db) as lib:
+        table = runs(lib, kind)
+    if table.empty:
+        click.echo("no runs recorded yet")
+        return
+    shown = table.drop(columns=["settings"])
+    numbers = shown.select_dtypes("float").columns
+    shown[numbers] = shown[numbers].round(3)
+    click.echo(shown.to_string(index=False, max_colwidth=40))
+
+
 def _library(db):
     try:
         return open_library(db)

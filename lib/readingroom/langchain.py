@@ -8,17 +8,22 @@
 
       from langchain_openai import ChatOpenAI
       generator = LangChainGenerator(ChatOpenAI(base_url="http://localhost:8080/v1", api_key="none"))
+
+- ReadingRoomRetriever(searcher=...): a library's search as a LangChain
+  retriever, for any chain that takes one.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LangChainDocument
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (AIMessage, AIMessageChunk, BaseMessage, ChatMessage, HumanMessage,
                                      SystemMessage)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from .generate import Generator, StopStringFilter, TokenUsage, check_settings, checked_messages
@@ -146,3 +151,34 @@ class LangChainGenerator(Generator):
         finally:
             chunks.close()
             self.last_usage = TokenUsage(counts["input_tokens"], counts["output_tokens"])
+
+
+# --- retrieval -----------------------------------------------------------------
+
+# The fields `readingroom search --json` prints, less the text (the page content).
+HIT_METADATA = ("passage_id", "doc_id", "title", "author", "year", "citation", "anchor", "score",
+                "language", "source", "url", "section")
+
+
+class ReadingRoomRetriever(BaseRetriever):
+    """A library's search as a LangChain retriever:
+
+        retriever = ReadingRoomRetriever(searcher=searcher_for(lib), k=5)
+        retriever.invoke("Why do anarchists oppose the state?")
+
+    Each Document's page_content is the passage text; its metadata carries
+    the same fields as `readingroom search --json`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    searcher: Any
+    k: int = 10
+    filters: Any = None  # a readingroom.search.Filters
+    mode: str | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+                                ) -> list[LangChainDocument]:
+        hits = self.searcher.search(query, self.k, self.filters, mode=self.mode)
+        return [LangChainDocument(page_content=h.text, id=h.passage_id,
+                                  metadata={key: getattr(h, key) for key in HIT_METADATA})
+                for h in hits]

@@ -27,3 +27,35 @@ def detect_language(text: str) -> str | None:
         return None
     language = _detector().detect_language_of(sample)
     return language.iso_code_639_1.name.lower() if language else None
+
+
+
+
+# Questions are short, and a wrong guess hides good matches (search.py keeps
+# BM25 to the query's language), so a query's language is named only when
+# lingua prefers it clearly: "Engels Manchester cellars" is left unnamed
+# instead of being called Norwegian, as the document setting would.
+QUERY_MINIMUM_RELATIVE_DISTANCE = 0.25
+# A query is told apart from these and the library's own languages only:
+# lingua loads a model per language (~0.25 s each), and 75 of them would
+# make the first search of a session wait 14 s.
+QUERY_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru")
+
+
+@lru_cache(maxsize=4)
+def _query_detector(codes: frozenset[str]):
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+    known = [getattr(IsoCode639_1, c.upper()) for c in sorted(codes) if hasattr(IsoCode639_1, c.upper())]
+    return (LanguageDetectorBuilder.from_iso_codes_639_1(*known)
+            .with_minimum_relative_distance(QUERY_MINIMUM_RELATIVE_DISTANCE).build())
+
+
+def detect_query_language(text: str, library_languages=()) -> str | None:
+    """The language of a question, or None unless lingua is clear about it;
+    chosen among QUERY_LANGUAGES and the languages the library holds."""
+    if len(text.split()) < 3:
+        return None
+    codes = frozenset(QUERY_LANGUAGES) | {c for c in library_languages if c}
+    language = _query_detector(codes).detect_language_of(text)
+    return language.iso_code_639_1.name.lower() if language else None

@@ -1,5 +1,5 @@
-"""The library: one DuckDB file holding documents, passages and their
-embeddings (and later runs and settings).
+"""The library: one DuckDB file holding documents, passages, their
+embeddings and the runs of evaluations.
 
 The schema is versioned. Each migration is a step from one version to the
 next, run in a transaction, so a file made by an older Reading Room is brought
@@ -84,6 +84,24 @@ MIGRATIONS: list[str] = [
         text_sha256  VARCHAR NOT NULL,        -- passages.text_sha256
         vector       FLOAT[] NOT NULL,
         PRIMARY KEY (model, text_sha256)
+    );
+    """,
+    # 3: runs. Every evaluation (and later every tuning job) leaves a row:
+    # what ran, on which corpus and data, with which settings, and what it
+    # measured, so that numbers can be compared across changes.
+    """
+    CREATE TABLE runs (
+        run_id          VARCHAR PRIMARY KEY,
+        kind            VARCHAR NOT NULL,     -- e.g. "retrieval", "answers"
+        started         TIMESTAMP NOT NULL,
+        seconds         DOUBLE NOT NULL,
+        model           VARCHAR,              -- the model(s) measured, by name
+        corpus_sha256   VARCHAR NOT NULL,     -- search.corpus_fingerprint at the time
+        dataset         VARCHAR,              -- the questions file, as given
+        dataset_sha256  VARCHAR,
+        settings        JSON NOT NULL,
+        metrics         JSON NOT NULL,
+        details         JSON                  -- per-question results
     );
     """,
 ]

@@ -1,0 +1,237 @@
+"""Evaluation: questions with known answers, metrics, and the runs table.
+
+A questions file is JSON Lines, one question a line:
+
+    {"q": "How did Bonaparte win over the peasants?", "gold": "an exact piece of the text"}
+
+The gold names what answers the question in one of three ways:
+- "gold": a substring of a document's text. Runs of whitespace match any
+  whitespace, so a span copied from a hard-wrapped file still matches. Every
+  passage that overlaps a place where it occurs answers the question, so a
+  span that straddles two passages is found in either.
+- "gold_doc": a document, by doc_id, key or exact title: any of its passages.
+- "gold_section": a heading: any passage under it (at any depth).
+
+Retrieval metrics, per question then averaged (relevance is yes or no):
+- recall@k: 1 if a gold passage is among the first k, else 0 (the share of
+  questions answered within k; with many gold passages per question this is
+  the useful sense of recall);
+- MRR@10: 1 / the rank of the first gold passage, 0 if not in the first 10;
+- nDCG@10: discounted gain of the gold passages in the first 10 over the best
+  possible (all gold passages first).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .library import Library
+
+GOLD_KEYS = ("gold", "gold_doc", "gold_section")
+RECALL_AT = (1, 5, 10)
+
+
+class QuestionsError(ValueError):
+    pass
+
+
+@dataclass
+class Question:
+    q: str
+    gold: str | None = None
+    gold_doc: str | None = None
+    gold_section: str | None = None
+    extra: dict = field(default_factory=dict)  # any other fields of the line (lang, file, why ...)
+
+
+def load_questions(path: str | Path, require_gold: bool = True) -> list[Question]:
+    """Read a questions file; a bad line is reported with the file, the line
+    number and what is wrong with it."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise QuestionsError(f"{path}: no such questions file") from None
+    except UnicodeDecodeError as e:
+        raise QuestionsError(f"{path}: not UTF-8 text ({e})") from None
+    questions = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise QuestionsError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise QuestionsError(f"{path}:{number}: each line must be a JSON object")
+        q = record.get("q")
+        if not isinstance(q, str) or not q.strip():
+            raise QuestionsError(f"{path}:{number}: 'q' (the question) must be a non-empty string")
+        golds = {k: record.get(k) for k in GOLD_KEYS if record.get(k) is not None}
+        for key, value in golds.items():
+            if not isinstance(value, str) or not value.strip():
+                raise QuestionsError(f"{path}:{number}: {key!r} must be a non-empty string")
+        if require_gold and not golds:
+            raise QuestionsError(f"{path}:{number}: give one of {', '.join(GOLD_KEYS)} (what answers it)")
+        extra = {k: v for k, v in record.items() if k != "q" and k not in GOLD_KEYS}
+        questions.append(Question(q.strip(), **golds, extra=extra))
+    if not questions:
+        raise QuestionsError(f"{path}: no questions in it")
+    return questions
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def gold_pattern(gold: str) -> re.Pattern:
+    """The gold text with each run of whitespace matching any run of it."""
+    return re.compile(r"\s+".join(re.escape(word) for word in gold.split()))
+
+
+class GoldFinder:
+    """The passages that answer each question, found once per library."""
+
+    def __init__(self, lib: Library):
+        self.lib = lib
+        self._texts = None
+
+    def passages(self, question: Question) -> set[str]:
+        found: set[str] = set()
+        if question.gold:
+            found |= self._spans(question.gold)
+        if question.gold_doc:
+            found |= {r[0] for r in self.lib.con.execute(
+                "SELECT p.passage_id FROM passages p JOIN documents d USING (doc_id) "
+                "WHERE d.doc_id = $g OR d.key = $g OR d.title = $g", {"g": question.gold_doc}).fetchall()}
+        if question.gold_section:
+            found |= {r[0] for r in self.lib.con.execute(
+                "SELECT passage_id FROM passages WHERE list_contains(section, ?)",
+                [question.gold_section]).fetchall()}
+        return found
+
+    def _spans(self, gold: str) -> set[str]:
+        if self._texts is None:
+            self._texts = self.lib.con.execute("SELECT doc_id, text FROM documents").fetchall()
+        pattern = gold_pattern(gold)
+        found = set()
+        for doc_id, text in self._texts:
+            for match in pattern.finditer(text):
+                found |= {r[0] for r in self.lib.con.execute(
+                    "SELECT passage_id FROM passages WHERE doc_id = ? AND char_start < ? AND char_end > ?",
+                    [doc_id, match.end(), match.start()]).fetchall()}
+        return found
+
+
+def first_relevant_rank(ranked: list[str], relevant: set[str]) -> int | None:
+    return next((i for i, pid in enumerate(ranked, start=1) if pid in relevant), None)
+
+
+def ndcg_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / math.log2(i + 1) for i, pid in enumerate(ranked[:k], start=1) if pid in relevant)
+    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
+    return dcg / ideal
+
+
+def retrieval_metrics(results: list[dict], k: int = 10) -> dict[str, float]:
+    """Averages over per-question results (each with 'rank' and 'ndcg')."""
+    n = len(results)
+    if n == 0:
+        return {}
+    ranks = [r["rank"] for r in results]
+    metrics = {f"recall@{c}": sum(1 for r in ranks if r is not None and r <= c) / n for c in RECALL_AT if c <= k}
+    metrics[f"mrr@{k}"] = sum(1.0 / r for r in ranks if r is not None and r <= k) / n
+    metrics[f"ndcg@{k}"] = float(np.mean([r["ndcg"] for r in results]))
+    metrics["questions"] = n
+    return metrics
+
+
+@dataclass
+class Run:
+    kind: str
+    metrics: dict
+    settings: dict
+    model: str | None
+    corpus_sha256: str
+    dataset: str | None = None
+    dataset_sha256: str | None = None
+    details: list = field(default_factory=list)
+    seconds: float = 0.0
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    def summary(self) -> str:
+        numbers = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.metrics.items())
+        return f"{self.kind} run {self.run_id} ({self.seconds:.1f} s): {numbers}"
+
+
+def record_run(lib: Library, run: Run) -> None:
+    with lib.transaction():
+        lib.con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, run.kind, run.started, run.seconds, run.model, run.corpus_sha256, run.dataset,
+             run.dataset_sha256, json.dumps(run.settings, default=str), json.dumps(run.metrics),
+             json.dumps(run.details, ensure_ascii=False, default=str)],
+        )
+
+
+def runs(lib: Library, kind: str | None = None):
+    """The recorded runs, newest first, with their metrics as columns (a DataFrame)."""
+    import pandas as pd
+
+    rows = lib.con.execute(
+        "SELECT run_id, kind, started, seconds, model, dataset, settings, metrics FROM runs "
+        "WHERE $kind IS NULL OR kind = $kind ORDER BY started DESC", {"kind": kind}).df()
+    if rows.empty:
+        return rows
+    metrics = pd.DataFrame([json.loads(m) for m in rows.pop("metrics")], index=rows.index)
+    return pd.concat([rows, metrics], axis=1)
+
+
+def evaluate_retrieval(lib: Library, questions_file: str | Path, *, searcher=None, k: int = 10,
+                       mode: str | None = None, limit: int | None = None, record: bool = True,
+                       progress: bool = True, label: str | None = None) -> Run:
+    """Run every question through search and measure where the gold passages
+    land. `limit` takes the first n questions (for quick runs); the run, its
+    settings and per-question ranks go to the runs table unless record=False."""
+    from .search import corpus_fingerprint, searcher_for
+
+    questions = load_questions(questions_file)[:limit]
+    searcher = searcher or searcher_for(lib)
+    finder = GoldFinder(lib)
+    started = time.perf_counter()
+    details = []
+    for question in tqdm(questions, desc="retrieval eval", unit="q", disable=not progress):
+        relevant = finder.passages(question)
+        hits = searcher.search(question.q, k=k, mode=mode)
+        ranked = [h.passage_id for h in hits]
+        details.append({"q": question.q, "gold_passages": len(relevant),
+                        "rank": first_relevant_rank(ranked, relevant),
+                        "ndcg": ndcg_at(ranked, relevant, k), "top": ranked[:3]})
+    unmatched = [d["q"] for d in details if d["gold_passages"] == 0]
+    metrics = retrieval_metrics(details, k)
+    metrics["gold_not_in_library"] = len(unmatched)
+    settings = asdict(searcher.settings) | {"mode": mode or searcher.settings.mode, "k": k, "limit": limit}
+    if searcher.reranker is not None:
+        settings["reranker"] = getattr(searcher.reranker, "name", type(searcher.reranker).__name__)
+    if label:
+        settings["label"] = label
+    embedder = searcher.index.embedder
+    run = Run("retrieval", metrics, settings, embedder.name if embedder else None,
+              corpus_fingerprint(lib), str(questions_file), file_sha256(questions_file), details,
+              seconds=time.perf_counter() - started)
+    if record:
+        record_run(lib, run)
+    return run
