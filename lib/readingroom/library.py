@@ -216,6 +216,39 @@ class Library:
                 self.con.unregister("new_documents")
                 self.con.unregister("new_passages")
 
+    def copy_documents(self, source: str | Path, doc_ids: list[str]) -> int:
+        """Copy documents, their passages and any vectors of those passages
+        from another library file (opened read-only), in one transaction:
+        a subset to experiment on without splitting or embedding it again.
+        Returns how many documents were copied."""
+        source = Path(source)
+        if source.resolve() == self.path.resolve():
+            raise LibraryError(f"{source}: cannot copy a library into itself")
+        self.con.execute(f"ATTACH '{_sql_string(source)}' AS source_library (READ_ONLY)")
+        try:
+            (version,) = self.con.execute(
+                "SELECT value FROM source_library.meta WHERE key = 'schema_version'").fetchone()
+            if int(version) != SCHEMA_VERSION:
+                raise LibraryError(f"{source}: schema version {version}, this library has {SCHEMA_VERSION}; "
+                                   "open it once for writing to bring it up to date")
+            with self.transaction():
+                self.con.execute("DELETE FROM passages WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
+                self.con.execute("DELETE FROM documents WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
+                (copied,) = self.con.execute(
+                    "INSERT INTO documents SELECT * FROM source_library.documents "
+                    "WHERE doc_id IN (SELECT unnest(?))", [doc_ids]).fetchone()
+                self.con.execute("INSERT INTO passages SELECT * FROM source_library.passages "
+                                 "WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
+                self.con.execute("INSERT INTO embedding_models SELECT * FROM source_library.embedding_models "
+                                 "ON CONFLICT DO NOTHING")
+                self.con.execute(
+                    "INSERT INTO embeddings SELECT e.* FROM source_library.embeddings e "
+                    "SEMI JOIN (SELECT text_sha256 FROM passages WHERE doc_id IN (SELECT unnest(?))) p "
+                    "USING (text_sha256) ON CONFLICT DO NOTHING", [doc_ids])
+        finally:
+            self.con.execute("DETACH source_library")
+        return copied
+
     def remove(self, doc_id: str) -> None:
         with self.transaction():
             self.con.execute("DELETE FROM passages WHERE doc_id = ?", [doc_id])
@@ -311,6 +344,10 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _sql_string(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def open_library(path: str | Path | None = None, read_only: bool = False) -> Library:

@@ -10,8 +10,8 @@ One `SearchIndex` per library holds, in memory and in the same row order
   per corpus, so the next process loads it instead of building it),
 - the passages' unit vectors for one embedding model, as one contiguous
   float32 matrix: a query is one matrix-vector product. Exact, no
-  approximate index: at a million passages that is ~0.1 s on two cores
-  (bench/search.py), and nothing is ever missed.
+  approximate index: at a million passages that is ~0.1 s on two idle
+  cores, more when they are busy (bench/search.py), and nothing is missed.
 
 Each retriever proposes its best `candidates` rows; the union is ranked by
 reciprocal rank fusion, score = sum of weight / (rrf_k + rank), which needs
@@ -40,6 +40,7 @@ from .paths import cache_dir
 # not reused.
 BM25_VERSION = "1"
 MODES = ("hybrid", "bm25", "vector")
+MMR_POOL_PER_RESULT, MMR_POOL_MIN = 3, 30
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class SearchIndex:
         or folder); by default the one that has embedded most of the library.
         With `vectors=False`, or when nothing is embedded yet, only BM25 runs.
         `precision`: "float32" (exact) or "bfloat16" (half the memory, scores
-        to ~3 digits; bench/search.py measures the speed)."""
+        to ~3 digits, but not faster on CPUs: bench/search.py)."""
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
         fingerprint = corpus_fingerprint(lib)
@@ -447,6 +448,10 @@ class Searcher:
             ranks = {int(r): {name: i} for i, r in enumerate(rows.tolist(), start=1)}
         if reranker is not None and len(rows):
             rows, fused = self._rerank(query, rows, fused, ranks, reranker, s)
+        # MMR chooses among the best few only: a passage far down the list
+        # is no better for being different, and a small pool keeps it cheap.
+        pool = min(len(rows), max(MMR_POOL_PER_RESULT * k, MMR_POOL_MIN))
+        rows, fused = rows[:pool], fused[:pool]
         chosen = mmr(fused, self.index.vector_of(rows), k, s.mmr_lambda)
         return rows[chosen], fused[chosen], ranks
 
