@@ -126,9 +126,6 @@ def test_cli_eval_retrieval_prints_metrics_and_names_a_bad_file(mills, tmp_path)
 def test_the_faq_benchmark_is_well_formed_and_its_sections_are_in_the_default_corpus():
     questions = load_questions(BENCHMARKS / "anarchist-faq.jsonl")
     assert len(questions) > 500 and all(q.gold_section for q in questions)
-    # Headings are not part of the indexed text: a query is never its own answer.
-    assert all(q.q not in q.gold_section or q.q == q.gold_section or len(q.q) < len(q.gold_section)
-               for q in questions)
     db = os.environ.get("READINGROOM_DB")
     if not db or not Path(db).exists():
         pytest.skip("no default library here (setup.sh test makes one)")
@@ -136,11 +133,15 @@ def test_the_faq_benchmark_is_well_formed_and_its_sections_are_in_the_default_co
         if not lib.con.execute("SELECT count(*) FROM documents WHERE source = 'anarchist-faq'").fetchone()[0]:
             pytest.skip("the default library holds no Anarchist FAQ")
         finder = GoldFinder(lib)
-        missing = [q.gold_section for q in questions[::10] if not finder.passages(q)]
-        in_text = lib.con.execute(
-            "SELECT count(*) FROM passages WHERE contains(text, ?)", [questions[0].gold_section]).fetchone()[0]
-    assert missing == []
-    assert in_text == 0
+        sample = questions[::10]
+        gold = {q.gold_section: finder.passages(q) for q in sample}
+        # Headings are kept in passages.section, not in the text: were they
+        # indexed, every section's passages would hold its heading.
+        headed = sum(lib.con.execute(
+            "SELECT count(*) FROM passages WHERE passage_id IN (SELECT unnest(?)) AND contains(text, ?)",
+            [list(ids), heading]).fetchone()[0] > 0 for heading, ids in gold.items())
+    assert [h for h, ids in gold.items() if not ids] == []
+    assert headed <= len(sample) // 20  # a heading quoted in its own text now and then
 
 
 def test_the_marx_engels_benchmarks_check_out_or_skip_when_the_corpus_is_absent():
