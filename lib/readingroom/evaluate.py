@@ -36,6 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .library import Library
+from .models import file_sha256
 
 GOLD_KEYS = ("gold", "gold_doc", "gold_section")
 RECALL_AT = (1, 5, 10)
@@ -88,10 +89,6 @@ def load_questions(path: str | Path, require_gold: bool = True) -> list[Question
     if not questions:
         raise QuestionsError(f"{path}: no questions in it")
     return questions
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def gold_pattern(gold: str) -> re.Pattern:
@@ -203,7 +200,7 @@ def runs(lib: Library, kind: str | None = None):
 def dataset_of(questions) -> tuple[list[Question], str, str]:
     """(questions, name, sha256) of a questions file or of a list of Questions."""
     if isinstance(questions, (str, Path)):
-        return load_questions(questions), str(questions), file_sha256(questions)
+        return load_questions(questions), str(questions), file_sha256(Path(questions))
     questions = list(questions)
     digest = hashlib.sha256(json.dumps([asdict(q) for q in questions], sort_keys=True).encode()).hexdigest()
     return questions, f"{len(questions)} questions given inline", digest
