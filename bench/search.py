@@ -22,7 +22,8 @@ rotating order) after a warm-up, so that load from other processes falls on
 all of them alike; p50 and p95 over the queries, time.perf_counter:
 - baseline: the same work done plainly: `search.tokenize`, `bm25.get_scores`
   on the same bm25s index, `matrix @ q` (numpy float32), argpartition top 100
-  of each, a plain RRF (k=60) in Python over the two lists, top 10.
+  of each, a plain RRF (k=60, our default weights) in Python over the two
+  lists, top 10.
 - ours: `Searcher(lib=None, index=SearchIndex(...)).rank(query, k=10,
   mode="hybrid", query_vector=q)` with default settings (100 candidates each,
   RRF, MMR with mmr_lambda 0.8) except same_language_bm25=False: that setting
@@ -66,6 +67,7 @@ QUERY_WORDS = (4, 9)
 PASSAGES_PER_DOC = 100
 CANDIDATES = 100
 RRF_K = 60
+BM25_WEIGHT, VECTOR_WEIGHT = Settings().bm25_weight, Settings().vector_weight
 K = 10
 WARMUP = 5
 CHUNK = 20_000
@@ -195,9 +197,10 @@ def baseline(bm25, matrix, query: str, q: np.ndarray, steps: dict | None = None)
     semantic = top(cosines, CANDIDATES)
     t3 = time.perf_counter()
     fused: dict[int, float] = {}
-    for rows in (lexical, semantic):
+    # The same weights as our default fusion (Settings: BM25 0.5, vectors 1).
+    for rows, weight in ((lexical, BM25_WEIGHT), (semantic, VECTOR_WEIGHT)):
         for rank, row in enumerate(rows.tolist(), start=1):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
+            fused[row] = fused.get(row, 0.0) + weight / (RRF_K + rank)
     best = sorted(fused, key=lambda r: (-fused[r], r))[:K]
     if steps is not None:
         t4 = time.perf_counter()
