@@ -230,15 +230,25 @@ def search_options(f):
     return f
 
 
-def _searcher(lib, embedder, rerank):
+def _searcher(lib, embedder, rerank, mode=None):
+    """The library's searcher; with `mode`, set to search that way, falling
+    back to words alone (and saying so) while the library has no vectors."""
+    import dataclasses
+
     from .models import ModelError
     from .rerank import load_reranker
     from .search import searcher_for
 
     try:
-        return searcher_for(lib, embedder, reranker=load_reranker(rerank))
+        searcher = searcher_for(lib, embedder, reranker=load_reranker(rerank))
     except (ModelError, LookupError, ValueError) as e:
         raise click.ClickException(str(e)) from e
+    if mode is not None:
+        if searcher.index.embedder is None and mode != "bm25":
+            click.echo("note: no passage vectors yet (run `readingroom embed`); searching words only", err=True)
+            mode = "bm25"
+        searcher.settings = dataclasses.replace(searcher.settings, mode=mode)
+    return searcher
 
 
 @main.command()
@@ -254,15 +264,9 @@ def search(query, k, author, year_from, year_to, lang, source, mode, rerank, emb
 
     filters = Filters.of(author=author, year_from=year_from, year_to=year_to, language=lang, source=source)
     with _library(db) as lib:
-        searcher = _searcher(lib, embedder, rerank)
-        if searcher.index.embedder is None and mode != "bm25":
-            click.echo("note: no passage vectors yet (run `readingroom embed`); searching words only", err=True)
-            mode = "bm25"
-        hits = searcher.search(query, k, filters, mode=mode)
+        hits = _searcher(lib, embedder, rerank, mode).search(query, k, filters)
     if as_json:
-        keys = ("passage_id", "doc_id", "title", "author", "year", "citation", "anchor", "score", "text",
-                "language", "source", "url", "section", "ranks")
-        click.echo(json.dumps([{key: getattr(h, key) for key in keys} for h in hits], ensure_ascii=False, indent=1))
+        click.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=1))
         return
     if not hits:
         click.echo("nothing found")
@@ -324,6 +328,118 @@ def eval_runs(kind, db):
     numbers = shown.select_dtypes("float").columns
     shown[numbers] = shown[numbers].round(3)
     click.echo(shown.to_string(index=False, max_colwidth=40))
+
+
+def _generator(model, backend):
+    from .generate import load_generator
+    from .models import DEFAULT_GENERATOR, ModelError
+
+    try:
+        return load_generator(model or DEFAULT_GENERATOR, backend=backend)
+    except (ModelError, ImportError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+def generator_options(f):
+    f = click.option("--model", default=None,
+                     help="Generator: a catalogue name or a .gguf path [default: qwen2.5-coder-1.5b-instruct-q4_k_m].")(f)
+    f = click.option("--backend", type=click.Choice(["llama.cpp", "transformers"]), default="llama.cpp",
+                     show_default=True, help="What runs the generator.")(f)
+    return f
+
+
+@main.command()
+@click.argument("question")
+@click.option("-k", "k", default=5, show_default=True, help="How many passages the model is given.")
+@filter_options
+@search_options
+@generator_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: answer, citations, supported, passages (and the check's details).")
+@db_option
+def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, embedder, model, backend, as_json, db):
+    """Answer QUESTION from the library's passages, citing them as [n]. The
+    answer is checked by the program: invented citations are removed,
+    sentences no cited passage supports are left out, and when nothing is
+    left it says the sources do not answer and shows the closest passages."""
+    from .answer import answer
+    from .search import Filters
+
+    filters = Filters.of(author=author, year_from=year_from, year_to=year_to, language=lang, source=source)
+    with _library(db) as lib:
+        searcher = _searcher(lib, embedder, rerank, mode)
+        generator = _generator(model, backend)
+        streamed = []
+
+        def show(piece):
+            if not streamed:
+                click.echo(click.style("model (unchecked):", dim=True))
+            streamed.append(piece)
+            click.echo(click.style(piece, dim=True), nl=False)
+
+        try:
+            result = answer(searcher, question, generator=generator, k=k, filters=filters,
+                            stream=None if as_json else show)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1, default=str))
+        return
+    if streamed:
+        click.echo("\n")
+        click.echo(click.style("checked answer:", bold=True))
+    click.echo(result.body)
+    if result.citations:
+        click.echo("")
+        click.echo(click.style("sources:", bold=True))
+        for c in result.citations:
+            hit = result.passages[c["n"] - 1]
+            where = f" #{hit.anchor}" if hit.anchor else ""
+            click.echo(f"[{c['n']}] {c['citation']}{where}")
+            click.echo(f"    “{c['quote']}”")
+    if result.further_reading:
+        click.echo("")
+        click.echo(result.text[len(result.body):].strip())
+    dropped = sum(1 for s in result.sentences if s.kind == "claim" and not s.final)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} unsupported sentence{'s' if dropped > 1 else ''} left out")
+    if result.invented_citations:
+        notes.append("invented citations removed: " + ", ".join(f"[{n}]" for n in result.invented_citations))
+    if notes:
+        click.echo(click.style("(" + "; ".join(notes) + ")", dim=True), err=True)
+
+
+@eval_group.command(name="answers")
+@click.option("--qa", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON Lines of answerable questions with gold (as for `eval retrieval`).")
+@click.option("--unanswerable", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON Lines of questions the library cannot answer ({\"q\": ...}).")
+@click.option("-k", "--k", "k", default=5, show_default=True, help="Passages given to the model.")
+@click.option("--limit", type=int, default=None, help="Only the first N questions of each file.")
+@click.option("--label", default=None, help="A name for this run in the runs table.")
+@click.option("--embedder", default=None,
+              help="Embedding model whose vectors to search [default: the one that embedded most].")
+@generator_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@db_option
+def eval_answers(qa, unanswerable, k, limit, label, embedder, model, backend, as_json, db):
+    """Citation validity, support, gold-passage citation rate and abstention
+    accuracy of checked answers; the run is recorded in the runs table."""
+    from .evaluate import QuestionsError, evaluate_answers
+
+    with _library(db) as lib:
+        searcher = _searcher(lib, embedder, None)
+        generator = _generator(model, backend)
+        try:
+            run = evaluate_answers(lib, qa, unanswerable=unanswerable, searcher=searcher, generator=generator,
+                                   k=k, limit=limit, label=label)
+        except QuestionsError as e:
+            raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({"run_id": run.run_id, "metrics": run.metrics, "settings": run.settings}))
+        return
+    click.echo(run.summary())
 
 
 def _library(db):
