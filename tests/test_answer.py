@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from readingroom import Block, Document, ingest
 from readingroom.answer import (
     Answer, answer, answer_stream, build_messages, fallback_rewrite, good_rewrite, language_instruction,
-    neutralise, question_language, retrieval_evidence,
+    neutralise, passages_for, question_language, retrieval_evidence,
 )
 from readingroom.cli import main
 from readingroom.embed import embed_library, load_embedder
@@ -146,8 +146,25 @@ def test_claims_are_attributed_to_who_made_them(checker):
     assert "Manchester" in kept[0].final  # a name keeps its capital
     assert kept[1].final.startswith("Engels adds") and not kept[1].attribution_added
     assert kept[2].final.startswith("He notes") and not kept[2].attribution_added  # continues about Engels
-    assert kept[3].final.startswith("According to the Anarchist FAQ, Mutual aid")  # a rarer word keeps its capital
+    assert kept[3].final.startswith("According to the Anarchist FAQ, mutual aid")  # a common word loses its capital
     assert speaker(HITS[0]) == "Marx" and speaker(hit("x", ["Karl Marx", "Friedrich Engels"])) == "Marx and Engels"
+
+
+def test_a_paragraph_attributed_once_is_not_attributed_again_but_a_new_speaker_is(checker):
+    raw = ("In Manchester working families lived in damp cellars [2]. "
+           "A whole family of seven slept in a single room without a window [2]. "
+           "Mutual aid, not competition, is the chief factor of progress [3].")
+    first, second, third = check_answer(raw, HITS, checker).sentences
+    assert first.attribution_added and not second.attribution_added  # Engels's, read on from the first
+    assert third.final.startswith("According to the Anarchist FAQ,")  # another speaker is named again
+
+
+def test_a_claim_that_cites_nothing_gets_the_passage_that_clearly_supports_it(checker):
+    raw = ("Working families in Manchester lived in damp cellars, a family of seven in a single room. "
+           "The moon is made of green cheese and orbits the sun every week.")
+    supported, invented = check_answer(raw, HITS, checker).sentences
+    assert supported.found and supported.valid == [2] and supported.final.endswith("[2].")
+    assert not invented.found and not invented.final  # nothing supports it: left out, not cited
 
 
 def test_a_sentence_that_names_its_source_instead_of_a_number_cites_that_source(checker):
@@ -282,7 +299,9 @@ def test_answer_stream_yields_the_model_text_then_the_checked_answer(shelf, gene
     seen = []
     again = answer(shelf, "In which city did families live in damp cellars?", generator=generator, k=2,
                    stream=seen.append)
-    assert "".join(seen) == again.raw == final.raw  # greedy: the same text
+    # Not compared with the first run's text: llama.cpp reuses the cached
+    # prompt the second time, and its sums in another order can tip a greedy choice.
+    assert "".join(seen) == again.raw and again.question == final.question
 
 
 # --- follow-ups ---------------------------------------------------------------------------------
@@ -363,3 +382,26 @@ def test_cli_eval_answers_records_a_run(shelf, tmp_path):
     with open_library(shelf.path) as lib:
         table = runs(lib, "answers")
         assert len(table) == 1 and table.iloc[0]["model"] == TEST_GENERATOR
+
+
+def test_a_one_author_list_of_passages_makes_room_for_the_other_side(library):
+    faq = ["Free trade does not benefit working people: it lets capital move where wages are lowest.",
+           "Under free trade the gains go to the owners of capital while workers face falling wages.",
+           "Free trade agreements protect investors and leave working people with insecure jobs.",
+           "Free trade and free markets have long been praised by economists who ignore class."]
+    shelf = [doc(f"faq{i}", text, ["Anarchist FAQ Editorial Collective"], None, f"FAQ part {i}")
+             for i, text in enumerate(faq)]
+    shelf.append(doc("reagan", "Free trade and open markets benefit working people: they create jobs and raise "
+                     "the wages of American workers.", ["Ronald Reagan"], 1985, "State of the Union Address"))
+    shelf.append(doc("botany", PLANTS, ["A. Gardener"], 1990, "Green Plants"))
+    ingest(library, shelf, progress=False)
+    embed_library(library, progress=False)
+    searcher = Searcher(library)
+    question = "Does free trade benefit working people?"
+    plain = searcher.search(question, 3)
+    given = passages_for(searcher, question, 3, None)
+    if len({h.author for h in plain}) == 1:  # the FAQ filled the list: the last place goes to Reagan
+        assert given[:2] == plain[:2] and given[2].author == "Ronald Reagan"
+    assert {h.author for h in given} == {"Anarchist FAQ Editorial Collective", "Ronald Reagan"}
+    # The botanist is another author too, but nowhere near the question: never taken as a side.
+    assert all(h.author != "A. Gardener" for h in passages_for(searcher, question, 3, None))

@@ -16,8 +16,11 @@ model writes reaches the reader unchecked; this module is the check.
    cites the one of them that supports it best; and a claim without a
    number in a paragraph whose other sentences cite takes the numbers of
    the next citing sentence (a citation at the end of a paragraph covers
-   it), else of the one before. The number found is written into the
-   checked text, so every claim kept carries its [n].
+   it), else of the one before. A claim that still cites nothing (small
+   models often write a sound answer and cite nothing at all) gets the
+   given passage that supports it best, if its support reaches
+   FOUND_THRESHOLD (0.60, stricter than the 0.50 below). The number found
+   is written into the checked text, so every claim kept carries its [n].
 3. Support. Each claim sentence gets a support score against every passage
    it validly cites, and keeps the best:
 
@@ -56,8 +59,9 @@ model writes reaches the reader unchecked; this module is the check.
      passage than the one it cited.
 4. Attribution. A supported sentence must say whose claim it is: it names an
    author (surname), a collective author or a title of a passage it cites,
-   or it continues the sentence before it about the same author with a
-   pronoun ("He adds that ..."). Otherwise the program prefixes
+   or it follows, in the same paragraph, a sentence attributed to the same
+   author ("According to Engels, A [1]. B [1]." reads as Engels's A and
+   B). Otherwise the program prefixes
    "According to <author>, " (the author of the passage that supports it
    best). This is deliberately simple: it never judges whether a claim is
    true, only that it is presented as somebody's claim.
@@ -77,6 +81,7 @@ import numpy as np
 LEXICAL_WEIGHT = 0.5
 SUPPORT_THRESHOLD = 0.50
 MIN_CLAIM_WORDS = 3  # content words a sentence needs to count as a supported claim
+FOUND_THRESHOLD = 0.60  # support a sentence that cites nothing needs for the program to cite for it
 
 # Words of questions and of reporting that say nothing about content; left
 # out of the content words (on top of bm25s's English stop words).
@@ -104,10 +109,6 @@ _NOT_ANSWERED = re.compile(
     r"\b(?:do(?:es)?\s+not|don't|doesn't|cannot|can't|can\s+not|no|neither|nor|none\s+of)\b[^.]{0,40}?"
     r"\b(?:answer|answers|mention|mentions|say|says|contain|contains|provide|provides|address|addresses|"
     r"discuss|discusses|cover|covers|information|relevant|anything)\b", re.IGNORECASE)
-_PRONOUN_START = re.compile(
-    r"^\s*(?:(?:he|she|they|it|this|these|the\s+author|the\s+authors|the\s+text|the\s+passage|the\s+book|"
-    r"the\s+same\s+(?:text|passage|author))\b|(?:also|further|furthermore|moreover|in\s+addition)\b)",
-    re.IGNORECASE)
 COLLECTIVE_WORDS = {"editorial", "collective", "committee", "editors", "team", "staff", "group", "board"}
 
 
@@ -202,6 +203,7 @@ class Sentence:
     best: int | None = None  # the cited passage number that supports it best
     named: bool = False  # cited no number but named a passage's author or title; the best such passage counts
     inherited: bool = False  # cited no number; takes those of its paragraph (or of "This is stated in [n].")
+    found: bool = False  # cited nothing at all; the program found the given passage that supports it
     supported: bool = False
     attributed: bool = False  # names whose claim it is (or the program added it)
     attribution_added: str | None = None  # the prefix the program added
@@ -346,14 +348,16 @@ def names_author(sentence: str, hits) -> bool:
 
 def with_attribution(sentence: str, who: str, context: str = "") -> str:
     """'The state is ... [1].' -> 'According to Engels, the state is ... [1].'
-    The first word is lower-cased only when it is a common word (an article,
-    a preposition ...) or occurs in lower case in `context` (the cited
-    passages); a name keeps its capital, and so, harmlessly, may a rarer word."""
+    The first word keeps its capital only when `context` (the cited
+    passages) writes it with one in the middle of a sentence, as names are."""
     first, _, rest = sentence.partition(" ")
     word = re.sub(r"\W+$", "", first)
     lowered = first
     if word[:1].isupper() and word[1:].islower() and word != "I":
-        if word.lower() in _LOWERABLE or re.search(r"\b" + re.escape(word.lower()) + r"\b", context):
+        # A name is written with its capital in the middle of sentences too;
+        # a common word ("Historically") only at their start.
+        is_name = re.search(r"[a-z,;]\s+" + re.escape(word) + r"\b", context) and word.lower() not in _LOWERABLE
+        if not is_name:
             lowered = first[:1].lower() + first[1:]
     return f"According to {who}, {lowered}{(' ' + rest) if rest else ''}"
 
@@ -477,7 +481,7 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
             s.lexical = round(float(lexical[i, best]), 4)
             s.cosine = round(float(cosine[i, best]), 4)
             s.supported = s.support >= checker.threshold and s.words >= checker.min_claim_words
-            if s.named or s.inherited:
+            if s.named or s.inherited or s.found:
                 s.valid = [s.best]  # the passage it is read as citing; written in below
 
     score([s for s in sentences if s.kind == "claim" and s.valid])
@@ -494,6 +498,21 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
             if source is not None:
                 s.valid, s.inherited = list(source.valid), True
     score([s for s in sentences if s.kind == "claim" and s.inherited and s.best is None])
+
+    # A claim still without a citation (small models often write a good
+    # answer and cite nothing) gets the given passage that supports it best,
+    # when that passage supports it clearly (FOUND_THRESHOLD, stricter than
+    # the support threshold because the model did not point to it).
+    uncited = [s for s in sentences if s.kind == "claim" and not s.valid and s.words >= checker.min_claim_words]
+    if uncited and passages:
+        _, _, combined = checker.scores([strip_citations(s.text) for s in uncited], [p.text for p in passages],
+                                        passage_vectors,
+                                        None if cross is None else np.tile(cross, (len(uncited), 1)))
+        for i, s in enumerate(uncited):
+            best = int(np.argmax(combined[i]))
+            if combined[i, best] >= max(checker.threshold, FOUND_THRESHOLD):
+                s.valid, s.found = [best + 1], True
+        score([s for s in uncited if s.found])
 
     # Attribution, and the text that is kept.
     previous_speakers: set[str] | None = None
@@ -515,7 +534,10 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
             speakers = {speaker(h) for h in cited_hits}
             if names_author(text, cited_hits):
                 s.attributed = True
-            elif previous_speakers and speakers & previous_speakers and _PRONOUN_START.match(strip_citations(text)):
+            elif previous_speakers and speakers <= previous_speakers:
+                # It goes on citing the speaker the sentence before it in
+                # this paragraph named: "According to Engels, A [1]. B [1]."
+                # reads as Engels's A and B; a prefix on each would not.
                 s.attributed = True
             else:
                 who = speaker(passages[s.best - 1])
