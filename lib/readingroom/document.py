@@ -92,14 +92,18 @@ class Document:
     @property
     def author_label(self) -> str:
         """How a citation names the authors: surnames, 'A and B', 'A et al.'"""
-        names = [_surname(a) for a in self.authors]
-        if not names:
-            return ""
-        if len(names) == 1:
-            return names[0]
-        if len(names) == 2:
-            return f"{names[0]} and {names[1]}"
-        return f"{names[0]} et al."
+        return name_list([_surname(a) for a in self.authors])
+
+
+def name_list(names: list[str]) -> str:
+    """'' for none, 'A', 'A and B', 'A et al.' for more."""
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return f"{names[0]} et al."
 
 
 def _surname(name: str) -> str:

@@ -77,6 +77,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .document import name_list
+
 # Measured on Qwen2.5-Coder-1.5B and SmolLM2 answers (see module notes).
 LEXICAL_WEIGHT = 0.5
 SUPPORT_THRESHOLD = 0.50
@@ -297,12 +299,7 @@ def speaker(hit) -> str:
     if not names:
         title = (getattr(hit, "title", "") or "the source").split(":")[0].strip()
         return f"“{title}”"
-    labels = [_name_label(n) for n in names]
-    if len(labels) == 1:
-        return labels[0]
-    if len(labels) == 2:
-        return f"{labels[0]} and {labels[1]}"
-    return f"{labels[0]} et al."
+    return name_list([_name_label(n) for n in names])
 
 
 def _name_label(name: str) -> str:
