@@ -27,6 +27,15 @@ def library(tmp_path):
 
 
 @pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """BM25 indexes go to a cache of the test's own (models stay where they
+    are), so no test reads an index another test or the user built."""
+    import readingroom.search as search_module
+
+    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+
+
+@pytest.fixture
 def fixtures():
     return FIXTURES
 

@@ -25,11 +25,8 @@ FIRST = "Workers of the mills met at dawn in the square. They voted to stop the 
 SECOND = "The owners answered with a lockout that lasted nine weeks. Hunger broke the strike in the end."
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    import readingroom.search as search_module
-
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+# BM25 indexes go to a cache of each test's own (conftest.private_cache).
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

@@ -45,12 +45,8 @@ def shelf(library):
     return library
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """BM25 indexes go to a cache of the test's own (models stay where they are)."""
-    import readingroom.search as search_module
-
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+# BM25 indexes go to a cache of each test's own (conftest.private_cache).
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def texts(hits):
