@@ -27,7 +27,7 @@ ol.items{font-size:.9rem;color:#333} .note{color:#888;font-size:.85rem}
 
 def safe_url(url: str | None) -> str | None:
     """The URL if it is an http(s) one, else None (no javascript:, data:, file:)."""
-    if not url:
+    if not isinstance(url, str) or not url.strip():
         return None
     url = url.strip()
     try:

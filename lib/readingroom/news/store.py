@@ -312,7 +312,10 @@ def item_table(lib: Library, since: dt.datetime | dt.date | str | None = None,
            "coalesce(i.published, i.first_seen) AS time, i.published IS NULL AS undated, d.text, d.language, "
            "d.metadata FROM news_items i JOIN documents d USING (doc_id) "
            + ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY time, i.item_id")
-    return lib.con.execute(sql, params).df()
+    table = lib.con.execute(sql, params).df()
+    for column in ("url", "guid"):  # None, not NaN, where a feed gave none
+        table[column] = table[column].astype(object).where(table[column].notna(), None)
+    return table
 
 
 def _moment(value) -> dt.datetime:

@@ -2,7 +2,7 @@
 and cites the item it comes from.
 
 With a generator, the model is given the story's items, each its headline
-and lead (the item's first passage), numbered and delimited as the answer
+and first paragraphs (`excerpt`), numbered and delimited as the answer
 prompt delimits passages (answer.sources_block: feed text cannot close its
 own block, and the prompt says it is material, never instructions). What it
 writes goes through the answer checker (support.check_answer): invented
@@ -31,8 +31,12 @@ from ..search import Hit
 from ..support import SupportChecker, check_answer, cited_numbers
 
 MAX_ITEMS = 6  # items given to the model, or quoted, per story
-SUMMARY_TOKENS = 200
+SUMMARY_TOKENS = 120  # four short sentences; small models otherwise ramble on to the limit
 LEAD_CHARS = 320
+# What the model reads of each item: the headline and the first paragraphs.
+# The lead carries the news; a shorter prompt is a faster summary (the
+# small models read ~50-60 tokens/s here, less when the machine is busy).
+EXCERPT_CHARS = 700
 
 SYSTEM_PROMPT = """You summarise one news story from the numbered news items inside <sources>.
 Rules:
@@ -84,6 +88,20 @@ def lead_sentence(text: str, title: str = "") -> str:
     if len(lead) > LEAD_CHARS:
         lead = lead[:LEAD_CHARS].rsplit(" ", 1)[0] + " …"
     return lead
+
+
+def excerpt(text: str, title: str = "", limit: int = EXCERPT_CHARS) -> str:
+    """An item's headline and its first paragraphs, whole, up to `limit`
+    characters (at least the first paragraph, cut at a word)."""
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    if paragraphs and title and paragraphs[0] == " ".join(title.split()):
+        paragraphs = paragraphs[1:]
+    kept: list[str] = []
+    for p in paragraphs:
+        if kept and sum(len(k) for k in kept) + len(p) > limit:
+            break
+        kept.append(p if len(p) <= limit else p[:limit].rsplit(" ", 1)[0] + " …")
+    return "\n\n".join(([title] if title else []) + kept)
 
 
 def chosen_items(outlets: list[str], limit: int = MAX_ITEMS) -> list[int]:
