@@ -72,11 +72,12 @@ class AlertReport:
 
 def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days: float | None = 7,
                  searcher=None, command: list[str] | None = None, alert_input: str | None = None,
-                 deliver: bool = True) -> AlertReport:
+                 deliver: bool = True, scores=None) -> AlertReport:
     """Score the window's items against the profile, record an alert for
     each (topic, item) at or above the topic's threshold that has none yet,
     and hand each new one to the command (the profile's unless `command`
-    is given). Returns what was new."""
+    is given). `scores`: the window's items already scored (score_items).
+    Returns what was new."""
     from ..search import searcher_for
 
     since, until = window(since, until, days)
@@ -88,7 +89,7 @@ def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days
     texts = dict(lib.con.execute("SELECT passage_id, text FROM passages WHERE doc_id IN (SELECT unnest(?))",
                                  [items["doc_id"].tolist()]).fetchall())
     by_item = {r.item_id: r for r in items.itertuples()}
-    matches = score_items(searcher, profile, items).above()
+    matches = (scores if scores is not None else score_items(searcher, profile, items)).above()
     known = {(t, i) for t, i in lib.con.execute(
         "SELECT topic, item_id FROM news_alerts WHERE profile = ?", [profile.name]).fetchall()}
     for m in matches:

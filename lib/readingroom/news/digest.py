@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..library import Library
-from .interests import Profile, score_items
+from .interests import Profile, Scores, score_items
 from .stories import STORY_THRESHOLD, WINDOW_HOURS, cluster, item_vectors
 from .store import _moment, item_table, now
 from .summary import NewsHit, Summary, chosen_items, excerpt, lead_sentence, summarise
@@ -38,7 +38,7 @@ from .summary import NewsHit, Summary, chosen_items, excerpt, lead_sentence, sum
 # stories on other things (a river, a football match, a bakery) stay at or
 # below 0.17 against anything; notebook 07 shows it on the default library.
 RELATED_THRESHOLD = 0.35
-RELATED_QUERIES = 3  # items of a story (from different outlets first) searched for it
+RELATED_QUERIES = 2  # items of a story (from different outlets first) searched for it
 RELATED_K = 2
 DEFAULT_DAYS = 7
 
@@ -119,10 +119,11 @@ def build_digest(lib: Library, profile: Profile | None = None, since=None, until
                  days: float | None = DEFAULT_DAYS, searcher=None, generator=None, model_stories: int | None = None,
                  max_stories: int = 30, story_threshold: float = STORY_THRESHOLD, window_hours: float = WINDOW_HOURS,
                  related_threshold: float = RELATED_THRESHOLD, related_k: int = RELATED_K,
-                 progress: bool = True) -> Digest:
+                 scores: Scores | None = None, progress: bool = True) -> Digest:
     """The digest of the window; see the module notes. `generator` writes
     the summaries of the first `model_stories` stories (all by default);
-    without one every summary is extractive."""
+    without one every summary is extractive. `scores`: the window's items
+    already scored against the profile (score_items), to save doing it again."""
     from ..search import searcher_for
     from ..support import SupportChecker
 
@@ -133,7 +134,7 @@ def build_digest(lib: Library, profile: Profile | None = None, since=None, until
     matched = items
     per_topic: dict[str, dict[str, float]] = {}
     if profile is not None and not items.empty:
-        scores = score_items(searcher, profile, items)
+        scores = scores if scores is not None else score_items(searcher, profile, items)
         for m in scores.above():
             per_topic.setdefault(m.item_id, {})[m.topic] = m.score
         matched = items[items["item_id"].isin(per_topic)].reset_index(drop=True)
@@ -153,7 +154,7 @@ def build_digest(lib: Library, profile: Profile | None = None, since=None, until
     bar = tqdm(stories, desc="summarising stories", unit="story", disable=not progress)
     for number, story in enumerate(bar):
         use_model = generator is not None and (model_stories is None or number < model_stories)
-        _summarise(searcher, story, generator if use_model else None, checker)
+        summarise_story(searcher, story, generator if use_model else None, checker)
         story.disagreements = _disagreements(lib, story)
         if theory and related_k > 0:
             story.related = related_passages(searcher, story, theory, related_threshold, related_k)
@@ -175,7 +176,12 @@ def _story(rows: pd.DataFrame, per_topic: dict) -> Story:
                  Summary([], "extractive"))
 
 
-def _summarise(searcher, story: Story, generator, checker) -> None:
+def summarise_story(searcher, story: Story, generator=None, checker=None) -> Summary:
+    """Write (or rewrite) a story's summary: by `generator`, checked, or an
+    extract without one; see summary.py."""
+    from ..support import SupportChecker
+
+    checker = checker or SupportChecker(searcher.index.embedder)
     chosen = chosen_items([i.outlet for i in story.items])
     items = [story.items[p] for p in chosen]
     rows = dict((r[0], r[1:]) for r in searcher.lib.con.execute(
@@ -191,6 +197,7 @@ def _summarise(searcher, story: Story, generator, checker) -> None:
                             source=f"news:{item.outlet}", url=item.url, speaker_label=item.outlet))
     story.summary = summarise(hits, [i.n for i in items], [i.lead for i in items], generator=generator,
                               checker=checker)
+    return story.summary
 
 
 def _disagreements(lib: Library, story: Story) -> list:
@@ -221,7 +228,7 @@ def related_passages(searcher, story: Story, sources: tuple[str, ...], threshold
     for position in chosen_items([i.outlet for i in story.items], RELATED_QUERIES):
         item = story.items[position]
         query = f"{item.title}. {item.lead}"
-        hits = searcher.search(query, k=max(k * 3, 5), filters=Filters(sources=sources))
+        hits = searcher.search(query, k=max(k * 2, 4), filters=Filters(sources=sources))
         if not hits:
             continue
         evidence = retrieval_evidence(searcher, query, hits)

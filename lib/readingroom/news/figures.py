@@ -58,8 +58,8 @@ def _singular(word: str) -> str:
 
 def figures_in(text: str, item: int = 0, outlet: str = "") -> list[Figure]:
     found: list[Figure] = []
-    for start, end in sentence_spans(text):
-        sentence = text[start:end]
+    sentences = [" ".join(p[a:b].split()) for p in re.split(r"\n\s*\n", text) for a, b in sentence_spans(p)]
+    for sentence in sentences:
         for m in _NUMBER.finditer(sentence):
             before = sentence[:m.start()].rstrip()
             previous = before.rsplit(None, 1)[-1].lower().strip(".,") if before else ""

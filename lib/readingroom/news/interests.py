@@ -212,3 +212,19 @@ def score_items(searcher, profile: Profile, items: pd.DataFrame) -> Scores:
             match.above = match.score >= topic.threshold
             scores.matches.append(match)
     return scores
+
+
+def threshold_table(scores: pd.DataFrame, topic: str, truth: dict[str, bool],
+                    thresholds=(0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)) -> pd.DataFrame:
+    """How a topic's threshold trades precision for recall, against known
+    answers (item id -> about the topic or not), from a Scores.table()."""
+    rows = scores[scores["topic"] == topic]
+    about = rows["item_id"].map(truth).fillna(False).astype(bool)
+    out = []
+    for t in thresholds:
+        flagged = rows["score"] >= t
+        hits = int((flagged & about).sum())
+        out.append({"threshold": t, "flagged": int(flagged.sum()), "right": hits,
+                    "precision": hits / flagged.sum() if flagged.sum() else float("nan"),
+                    "recall": hits / about.sum() if about.sum() else float("nan")})
+    return pd.DataFrame(out).set_index("threshold")

@@ -90,3 +90,70 @@ def cluster(vectors: np.ndarray, times: pd.Series, threshold: float = STORY_THRE
             stories.append(Cluster([row]))
             sums.append(vectors[row].astype(np.float64).copy())
     return stories
+
+
+# --- measuring the grouping (notebook 07) ------------------------------------------------------
+
+def shingles(text: str, n: int = 3) -> set[str]:
+    """The text's word n-grams, lower case: what MinHash would estimate the
+    Jaccard similarity of (computed exactly here: a window's items are few)."""
+    import re
+
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {" ".join(words[i:i + n]) for i in range(max(1, len(words) - n + 1))}
+
+
+def jaccard_matrix(texts: list[str], n: int = 3) -> np.ndarray:
+    sets = [shingles(t, n) for t in texts]
+    m = np.eye(len(sets))
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            m[i, j] = m[j, i] = len(sets[i] & sets[j]) / max(1, len(sets[i] | sets[j]))
+    return m
+
+
+def single_link(similarity: np.ndarray, times: pd.Series, threshold: float,
+                window_hours: float = WINDOW_HOURS) -> list[Cluster]:
+    """Stories as the connected pairs at or above the threshold (within the
+    window): the simple alternative to `cluster`, which chains."""
+    moments = pd.to_datetime(times).to_numpy()
+    window = np.timedelta64(int(window_hours * 3600), "s")
+    parent = list(range(len(similarity)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(similarity)):
+        for j in range(i + 1, len(similarity)):
+            if similarity[i, j] >= threshold and abs(moments[i] - moments[j]) <= window:
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in np.argsort(moments, kind="stable").tolist():
+        groups.setdefault(root(i), []).append(i)
+    return [Cluster(rows) for rows in groups.values()]
+
+
+def pair_quality(clusters: list[Cluster], keys: list[str], same: list[set[str]],
+                 either: list[set[str]] = ()) -> dict:
+    """Pairwise precision and recall of a grouping against known stories:
+    `keys` name the rows (guids), `same` lists sets of keys that are one
+    story, `either` sets whose pairs are not counted either way."""
+    label = {row: n for n, c in enumerate(clusters) for row in c.rows}
+
+    def within(a, b, groups):
+        return any(a in g and b in g for g in groups)
+
+    tp = fp = fn = 0
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            if within(keys[i], keys[j], either):
+                continue
+            together, gold = label[i] == label[j], within(keys[i], keys[j], same)
+            tp += together and gold
+            fp += together and not gold
+            fn += gold and not together
+    return {"same-story pairs found": tp, "false pairs": fp, "missed": fn,
+            "precision": tp / (tp + fp) if tp + fp else 1.0, "recall": tp / (tp + fn) if tp + fn else 1.0}

@@ -30,13 +30,13 @@ from ..passages import sentence_spans
 from ..search import Hit
 from ..support import SupportChecker, check_answer, cited_numbers
 
-MAX_ITEMS = 6  # items given to the model, or quoted, per story
-SUMMARY_TOKENS = 120  # four short sentences; small models otherwise ramble on to the limit
+MAX_ITEMS = 4  # items given to the model, or quoted, per story
+SUMMARY_TOKENS = 100  # three or four short sentences; small models otherwise ramble on to the limit
 LEAD_CHARS = 320
 # What the model reads of each item: the headline and the first paragraphs.
 # The lead carries the news; a shorter prompt is a faster summary (the
 # small models read ~50-60 tokens/s here, less when the machine is busy).
-EXCERPT_CHARS = 700
+EXCERPT_CHARS = 500
 
 SYSTEM_PROMPT = """You summarise one news story from the numbered news items inside <sources>.
 Rules:
