@@ -209,6 +209,15 @@ def test_update_stores_new_items_as_documents_and_rereading_adds_only_new_ones(l
     assert status[str(feed)] == "ok: 1 new, 5 already stored, 1 repeated"
 
 
+def test_update_embeds_the_new_items_only(library, fixtures):
+    ingest(library, [Document("text", "t", "Theory", [Block(STRIKES)], language="en")], progress=False)
+    add_feed(library, fixtures / "news/daily-ledger.atom")
+    report = update(library, progress=False)
+    (news,) = library.con.execute("SELECT count(*) FROM passages WHERE doc_id IN (SELECT unnest(?))",
+                                  [report.new_documents]).fetchone()
+    assert report.embedded.embedded == news == library.con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+
+
 def test_an_item_without_a_date_is_kept_with_the_time_it_was_first_seen(library, fixtures):
     add_feed(library, fixtures / "news/harbour-gazette.rss")
     report = update(library, embed=False, progress=False)
