@@ -3,7 +3,8 @@ to a command the reader configured (to send mail, a desktop notice ...).
 
 An alert is a row of news_alerts keyed by (profile, topic, item): the same
 item never raises the same topic's alert twice, however often alerts are
-checked (the key is the database's, so two runs at once cannot both add it).
+checked (the key is the database's, and an alert is handed on only by the
+run whose insert made it, so two runs at once cannot both send it).
 
 The command is the reader's own, from the profile ([alerts] command, a list:
 the program and its arguments) or the command line. It is run without a
@@ -101,10 +102,17 @@ def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days
                                 r.time.to_pydatetime().isoformat(), bool(r.undated),
                                 " ".join(texts.get(m.passage_id, "").split())))
     if report.new:
+        # Only the rows this run inserted are new: another run at the same
+        # time may have raised some of them a moment ago.
+        inserted = []
         with lib.transaction():
-            lib.con.executemany(
-                "INSERT INTO news_alerts (profile, topic, item_id, score) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [[a.profile, a.topic, a.item_id, a.score] for a in report.new])
+            for a in report.new:
+                if lib.con.execute("INSERT INTO news_alerts (profile, topic, item_id, score) VALUES (?, ?, ?, ?) "
+                                   "ON CONFLICT DO NOTHING RETURNING item_id",
+                                   [a.profile, a.topic, a.item_id, a.score]).fetchall():
+                    inserted.append(a)
+        report.already += len(report.new) - len(inserted)
+        report.new = inserted
     command = command if command is not None else profile.alert_command
     how = alert_input or profile.alert_input
     for alert in report.new:
