@@ -28,8 +28,17 @@ where coverage is the IDF-weighted share of the query's content words that
 the passage holds. An example passage is a long query whose words no item
 holds all of, so it is scored by its cosine alone. An item's score for a
 topic is the best over its passages and the topic's queries, and the item is
-about the topic when the score reaches the topic's threshold. Measured on
-the Reuters sample (notebook 07, `measure_topics`), with MiniLM vectors.
+about the topic when the score reaches the topic's threshold.
+
+Measured on the Reuters sample against Reuters' own labels (notebook 07,
+`threshold_table`; MiniLM vectors): "Crude oil prices, OPEC and oil
+production" against `crude` ranks with AUC 0.995, and at the default
+threshold, 0.35, flags 18 articles, all labelled crude (recall 0.90).
+"Mergers and acquisitions: a company buys another company or a stake in it"
+against `acq`: AUC 0.92, but at 0.35 only a quarter of the takeover news is
+flagged (precision 1.0, recall 0.26; at 0.25, 0.97 and 0.56): takeovers are
+written about in many words. Ranking is reliable; where to cut is per topic,
+hence the per-topic threshold.
 """
 from __future__ import annotations
 
