@@ -326,6 +326,11 @@ def test_a_profile_with_a_mistake_is_refused_naming_the_file_and_the_mistake(tmp
         assert str(bad) in str(e.value)
     with pytest.raises(ProfileError, match="cannot be read"):
         load_profile(tmp_path / "missing.toml")
+    as_json = tmp_path / "interests.json"
+    as_json.write_text(json.dumps({"name": "j", "topics": [{"name": "a", "description": "b", "threshold": 0.5}],
+                                   "alerts": {"command": ["notify-me"], "input": "env"}}))
+    loaded = load_profile(as_json)
+    assert (loaded.topics[0].threshold, loaded.alert_command, loaded.alert_input) == (0.5, ["notify-me"], "env")
 
 
 def test_items_are_scored_against_topics_with_the_hybrid_search(newsroom):
