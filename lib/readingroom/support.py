@@ -292,7 +292,10 @@ def keep_citations(text: str, keep: set[int]) -> str:
 def speaker(hit) -> str:
     """How an answer names the author of a passage: a surname ("Engels"),
     two ("Marx and Engels"), a collective ("the Anarchist FAQ"), or the
-    title when there is no author."""
+    title when there is no author. A hit may name its speaker itself
+    (`speaker_label`: a news item's outlet, "Reuters")."""
+    if getattr(hit, "speaker_label", None):
+        return hit.speaker_label
     names = [a for a in (getattr(hit, "authors", None) or []) if a and a.strip()]
     if not names and getattr(hit, "author", ""):
         names = [a.strip() for a in hit.author.split(";") if a.strip()]
@@ -315,6 +318,9 @@ def name_keys(hit) -> set[str]:
     author or work: surnames, full names, a collective's distinctive words,
     the title (before any colon)."""
     keys: set[str] = set()
+    if getattr(hit, "speaker_label", None):
+        label = hit.speaker_label.lower()
+        keys |= {label, label.removeprefix("the ")}
     names = [a for a in (getattr(hit, "authors", None) or []) if a and a.strip()]
     if not names and getattr(hit, "author", ""):
         names = [a.strip() for a in hit.author.split(";") if a.strip()]

@@ -1,0 +1,154 @@
+"""The offline sample feed: Reuters-21578 newswire, as Debian's `r-cran-tm`
+package ships it.
+
+R's text-mining package tm carries samples of the Reuters-21578 collection
+(Lewis 1997; free for research use) for its examples: 50 articles on
+acquisitions (texts/acq), 20 on crude oil (texts/crude), one article per XML
+file, and the first 10 articles of the collection in one file
+(texts/reuters-21578.xml); and one article of Reuters Corpus Volume 1
+(texts/rcv1_2330.xml). They are the only real news text found in a package
+registry (STACK.md). All are from 26 February to 2 March 1987, except the
+RCV1 one (1996), with Reuters' own topic labels (acq, crude ...), which
+notebook 07 uses to measure how well interests are matched.
+
+The package is fetched like the other registry corpora (corpora.py): one
+pinned version, its sha256 checked, unpacked into the cache, read in place
+when R's tm is installed system-wide. The pin is for the amd64 build; the
+texts are the same in every architecture's package, but their .deb files
+differ, so elsewhere give the package with `--from` after checking it.
+
+An article's guid is its NEWID, unique in the collection, and the feed is
+the sample's name, not a path: the article that is both texts/acq/reut-00001
+and the tenth of reuters-21578.xml is one item.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..corpora import RegistryCorpus, fetch
+from ..document import Block
+from ..sources import Problem
+from ..textio import SourceError
+from .feeds import DEFAULT_MAX_MB, iter_xml, parse_date
+from .items import NewsItem
+
+NAME = "reuters-21578"
+OUTLET = "Reuters"
+# Wire copy puts a tab-like indent before each paragraph and ends with "Reuter".
+_PARAGRAPH = re.compile(r"\n\s{2,}")
+_SIGN_OFF = re.compile(r"\s*\bReuter\s*$")
+_BYLINE = re.compile(r"^\s*by\s+", re.IGNORECASE)
+
+
+def _read_folder(folder: Path, version: str):
+    return read_folder(folder)
+
+
+PACKAGE = RegistryCorpus(
+    name=NAME,
+    description="Reuters-21578 newswire samples (acq, crude; Feb-Mar 1987) from R's tm package",
+    registry="debian",
+    package="r-cran-tm",
+    version="0.7-11-1",
+    filename="r-cran-tm_0.7-11-1_amd64.deb",
+    sha256="483fa4e8c8fec74a36875470932b71c21ed2209bbab504f50844aca2d24cb51b",
+    inner="usr/lib/R/site-library/tm/texts",
+    installed="/usr/lib/R/site-library/tm/texts",
+    read_folder=_read_folder,
+    licence="Reuters-21578: free for research use; package GPL-3",
+)
+
+
+def sample_folder(download: bool = True, package_file: Path | None = None) -> Path:
+    """The folder of tm's texts: fetched (once) and verified, see corpora.fetch."""
+    return fetch(PACKAGE, package_file=package_file, download=download)
+
+
+def sample_files(folder: Path) -> list[Path]:
+    """The sample's XML files in a stable order: the single-file collection
+    first, then each topic's folder."""
+    files = [folder / "reuters-21578.xml"] + sorted((folder / "acq").glob("*.xml")) \
+        + sorted((folder / "crude").glob("*.xml")) + [folder / "rcv1_2330.xml"]
+    return [f for f in files if f.exists()]
+
+
+def read_folder(folder: Path, max_mb: float = DEFAULT_MAX_MB) -> Iterator[NewsItem | Problem]:
+    files = sample_files(folder)
+    if not files:
+        raise SourceError(folder, "holds none of the Reuters sample files (texts/acq, texts/crude ...)")
+    for path in files:
+        with open(path, "rb") as f:
+            yield from iter_xml(f, NAME, f"{NAME}/{path.relative_to(folder).as_posix()}", OUTLET, max_mb)
+
+
+def _labels(element, name: str) -> list[str]:
+    found = [c for c in element if c.tag == name]
+    return [(d.text or "").strip() for d in found[0] if (d.text or "").strip()] if found else []
+
+
+def wire_blocks(body: str) -> list[Block]:
+    """Paragraphs of a wire story: each starts on an indented line; lines
+    inside a paragraph are joined."""
+    body = _SIGN_OFF.sub("", body.replace("\r", ""))
+    return [Block(" ".join(p.split())) for p in _PARAGRAPH.split("\n" + body) if p.strip()]
+
+
+def reuters_item(element, feed: str, where: str) -> NewsItem | Problem:
+    """One <REUTERS> article of Reuters-21578."""
+    newid = element.get("NEWID")
+    text = next((c for c in element if c.tag == "TEXT"), None)
+
+    def part(name):
+        found = next((c for c in text if c.tag == name), None) if text is not None else None
+        return " ".join((found.text or "").split()) if found is not None else ""
+
+    title = part("TITLE")
+    blocks = wire_blocks(next((c.text or "" for c in text if c.tag == "BODY"), "")) if text is not None else []
+    if text is not None and not blocks and (text.text or "").strip():
+        blocks = wire_blocks(text.text)  # TYPE="UNPROC" articles: the text without parts
+    if not title and not blocks:
+        return Problem(where, "has neither a title nor any text; skipped")
+    byline = part("AUTHOR")
+    raw_date = next((c.text or "" for c in element if c.tag == "DATE"), "").strip()
+    item = NewsItem(
+        feed=feed, outlet=OUTLET, title=title, blocks=blocks, guid=newid, published=parse_date(raw_date),
+        authors=[_author(byline)] if byline else [], language="en", location=where,
+        metadata={k: v for k, v in {
+            "topics": _labels(element, "TOPICS"), "places": _labels(element, "PLACES"),
+            "organisations": _labels(element, "ORGS"), "dateline": part("DATELINE").rstrip(" -"),
+            "byline": byline}.items() if v},
+    )
+    if raw_date and item.published is None:
+        item.metadata["unreadable_date"] = raw_date
+    return item
+
+
+def _author(byline: str) -> str:
+    """'Ted D'Afflisio' from 'BY TED D'AFFLISIO, Reuters'."""
+    name = _BYLINE.sub("", byline).split(",")[0].strip()
+    return name.title() if name.isupper() else name
+
+
+def rcv1_item(element, feed: str, where: str) -> NewsItem | Problem:
+    """The <newsitem> of Reuters Corpus Volume 1."""
+    def child(name):
+        found = next((c for c in element if c.tag == name), None)
+        return found
+
+    headline = child("headline")
+    title = " ".join((headline.text or "").split()) if headline is not None else ""
+    text = child("text")
+    blocks = [Block(" ".join(p.text.split())) for p in (text if text is not None else []) if (p.text or "").strip()]
+    if not title and not blocks:
+        return Problem(where, "has neither a title nor any text; skipped")
+    dateline = child("dateline")
+    codes = [c.get("code") for group in element.iter("codes") if "topics" in (group.get("class") or "")
+             for c in group if c.get("code")]
+    return NewsItem(
+        feed=feed, outlet=OUTLET, title=title, blocks=blocks, guid=f"rcv1-{element.get('itemid')}",
+        published=parse_date(element.get("date")), language="en", location=where,
+        metadata={k: v for k, v in {"topics": codes, "dateline": (dateline.text or "").strip()
+                                    if dateline is not None else ""}.items() if v},
+    )
