@@ -104,7 +104,7 @@ def start_voila(notebook: Path, host: str, port: int, env: dict) -> subprocess.P
     return subprocess.Popen(
         [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",
          "--Voila.port_retries=0",  # the address printed must be the one served
-         "--strip_sources=True", "--show_tracebacks=False",
+         "--strip_sources=True", "--show_tracebacks=False", "--preheat_kernel=True", "--pool_size=1",
          f"--MappingKernelManager.cull_idle_timeout={IDLE_KERNEL_SECONDS}",
          "--MappingKernelManager.cull_interval=60"],
         cwd=notebook.parent, env=env)

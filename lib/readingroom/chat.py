@@ -370,7 +370,7 @@ class Chat(widgets.VBox):
                                          layout=widgets.Layout(width="100%", height="4.5em"))
         self.question.add_class("rr-question")
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
-                                   tooltip="Ask (the answer comes from the library's passages only)")
+                                          tooltip="Ask (the answer comes from the library's passages only)")
         self.send_button.add_class("rr-send")
         self.new_button = widgets.Button(description="New conversation", icon="eraser",
                                          tooltip="Forget the conversation: the next question starts afresh",
@@ -394,6 +394,8 @@ class Chat(widgets.VBox):
         self.add_class("rr-chat")
         if self.problem:
             self.send_button.disabled = True
+            if "rr-error" not in self.header.value:  # the library opened; the model is what is missing
+                self.header.value += f'<div class="rr-error">{escape(self.problem)}</div>'
 
     # --- set-up ------------------------------------------------------------------
     def _open(self, library) -> None:
@@ -410,12 +412,25 @@ class Chat(widgets.VBox):
             self.header.value = f'<div class="rr-error">The library cannot be opened: {escape(e)}</div>'
             return
         index = self.searcher.index
+        self._warm_up()
         how = ("words and meaning (BM25 and vectors)" if index.embedder is not None
                else "words only (BM25): this library has no passage vectors yet, `readingroom embed` adds them")
         documents = len(index.docs.doc_ids)
         self.header.value = (f"<div><b>Ask the library.</b> {documents:,} documents, {len(index):,} passages in "
                              f"{escape(self.library.path.name)}; search by {escape(how)}. Answers come only from "
                              "these passages, and the program checks every citation.</div>")
+
+    def _warm_up(self) -> None:
+        """Load now what the first question would otherwise wait for: the
+        question-language detector (a model per language) and the
+        embedder's first call. A page opens a second or two later; the
+        first answer comes that much sooner."""
+        from .answer import question_language
+
+        index = self.searcher.index
+        question_language("What does the library say about this?", {x for x in index.docs.languages.tolist() if x})
+        if index.embedder is not None:
+            index.embedder.encode_query("What does the library say about this?")
 
     def _build_settings(self, model: str, k: int) -> None:
         docs = self.searcher.index.docs if self.searcher else None

@@ -453,6 +453,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         generator = load_generator(args.model, backend=args.backend)
+        # One token now: a model's first call is its slowest, and the first
+        # reader should not pay for it.
+        generator.generate([{"role": "user", "content": "Hello"}], max_tokens=1)
     except Exception as e:  # reported to the app, which prints it and stops
         print(json.dumps({"error": str(e)}), flush=True)
         sys.exit(1)
