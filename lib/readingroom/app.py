@@ -25,12 +25,11 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from .generation_service import TOKEN_VARIABLE, URL_VARIABLE
@@ -110,19 +109,19 @@ def start_voila(notebook: Path, host: str, port: int, env: dict) -> subprocess.P
         cwd=notebook.parent, env=env)
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = START_SECONDS) -> None:
+def wait_until_serving(host: str, port: int, process: subprocess.Popen, seconds: float = START_SECONDS) -> None:
+    """Until Voila accepts connections. Only connects: a GET of the page
+    would start a kernel that nobody uses."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AppError(f"Voila stopped (exit code {process.returncode}); is the port already in use?")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.settimeout(2)
+            if s.connect_ex((host, port)) == 0:
+                return
         time.sleep(0.3)
-    raise AppError(f"Voila did not answer at {url} within {seconds:.0f} s")
+    raise AppError(f"Voila did not listen on {host}:{port} within {seconds:.0f} s")
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -154,9 +153,9 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
         env = {**os.environ, "READINGROOM_DB": str(db), URL_VARIABLE: service_url, TOKEN_VARIABLE: token,
                "READINGROOM_GENERATOR": model, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         voila = start_voila(chat_notebook(), host, port, env)
-        shown_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        url = f"http://{shown_host}:{port}/"
-        wait_until_serving(url, voila)
+        shown_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
+        url = f"http://[{shown_host}]:{port}/" if ":" in shown_host else f"http://{shown_host}:{port}/"
+        wait_until_serving(shown_host, port, voila)
         echo(f"\nReading Room chat: {url}   (Ctrl-C to stop)")
         if host not in ("127.0.0.1", "localhost", "::1"):
             echo(f"listening on {host}: anyone who can reach this machine on port {port} can use the chat")

@@ -335,6 +335,17 @@ def download_link(markdown: str, filename: str = DOWNLOAD_NAME) -> str:
 
 # --- the widget -------------------------------------------------------------------------
 
+def _quiet_loading(library):
+    """No progress bar from transformers while the library's embedder loads:
+    in a notebook it is a widget of its own, above the chat, in the app too.
+    transformers is imported only when the library has vectors to need it."""
+    if library.embedding_models().empty:
+        return contextlib.nullcontext()
+    from .generate import _quiet_transformers
+
+    return _quiet_transformers()
+
+
 class Chat(widgets.VBox):
     """Questions to a library, answered from its passages with checked
     citations. `library`: a Library, a path, or None for the default one
@@ -406,7 +417,8 @@ class Chat(widgets.VBox):
                 self.library = library
             else:
                 self.library = open_library(library, read_only=True)
-            self.searcher = searcher_for(self.library)
+            with _quiet_loading(self.library):
+                self.searcher = searcher_for(self.library)
         except (LibraryError, ModelError, OSError) as e:
             self.problem = str(e)
             self.header.value = f'<div class="rr-error">The library cannot be opened: {escape(e)}</div>'
