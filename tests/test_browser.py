@@ -196,7 +196,11 @@ def test_the_chat_in_jupyterlab(browser, jupyterlab, tmp_path):
     page.locator(".jp-Notebook").first.wait_for(state="visible", timeout=START)
     # Run only once the kernel reads Idle: a run sent earlier can be dropped.
     page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(state="visible", timeout=START)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # Outputs cleared first: the chat on screen is then the one this run makes.
+    page.evaluate("""async () => {
+        await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
+        await window.jupyterapp.commands.execute('notebook:run-all-cells');
+    }""")
     ask_and_check(page, "jupyterlab")
     page.context.close()
 
