@@ -323,3 +323,17 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
     blocker.join(60)
     assert chat.answers and chat.answers[-1].model == TEST_GENERATOR
     assert turn.error is None and "rr-checked" in turn.answer.value
+
+
+# --- readingroom app, when it cannot start -------------------------------------------------------
+
+def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
+    from click.testing import CliRunner
+
+    from readingroom.cli import main
+
+    missing = CliRunner().invoke(main, ["app", "--db", str(tmp_path / "none.duckdb"), "--port", "0"])
+    assert missing.exit_code != 0 and "no library here yet" in missing.output
+    # The library is fine; the model is not: the loader's words, and nothing left running.
+    wrong = CliRunner().invoke(main, ["app", "--db", str(shelf.path), "--model", "no-such-model"])
+    assert wrong.exit_code != 0 and "could not be loaded" in wrong.output and "unknown model" in wrong.output

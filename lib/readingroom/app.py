@@ -81,11 +81,20 @@ def prepare_library(db: Path) -> None:
         raise AppError(str(e)) from e
 
 
+def child_environment(**variables) -> dict:
+    """The environment of the app's processes: this one's, with this
+    readingroom first on the path, so that the service and the kernels run
+    the same code as the app that started them."""
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **variables}
+
+
 def start_service(model: str, backend: str, token: str) -> tuple[subprocess.Popen, str]:
     """The generation service in its own process; (process, URL) once its
     model is loaded. A model that cannot be loaded (not fetched, damaged)
     stops the app with the loader's message."""
-    env = {**os.environ, TOKEN_VARIABLE: token, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = child_environment(**{TOKEN_VARIABLE: token})
     process = subprocess.Popen([sys.executable, "-m", "readingroom.generation_service", "--model", model,
                                 "--backend", backend], stdout=subprocess.PIPE, text=True, env=env)
     line = process.stdout.readline()
@@ -150,8 +159,8 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
     service, service_url = start_service(model, backend, token)
     voila = None
     try:
-        env = {**os.environ, "READINGROOM_DB": str(db), URL_VARIABLE: service_url, TOKEN_VARIABLE: token,
-               "READINGROOM_GENERATOR": model, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        env = child_environment(**{"READINGROOM_DB": str(db), URL_VARIABLE: service_url, TOKEN_VARIABLE: token,
+                                   "READINGROOM_GENERATOR": model})
         voila = start_voila(chat_notebook(), host, port, env)
         shown_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
         url = f"http://[{shown_host}]:{port}/" if ":" in shown_host else f"http://{shown_host}:{port}/"
