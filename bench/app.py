@@ -1,0 +1,264 @@
+"""How many readers the chat app serves at once: memory per session and how
+long each waits, against one reader alone.
+
+    python bench/app.py [--db LIBRARY] [--model NAME] [--sessions 1 2 4 8]
+
+Starts `readingroom app` on 127.0.0.1, then for each N opens N browser
+sessions (Playwright pages in separate contexts, Debian's Chromium at
+/usr/bin/chromium), each with its own Voila kernel, and sends the same
+question from all N at once. Measured:
+
+- memory per session: each kernel's USS (memory no other process shares)
+  and RSS, read with psutil once its chat has answered; the generation
+  service's and Voila's own, once;
+- page time: from opening the address to the chat on screen (a kernel
+  starts, runs the notebook, loads the library's search index);
+- answer time: from the click on Send to the checked answer on screen,
+  timed in the page itself; and whether the page said "waiting: N ahead of
+  you" on the way.
+
+The baseline is one session alone asking --baseline questions one after
+another (its median answer time); the ratios printed for N are the median,
+and the slowest, answer time of N sessions asking at once over it. Every
+question is a different one of the FAQ's own (data/benchmarks), so no
+prompt is read twice. The service
+answers one question at a time, so with N questions sent together the
+k-th waits for the k-1 before it: the slowest should be about N times the
+baseline, the memory per session should not grow with N (the model is
+loaded once, in the service).
+
+The default model is the test model, so this runs where the tests do;
+`--model qwen2.5-coder-1.5b-instruct-q4_k_m` measures the default.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "lib"))
+
+from readingroom.models import TEST_GENERATOR  # noqa: E402
+from readingroom.paths import default_library_path  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+QUESTION = "Why do anarchists oppose the state?"
+MB = 1 << 20
+
+# Installed in each page before its first question: when each question was
+# sent, when each checked answer appeared, and every status line shown,
+# timed by the page itself.
+WATCH = """() => {
+    window.__bench = {statuses: [], sent: [], checked: []};
+    new MutationObserver(() => {
+        const status = document.querySelectorAll('.rr-status');
+        if (status.length) {
+            const text = status[status.length - 1].innerText;
+            if (window.__bench.statuses[window.__bench.statuses.length - 1] !== text) window.__bench.statuses.push(text);
+        }
+        const checked = document.querySelectorAll('.rr-checked').length;
+        while (window.__bench.checked.length < checked) window.__bench.checked.push(performance.now());
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    document.querySelector('button.rr-send').addEventListener('click', () => window.__bench.sent.push(performance.now()));
+}"""
+
+
+def questions(count: int) -> list[str]:
+    """Distinct questions (the FAQ's own, from data/benchmarks): the same
+    question from every session would let llama.cpp reuse one prompt's
+    cache and flatter the figures."""
+    import json
+
+    lines = (ROOT / "data" / "benchmarks" / "anarchist-faq.jsonl").read_text().splitlines()
+    found = [json.loads(line)["q"] for line in lines]
+    found = [q for q in found if q.endswith("?") and 6 <= len(q.split()) <= 16]
+    if len(found) < count:
+        sys.exit(f"only {len(found)} questions in data/benchmarks/anarchist-faq.jsonl, {count} needed")
+    step = len(found) // count
+    return [found[i * step] for i in range(count)]
+
+
+def ask(page, question: str, timeout_ms: int) -> None:
+    page.locator(".rr-question textarea").fill(question)
+    page.locator("button.rr-send").click()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the app stopped (exit code {process.returncode})")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    sys.exit(f"the app did not listen on port {port} within {seconds} s")
+
+
+def kernels(voila: psutil.Process) -> list[psutil.Process]:
+    return [p for p in voila.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
+def memory(process: psutil.Process) -> tuple[float, float]:
+    info = process.memory_full_info()
+    return info.uss / MB, info.rss / MB
+
+
+def open_sessions(browser, url: str, n: int, timeout_ms: int):
+    contexts, pages, opened = [], [], []
+    for _ in range(n):
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.set_default_timeout(timeout_ms)
+        page = context.new_page()
+        started = time.monotonic()
+        page.goto(url, timeout=timeout_ms)
+        page.locator(".rr-chat").wait_for(state="visible", timeout=timeout_ms)
+        opened.append(time.monotonic() - started)
+        page.evaluate(WATCH)
+        contexts.append(context)
+        pages.append(page)
+    return contexts, pages, opened
+
+
+def close_sessions(contexts, voila: psutil.Process) -> None:
+    for context in contexts:
+        context.close()
+    # Closing the pages shuts their kernels down; wait for that before the next round.
+    deadline = time.monotonic() + 120
+    while len(kernels(voila)) > 1 and time.monotonic() < deadline:  # 1: Voila's preheated spare
+        time.sleep(0.5)
+
+
+def answer_times(page) -> tuple[list[float], bool]:
+    bench = page.evaluate("window.__bench")
+    times = [(c - s) / 1000 for s, c in zip(bench["sent"], bench["checked"])]
+    return times, any("ahead of you" in s for s in bench["statuses"])
+
+
+def session_memory(voila: psutil.Process, pages: int) -> list[tuple[float, float]]:
+    """USS and RSS of the kernels that have answered (the spare one, which has not, is the smallest)."""
+    found = sorted((memory(k) for k in kernels(voila)), reverse=True)
+    return found[:pages]
+
+
+def baseline(browser, url, voila, qs, timeout_ms) -> dict:
+    """One session alone, asking its questions one after another."""
+    contexts, pages, opened = open_sessions(browser, url, 1, timeout_ms)
+    page = pages[0]
+    for i, q in enumerate(qs, start=1):
+        ask(page, q, timeout_ms)
+        page.wait_for_function(f"window.__bench.checked.length >= {i}", timeout=timeout_ms)
+    times, _ = answer_times(page)
+    used = session_memory(voila, 1)
+    close_sessions(contexts, voila)
+    return {"n": 1, "opened": opened, "answer": times, "waited": [False], "uss": [u for u, _ in used],
+            "rss": [r for _, r in used]}
+
+
+def together(browser, url, voila, qs, timeout_ms) -> dict:
+    """len(qs) sessions, each sending its own question at the same moment."""
+    contexts, pages, opened = open_sessions(browser, url, len(qs), timeout_ms)
+    for page, q in zip(pages, qs):  # all within a few milliseconds
+        ask(page, q, timeout_ms)
+    for page in pages:
+        page.wait_for_function("window.__bench.checked.length >= 1", timeout=timeout_ms)
+    measured = [answer_times(page) for page in pages]
+    used = session_memory(voila, len(pages))
+    close_sessions(contexts, voila)
+    return {"n": len(qs), "opened": opened, "answer": [t[0][0] for t in measured],
+            "waited": [w for _, w in measured], "uss": [u for u, _ in used], "rss": [r for _, r in used]}
+
+
+def report(r: dict) -> None:
+    print(f"N={r['n']}: pages open in {statistics.median(r['opened']):.1f} s (median), answers in "
+          f"{statistics.median(r['answer']):.1f} s median, {max(r['answer']):.1f} s slowest; "
+          f"{sum(r['waited'])} of {r['n']} saw 'waiting'; kernel USS {statistics.median(r['uss']):.0f} MB, "
+          f"RSS {statistics.median(r['rss']):.0f} MB", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default=None, help="library file [default: the default library]")
+    parser.add_argument("--model", default=TEST_GENERATOR)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[2, 4, 8],
+                        help="numbers of sessions asking at once")
+    parser.add_argument("--baseline", type=int, default=3, help="questions asked by one session alone")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for one round's answers")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    db = Path(args.db or default_library_path()).resolve()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    log = tempfile.NamedTemporaryFile("w", prefix="bench-app-", suffix=".log", delete=False)
+    print(f"library {db}, model {args.model}, {os.cpu_count()} cores; app log {log.name}")
+    app = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", str(db), "--port", str(port),
+                            "--model", args.model], env=env, stdout=log, stderr=subprocess.STDOUT)
+    rounds, timeout = [], args.timeout * 1000
+    try:
+        wait_for_port(port, app)
+        children = psutil.Process(app.pid).children(recursive=True)
+        service = next(p for p in children if "generation_service" in " ".join(p.cmdline()))
+        voila = next(p for p in children if "voila" in " ".join(p.cmdline()))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            url = f"http://127.0.0.1:{port}/"
+            pool = iter(questions(args.baseline + sum(args.sessions)))
+            rounds.append(baseline(browser, url, voila, [next(pool) for _ in range(args.baseline)], timeout))
+            report(rounds[-1])
+            for n in args.sessions:
+                rounds.append(together(browser, url, voila, [next(pool) for _ in range(n)], timeout))
+                report(rounds[-1])
+            browser.close()
+        service_uss, service_rss = memory(service)
+        voila_uss, voila_rss = memory(voila)
+    finally:
+        app.terminate()
+        app.wait(timeout=60)
+
+    base_answer = statistics.median(rounds[0]["answer"])
+    print(f"\nbaseline: one session alone, {args.baseline} questions one after another, "
+          f"answer in {base_answer:.1f} s (median)")
+    print(f"{'sessions':>8} {'open s':>7} {'median s':>9} {'slowest s':>10} {'median/base':>12} {'slowest/base':>13} "
+          f"{'USS MB':>7} {'RSS MB':>7}")
+    for r in rounds:
+        median, slowest = statistics.median(r["answer"]), max(r["answer"])
+        print(f"{r['n']:>8} {statistics.median(r['opened']):>7.1f} {median:>9.1f} {slowest:>10.1f} "
+              f"{median / base_answer:>12.2f} {slowest / base_answer:>13.2f} {statistics.median(r['uss']):>7.0f} "
+              f"{statistics.median(r['rss']):>7.0f}")
+    print(f"shared, once: generation service USS {service_uss:.0f} MB (RSS {service_rss:.0f}), "
+          f"Voila server USS {voila_uss:.0f} MB (RSS {voila_rss:.0f})")
+    per_session = max(statistics.median(r["uss"]) for r in rounds)
+    available = psutil.virtual_memory().available / MB
+    print(f"memory: {available:.0f} MB available now holds about {int(available // per_session)} more sessions "
+          f"at {per_session:.0f} MB each")
+    # The slowest answer of N sent together, against N: what each extra reader adds.
+    together_rounds = rounds[1:]
+    if together_rounds:
+        slopes = [(max(r["answer"]) - base_answer) / (r["n"] - 1) for r in together_rounds if r["n"] > 1]
+        added = statistics.median(slopes) if slopes else 0.0
+        print(f"waiting: each extra reader asking at the same moment adds about {added:.0f} s to the slowest "
+              f"answer (the model answers one question at a time; one alone takes {base_answer:.0f} s here)")
+        for limit in (60, 120):
+            fits = 1 + max(0, int((limit - base_answer) // added)) if added > 0 else "any number of"
+            print(f"  questions sent together whose slowest answer stays under {limit} s: about {fits}")
+
+if __name__ == "__main__":
+    main()
