@@ -337,3 +337,23 @@ def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
     # The library is fine; the model is not: the loader's words, and nothing left running.
     wrong = CliRunner().invoke(main, ["app", "--db", str(shelf.path), "--model", "no-such-model"])
     assert wrong.exit_code != 0 and "could not be loaded" in wrong.output and "unknown model" in wrong.output
+
+
+def test_the_app_upgrades_a_library_from_an_earlier_version_before_sessions_open_it_read_only(
+        tmp_path, monkeypatch):
+    import readingroom.library as library_module
+    import readingroom.search as search_module
+    from readingroom.app import prepare_library
+    from readingroom.library import LibraryOutdated
+
+    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    path = build(tmp_path / "old.duckdb", embed=False)
+    # A schema one version ahead of the file's: the file is now "from an earlier version".
+    monkeypatch.setattr(library_module, "MIGRATIONS", library_module.MIGRATIONS + ["CREATE TABLE later (x INT);"])
+    monkeypatch.setattr(library_module, "SCHEMA_VERSION", len(library_module.MIGRATIONS))
+    with pytest.raises(LibraryOutdated):
+        open_library(path, read_only=True)
+    prepare_library(tmp_path / "old.duckdb")
+    with open_library(path, read_only=True) as lib:  # what every session does
+        assert lib.schema_version == len(library_module.MIGRATIONS)
+        assert len(lib.con.execute("SELECT doc_id FROM documents").fetchall()) == 5

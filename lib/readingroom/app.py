@@ -68,14 +68,21 @@ def chat_notebook() -> Path:
 def prepare_library(db: Path) -> None:
     """Check the library opens read-only, and build its BM25 index into the
     cache now, once, rather than in every session's kernel at the same time."""
-    from .library import open_library
+    from .library import LibraryOutdated, open_library
     from .search import SearchIndex
 
     if not db.exists():
         raise AppError(f"{db}: no library here yet; `bash setup.sh` builds the default one "
                        "(or `readingroom corpus add anarchist-faq`)")
     try:
-        with open_library(db, read_only=True) as lib:
+        try:
+            lib = open_library(db, read_only=True)
+        except LibraryOutdated:
+            # Written by an earlier Reading Room: the sessions open it
+            # read-only, so upgrade its schema here, once, before they start.
+            open_library(db).close()
+            lib = open_library(db, read_only=True)
+        with lib:
             SearchIndex.load(lib, vectors=False, progress=True)
     except LibraryError as e:
         raise AppError(str(e)) from e

@@ -150,6 +150,11 @@ class LibraryError(Exception):
     pass
 
 
+class LibraryOutdated(LibraryError):
+    """A library with an older schema opened read-only: it must be opened
+    once for writing, which upgrades it, before read-only readers can use it."""
+
+
 @dataclass
 class Stored:
     """A document and its passages, ready to be written."""
@@ -181,7 +186,13 @@ class Library:
             raise LibraryError(f"{self.path}: cannot open the library: {e}") from e
         except duckdb.Error as e:
             raise LibraryError(f"{self.path}: not a Reading Room library (DuckDB says: {e})") from e
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            # Closed now, not when collected: DuckDB refuses this process
+            # another connection to the file with other settings while it is open.
+            self.con.close()
+            raise
 
     # --- schema -------------------------------------------------------------
     @property
@@ -204,7 +215,7 @@ class Library:
         if version == SCHEMA_VERSION:
             return
         if self.read_only:
-            raise LibraryError(
+            raise LibraryOutdated(
                 f"{self.path}: schema version {version} is older than {SCHEMA_VERSION}; "
                 "open it once for writing (e.g. `readingroom stats`) to upgrade it"
             )
