@@ -118,9 +118,19 @@ def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat
     raw_shown = re.search(r'<details class="rr-raw">.*?</details>', turn.answer.value, re.S)
     if raw_shown and "<" in result.raw:
         assert "&lt;" in raw_shown.group(0)
-    # The Markdown export escapes it too: Markdown viewers pass HTML through.
-    exported = conversation_markdown(chat.answers)
-    assert "<script" not in exported and "<img" not in exported and "&lt;script&gt;" in exported
+    # The Markdown export escapes it too (Markdown viewers pass HTML through),
+    # whether or not the model cited the passage: an answer that cites it, checked.
+    n = next(i for i, h in enumerate(result.passages, start=1) if h.text == EVIL)
+    raw = f"The barricades of the Paris Commune went up in March 1871, and its decrees were posted on the walls [{n}]."
+    checked = check_answer(raw, result.passages, SupportChecker(load_embedder(DEFAULT_EMBEDDER)))
+    cited = Answer(question="When did the barricades go up?", rewritten_question="When did the barricades go up?",
+                   language="en", passages=result.passages, raw=raw, sentences=checked.sentences, text=checked.text,
+                   citations=citation_list(checked, result.passages), supported=True, abstained=False,
+                   further_reading=further_reading(result.passages, checked.cited), invented_citations=[])
+    assert [c["n"] for c in cited.citations] == [n]
+    exported = conversation_markdown(chat.answers + [cited])
+    assert "<script" not in exported and "<img" not in exported and "<i>" not in exported
+    assert "Notes &lt;i&gt;on&lt;/i&gt; the Commune" in exported and "Mallory &lt;b&gt;Markup&lt;/b&gt;" in exported
     # A question typed with markup is shown as text.
     turn = ask(chat, "<img src=x onerror=alert(1)> Who won the 2018 FIFA World Cup final in Moscow?")
     assert "&lt;img src=x onerror=alert(1)&gt;" in turn.asked.value and "<img" not in turn.asked.value
