@@ -411,6 +411,10 @@ def test_the_news_rules_drop_misattributed_sentences_and_figures_no_item_gives()
     assert news_problem("The Harbour Gazette reports that 4,000 dockworkers walked off the job [1].", hits) is None
     assert "names The Harbour Gazette" in news_problem("Harbour Gazette says 3,500 dockworkers stopped [2].", hits)
     assert "figures no cited item gives (5000)" in news_problem("The Daily Ledger says 5,000 stopped work [2].", hits)
+    assert "names what no cited item names (Maine)" in news_problem(
+        "The Harbour Gazette reports that 4,000 dockworkers in Maine walked off the job [1].", hits)
+    assert news_problem("According to the union, as quoted by the Harbour Gazette's report, "
+                        "4,000 dockworkers walked off the job [1].", hits) is None
     assert quoted_attribution("According to Reuters, according to the ministry, output fell [1].") == \
         "According to the ministry, as quoted by Reuters, output fell [1]."
 

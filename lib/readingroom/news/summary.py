@@ -140,14 +140,25 @@ def _numbers(text: str) -> set[str]:
     return {m.replace(",", "") for m in _FIGURE.findall(text)}
 
 
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+
+
+def _words(text: str) -> list[str]:
+    """Words, a possessive's "'s" taken off ("Northport's" is "Northport")."""
+    return [re.sub(r"['’]s$", "", w) for w in _WORD.findall(text)]
+
+
 def news_problem(sentence: str, hits: list[NewsHit]) -> str | None:
     """Why a sentence the checker kept is still not fit for a news summary,
-    or None. Two rules the program enforces, because a small model breaks
-    both while reusing the items' words (which the support score rewards):
+    or None. Three rules the program enforces, because a small model breaks
+    them while reusing the items' words (which the support score rewards):
     - it names an outlet whose items it does not cite ("The Harbour Gazette
       reports ... [2]" where [2] is the Daily Ledger's): misattribution;
     - it has a figure (any number) that no item it cites contains: in news
-      a wrong number is the worst kind of wrong."""
+      a wrong number is the worst kind of wrong;
+    - it has a name (a capitalised word after the first) that no item it
+      cites, and no outlet, contains: Qwen 1.5B placed the made-up
+      Northport "in Maine", a sentence the overlap check let through."""
     cited = [hits[n - 1] for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
     if not cited:
         return "cites no item"
@@ -161,6 +172,12 @@ def news_problem(sentence: str, hits: list[NewsHit]) -> str | None:
     said = _numbers(re.sub(r"\[\d{1,3}\]", " ", sentence))
     if said - known:
         return f"has figures no cited item gives ({', '.join(sorted(said - known))})"
+    known_words = {w.lower() for h in cited for w in _words(h.text + " " + h.title)}
+    known_words |= {w.lower() for h in hits for w in _words(h.speaker_label)}
+    names = [w for w in _words(re.sub(r"\[\d{1,3}\]", " ", sentence))[1:] if w[0].isupper()]
+    unknown = sorted({w for w in names if w.lower() not in known_words})
+    if unknown:
+        return f"names what no cited item names ({', '.join(unknown)})"
     return None
 
 
