@@ -228,7 +228,9 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     ask_and_check(page, "app")
     # The code is hidden; the model is the app's, shared.
     assert page.get_by_text("from readingroom.chat import Chat").count() == 0
-    assert page.get_by_text("What it can do, and what it cannot").count() == 1  # the notebook's text is there
+    assert page.get_by_text("What it can do, and what it cannot").count() == 1  # the notebook's text is there,
+    assert page.get_by_text("How long it takes").count() == 0  # but not what is only for notebook readers
+    assert page.get_by_text("Keeping the conversation, and the chat for a room").count() == 0
     assert "shared by everyone" in page.locator(".rr-model select").text_content().replace("\xa0", " ")
     # A second browser session has its own kernel, and so its own conversation.
     other = new_page(browser, tmp_path)

@@ -28,15 +28,15 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .generation_service import TOKEN_VARIABLE, URL_VARIABLE
 from .library import LibraryError
-from .paths import default_library_path
+from .paths import cache_dir, default_library_path
 
 NOTEBOOK = "06_chat.ipynb"
+APP_HIDDEN_TAG = "notebook-only"  # cells of the notebook the app's page leaves out
 DEFAULT_PORT = 8866  # Voila's own default
 START_SECONDS = 600  # loading a model from a slow disk, or building the search index the first time
 IDLE_KERNEL_SECONDS = 900  # a session whose page is gone (closed without saying so) gives its memory back after this
@@ -54,14 +54,19 @@ class AppError(Exception):
 
 
 def chat_notebook() -> Path:
-    """The project's chat notebook; when the package is installed without
-    the project's folders, a one-cell notebook that opens the chat."""
+    """The page the app serves: the project's chat notebook without the
+    cells tagged `notebook-only` (how long it takes, what the code does: words
+    for someone in JupyterLab, not for a reader in a workshop), written to
+    the cache; when the package is installed without the project's folders,
+    a one-cell notebook that opens the chat."""
     here = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK
-    if here.exists():
-        return here
-    folder = Path(tempfile.mkdtemp(prefix="readingroom-app-"))
+    notebook = json.loads(here.read_text(encoding="utf-8")) if here.exists() else FALLBACK_NOTEBOOK
+    notebook = {**notebook, "cells": [c for c in notebook["cells"]
+                                      if APP_HIDDEN_TAG not in c.get("metadata", {}).get("tags", [])]}
+    folder = cache_dir() / "app"
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / NOTEBOOK
-    path.write_text(json.dumps(FALLBACK_NOTEBOOK))
+    path.write_text(json.dumps(notebook), encoding="utf-8")
     return path
 
 
