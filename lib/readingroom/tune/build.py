@@ -39,10 +39,8 @@ from ..library import Library
 from ..support import content_words, speaker, split_sentences
 from .dataset import Example
 
-QUESTION_PROMPT = (
-    "Read the passage below and write ONE question that the passage answers. The question must make sense "
-    "on its own (name what it is about; do not say 'the passage' or 'the author') and the passage must "
-    "answer it. Reply with the question only.\n\nPassage:\n{text}")
+QUESTION_SYSTEM = "You write questions for a reading group. Reply with one question only, ending with a question mark."
+QUESTION_PROMPT = "{text}\n\nWrite one question that the text above answers."
 QUESTION_TOKENS = 48
 ANSWER_TOKENS = 160
 REFERS_TO_PASSAGE = re.compile(r"\b(this|the|above) (passage|text|excerpt|author|writer|paragraph)\b|\bthe author'?s\b",
@@ -92,9 +90,18 @@ def passage_of(source: dict):
 
 
 def clean_question(text: str) -> str:
-    line = next((l for l in text.strip().splitlines() if l.strip()), "")
+    """The first sentence of the model's reply that ends with a question mark
+    (small models wrap it in other words), else its first line."""
+    flat = " ".join(text.split())
+    found = re.search(r"(?:^|(?<=[.!?:\"”]\s))([A-Z][^.!?:]*\?)", flat)
+    line = found[1] if found else next((l for l in text.strip().splitlines() if l.strip()), "")
     line = re.sub(r"^\s*(question\s*:|q\s*:|\d+[.)])\s*", "", line, flags=re.I).strip().strip('"“”')
     return " ".join(line.split())
+
+
+def question_messages(text: str) -> list[dict]:
+    return [{"role": "system", "content": QUESTION_SYSTEM},
+            {"role": "user", "content": QUESTION_PROMPT.format(text=text)}]
 
 
 def _normal(text: str) -> str:
@@ -158,8 +165,7 @@ def build_questions(lib: Library, generator, n_passages: int = 50, *, seed: int 
     for passage in tqdm(passages, desc="questions", unit="passage", disable=not progress):
         report.passages += 1
         text = " ".join(passage.text.split())
-        question = clean_question(generator.generate(
-            [{"role": "user", "content": QUESTION_PROMPT.format(text=text)}], max_tokens=QUESTION_TOKENS, stop=["\n"]))
+        question = clean_question(generator.generate(question_messages(text), max_tokens=QUESTION_TOKENS))
         reason = reject_reason(question, text, kept_words)
         if reason:
             report.rejected[reason] += 1

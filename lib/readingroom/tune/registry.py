@@ -1,6 +1,6 @@
 """Where tuned models live, and how their names resolve to weights.
 
-Under cache_dir()/tuned/ (beside the fetched models, so they survive like
+Under cache_dir()/tuned/ ($READINGROOM_TUNED overrides; beside the fetched models, so they survive like
 them):
     adapters/<name>/    a peft LoRA adapter: adapter_model.safetensors,
                         adapter_config.json, card.json, README.md
@@ -15,6 +15,7 @@ names do). `models.resolve` asks `resolve_tuned` before looking for paths:
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +31,9 @@ KINDS = ("adapter", "embedder")
 
 
 def tuned_dir() -> Path:
+    """$READINGROOM_TUNED, else cache_dir()/tuned (tests and notebooks keep their own)."""
+    if os.environ.get("READINGROOM_TUNED"):
+        return Path(os.environ["READINGROOM_TUNED"]).expanduser()
     return cache_dir() / "tuned"
 
 
