@@ -82,7 +82,7 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
                   settings: EmbedderSettings = EmbedderSettings(), progress: bool = True) -> EmbedderResult:
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     started = time.perf_counter()
     train, held = split([e for e in examples if e.kind == "question"], settings.held_out, settings.seed)

@@ -15,7 +15,8 @@ run on a laptop needs around it:
 - a checkpoint every `checkpoint_every` steps (adapter, optimizer state and
   progress, all in safetensors and JSON: nothing is pickled), under a
   folder named by the base model, the data and the settings; a run started
-  again with the same three continues from its last checkpoint. The batch
+  again with the same three continues from its last checkpoint (a run that
+  finished removes its checkpoint: the next one starts afresh). The batch
   order and dropout draw from (seed, step), so a resumed run takes the same
   steps an uninterrupted one would;
 - `stop_after`: stop (with a checkpoint) after that many steps in this call,
@@ -265,6 +266,7 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
         raise ValueError("no training or held-out example fits in max_length tokens")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
+    torch.manual_seed(settings.seed)  # LoRA's initial weights: the same for the same seed
     network = lora_model(network, settings)
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
@@ -298,9 +300,10 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
             trained_seconds += time.perf_counter() - tick
             state["step"] += 1
             steps_now += 1
-            state["history"].append({"step": state["step"], "loss": float(loss)})
+            loss = float(loss.detach())
+            state["history"].append({"step": state["step"], "loss": loss})
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
             if state["step"] % settings.eval_every == 0 or state["step"] == settings.max_steps:
                 held_loss = mean_loss(network, held_rows, pad_id, device)
                 state["history"].append({"step": state["step"], "eval_loss": held_loss})
@@ -315,7 +318,9 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
     finally:
         bar.close()
     done = state["stopped"] is not None or state["step"] >= settings.max_steps
-    if not done:
+    if done:  # the next run with the same base, data and settings starts afresh
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    else:
         save_checkpoint(checkpoint, network, optimizer, state, best)
     stopped = state["stopped"] or ("max_steps" if done else "interrupted")
     if best is not None:
