@@ -202,6 +202,9 @@ def test_the_saved_adapter_has_a_card_and_answers(interrupted_then_resumed, exam
     assert generator.backend == "transformers" and generator.name == "adapter:faq-test"
     assert generator.generate([{"role": "user", "content": "What is mutual aid?"}], max_tokens=8).strip()
     assert [c["name"] for c in list_adapters()] == ["faq-test"]
+    from readingroom.chat import generator_choices
+
+    assert "adapter:faq-test" in [name for _, name in generator_choices()]  # the chat's settings offer it
     from readingroom.answer import answer
     from readingroom.search import searcher_for
 
