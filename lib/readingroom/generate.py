@@ -458,7 +458,11 @@ def with_adapter(network, folder: Path):
         from peft import PeftModel
     except ImportError:
         raise GeneratorError("an adapter needs peft (pip install 'readingroom[tune]')") from None
-    return PeftModel.from_pretrained(network, str(folder), is_trainable=False).merge_and_unload()
+    import warnings
+
+    with warnings.catch_warnings():  # peft calls a transformers method that warns of its own rename
+        warnings.simplefilter("ignore", FutureWarning)
+        return PeftModel.from_pretrained(network, str(folder), is_trainable=False).merge_and_unload()
 
 
 # --- loading ----------------------------------------------------------------------

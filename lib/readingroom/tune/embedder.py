@@ -92,7 +92,10 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
     recall_before = recall_at(before_model, held_pairs, None, texts)
 
     # A fresh copy to train: the loaded one stays as it is for search.
-    model = SentenceTransformer(str(before_model.resolved.path), device="cpu", local_files_only=True)
+    from ..generate import _quiet_transformers
+
+    with _quiet_transformers():
+        model = SentenceTransformer(str(before_model.resolved.path), device="cpu", local_files_only=True)
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     rng = np.random.default_rng(settings.seed)
@@ -104,7 +107,7 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
         order = rng.permutation(len(train_pairs))
         for start in range(0, max(1, len(order) - settings.batch_size + 1), settings.batch_size):
             batch = [train_pairs[i] for i in order[start:start + settings.batch_size]]
-            features = [model.tokenize([q for q, _ in batch]), model.tokenize([p for _, p in batch])]
+            features = [model.preprocess([q for q, _ in batch]), model.preprocess([p for _, p in batch])]
             loss = loss_fn(features, labels=None)
             loss.backward()
             optimizer.step()
@@ -119,8 +122,9 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
     result = EmbedderResult(None, None, recall_before, recall_after, len(held_pairs), len(train_pairs),
                             len(losses), losses, time.perf_counter() - started)
     if name:
-        result.folder, result.name = save_embedder(name, model, before_model, examples, settings, result), \
-            f"embedder:{name}"
+        with _quiet_transformers():
+            result.folder = save_embedder(name, model, before_model, examples, settings, result)
+        result.name = f"embedder:{name}"
     return result
 
 

@@ -29,6 +29,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -173,7 +174,9 @@ def lora_model(network, settings: LoraSettings):
 
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.targets), task_type="CAUSAL_LM")
-    return get_peft_model(network, config)
+    with warnings.catch_warnings():  # peft calls a transformers method that warns of its own rename
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(network, config)
 
 
 def mean_loss(network, rows, pad_id: int, device, batch_size: int = 8) -> float:

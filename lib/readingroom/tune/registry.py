@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from ..models import (CATALOGUE, EMBEDDER, GENERATOR, GGUF, ModelError, ResolvedModel, _resolve_path,
+from ..models import (CATALOGUE, GENERATOR, GGUF, ModelError, ResolvedModel, _resolve_path,
                       checked_sha256, resolve)
 from ..paths import cache_dir
 
@@ -118,6 +118,3 @@ def _resolve_embedder(folder: Path, progress: bool) -> ResolvedModel:
                          f"{card.get('sha256')}: the weights were changed or damaged")
     return resolved
 
-
-__all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "CARD", "EMBEDDER", "GENERATOR", "folder_of", "read_card",
-           "resolve_tuned", "saved", "tuned_dir", "write_card"]
