@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def pyproject_requirements() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return {r.replace(" ", "") for r in project["dependencies"] + extras["lab"] + extras["fast"]}
+    return {r.replace(" ", "") for r in project["dependencies"] + extras["lab"] + extras["fast"] + extras["tune"]}
 
 
 def pip_section(path: Path) -> set[str]:

@@ -111,7 +111,8 @@ def marked_citations(escaped_text: str) -> str:
 # --- choosing the model ------------------------------------------------------------
 
 def generator_choices(current: str | None = None) -> list[tuple[str, str]]:
-    """(label, name) of the catalogue's generators, saying which are not fetched."""
+    """(label, name) of the catalogue's generators, saying which are not
+    fetched, and of the saved LoRA adapters."""
     choices = []
     for name, artifact in CATALOGUE.items():
         if artifact.role != GENERATOR:
@@ -119,7 +120,10 @@ def generator_choices(current: str | None = None) -> list[tuple[str, str]]:
         where = state(artifact)
         label = name if where in ("verified", "fetched, changed since verified") else f"{name} ({where})"
         choices.append((label, name))
-    if current and current not in CATALOGUE:
+    from .tune.registry import saved  # LoRA adapters saved here (readingroom tune lora), on their base
+
+    choices += [(f"adapter:{name} (LoRA, runs in transformers)", f"adapter:{name}") for name in saved("adapter")]
+    if current and current not in [name for _, name in choices]:
         choices.insert(0, (current, current))
     return choices
 

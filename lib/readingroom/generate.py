@@ -275,6 +275,7 @@ class LlamaCppGenerator(Generator):
 def transformers_copy_folder(model) -> Path:
     """Where the bf16 safetensors copy of `model` is kept: named by the GGUF's
     sha256, so a changed file never reads a stale copy."""
+    model = getattr(model, "base", None) or model  # an adapter's base model: the copy is the base's
     return cache_dir() / "models" / (model.identity or model.name) / "transformers-bf16"
 
 
@@ -355,6 +356,8 @@ class TransformersGenerator(Generator):
         self.copy_folder = transformers_copy_folder(model)
         with _quiet_transformers():
             network = self._load(gguf)
+            if getattr(model, "adapter", None) is not None:
+                network = with_adapter(network, model.adapter)
         self.network = network.to(self.device).eval()
         pad = self.tokenizer.pad_token_id
         self._pad_token_id = self.tokenizer.eos_token_id if pad is None else pad
@@ -447,6 +450,21 @@ class TransformersGenerator(Generator):
                     self.last_usage = TokenUsage(prompt_tokens, outcome["ids"].shape[1] - prompt_tokens)
 
 
+def with_adapter(network, folder: Path):
+    """`network` with the peft LoRA adapter in `folder` merged into its
+    weights (as fast as the base from then on). peft reads the adapter's
+    safetensors; readingroom.tune.registry has checked its sha256."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise GeneratorError("an adapter needs peft (pip install 'readingroom[tune]')") from None
+    import warnings
+
+    with warnings.catch_warnings():  # peft calls a transformers method that warns of its own rename
+        warnings.simplefilter("ignore", FutureWarning)
+        return PeftModel.from_pretrained(network, str(folder), is_trainable=False).merge_and_unload()
+
+
 # --- loading ----------------------------------------------------------------------
 
 BACKENDS = {"llama.cpp": LlamaCppGenerator, "transformers": TransformersGenerator}
@@ -461,6 +479,11 @@ def load_generator(spec=DEFAULT_GENERATOR, backend: str = "llama.cpp", **options
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     model = spec if hasattr(spec, "identity") else resolve(str(spec), role="generator")
+    if getattr(model, "adapter", None) is not None and backend == "llama.cpp":
+        # A LoRA adapter runs merged into the dequantised model in
+        # transformers (see readingroom.tune.adapters for why not llama.cpp).
+        backend = "transformers"
+        options = {k: v for k, v in options.items() if k in ("device", "dtype", "warm_up")}
     key = (backend, model.identity, model.path, tuple(sorted(options.items())))
     with _loading:
         if key not in _loaded:

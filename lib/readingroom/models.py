@@ -711,6 +711,10 @@ class ResolvedModel:
     role: str
     identity: str  # the sha256 of the weights (model.safetensors or the .gguf): changes when they do
     artifact: Artifact | None = None  # None for a path or Hub id outside the catalogue
+    # A LoRA adapter on a generator (readingroom.tune.adapters): its folder,
+    # and the base model it was trained on (`path` is then the base's .gguf).
+    adapter: Path | None = None
+    base: "ResolvedModel | None" = None
 
 
 def resolve(spec: str, role: str | None = None, progress: bool = False) -> ResolvedModel:
@@ -721,18 +725,31 @@ def resolve(spec: str, role: str | None = None, progress: bool = False) -> Resol
     were last hashed."""
     if spec in CATALOGUE:
         resolved = _resolve_catalogue(CATALOGUE[spec], progress)
+    elif (tuned := _resolve_tuned(spec, progress)) is not None:
+        resolved = tuned
     elif Path(spec).expanduser().exists():
         resolved = _resolve_path(Path(spec).expanduser(), progress)
     elif _looks_like_hub_id(spec):
         resolved = _resolve_hub_cache(spec, progress)
     else:
         raise ModelError(f"unknown model '{spec}': not in the catalogue ({', '.join(CATALOGUE)}), "
-                         "not an existing file or folder, and not a Hub id (org/name)")
+                         "not a saved adapter or tuned embedder, not an existing file or folder, "
+                         "and not a Hub id (org/name)")
     if role is not None and resolved.role != role:
         def a(word: str) -> str:
             return f"an {word}" if word[0] in "aeiou" else f"a {word}"
         raise ModelError(f"{spec} is {a(resolved.role)} ({resolved.format}), not {a(role)}")
     return resolved
+
+
+def _resolve_tuned(spec: str, progress: bool) -> ResolvedModel | None:
+    """A model this installation tuned or imported (readingroom.tune): an
+    adapter ("adapter:NAME" or its NAME) or a tuned embedder ("embedder:NAME"
+    or its NAME), checked against the sha256 in its card; None when `spec`
+    names none."""
+    from .tune import registry  # late: tune imports this module
+
+    return registry.resolve_tuned(spec, progress)
 
 
 def _resolve_catalogue(artifact: Artifact, progress: bool) -> ResolvedModel:
