@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
 from readingroom import open_library  # noqa: E402
-from readingroom.answer import Answer, answer_stream  # noqa: E402
-from readingroom.evaluate import GoldFinder, load_questions  # noqa: E402
-from readingroom.generate import load_generator  # noqa: E402
-from readingroom.models import DEFAULT_GENERATOR  # noqa: E402
-from readingroom.search import searcher_for  # noqa: E402
+from readingroom.answer.pipeline import Answer, answer_stream  # noqa: E402
+from readingroom.evaluate.core import GoldFinder, load_questions  # noqa: E402
+from readingroom.models.generate import load_generator  # noqa: E402
+from readingroom.models.catalogue import DEFAULT_GENERATOR  # noqa: E402
+from readingroom.search.searcher import searcher_for  # noqa: E402
 
 
 class TimedGenerator:
@@ -101,7 +101,7 @@ def baseline(generator, messages, max_tokens):
 
 
 def main() -> None:
-    from readingroom.answer import MAX_ANSWER_TOKENS
+    from readingroom.answer.pipeline import MAX_ANSWER_TOKENS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=None, help="library file [default: the default library]")

@@ -47,7 +47,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
-from readingroom.models import TEST_GENERATOR  # noqa: E402
+from readingroom.models.catalogue import TEST_GENERATOR  # noqa: E402
 from readingroom.paths import default_library_path  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -43,8 +43,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from readingroom import corpora, ingest, ingest_paths, open_library  # noqa: E402
-from readingroom.embed import embed_library, exports_dir, load_embedder, openvino_export_path  # noqa: E402
-from readingroom.models import DEFAULT_EMBEDDER  # noqa: E402
+from readingroom.models.embed import embed_library, exports_dir, load_embedder, openvino_export_path  # noqa: E402
+from readingroom.models.catalogue import DEFAULT_EMBEDDER  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MARX_ENGELS = ROOT.parent / "shared" / "corpus" / "marx-engels"

@@ -39,8 +39,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
-from readingroom.generate import load_generator  # noqa: E402
-from readingroom.models import TEST_GENERATOR, resolve  # noqa: E402
+from readingroom.models.generate import load_generator  # noqa: E402
+from readingroom.models.catalogue import TEST_GENERATOR
+from readingroom.models.resolve import resolve  # noqa: E402
 
 # A question over three passages, shaped like the answer pipeline's prompts
 # (the Communist Manifesto, 1888 English translation, public domain).

@@ -31,8 +31,8 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from readingroom import corpora, open_library  # noqa: E402
-from readingroom.ingest import ingest, ingest_paths  # noqa: E402
-from readingroom.sources.anarchist_faq import faq_files  # noqa: E402
+from readingroom.library.ingest import ingest, ingest_paths  # noqa: E402
+from readingroom.corpus.sources.anarchist_faq import faq_files  # noqa: E402
 
 MARX_ENGELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "marx-engels"
 

@@ -56,7 +56,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
-from readingroom.search import (  # noqa: E402
+from readingroom.search.searcher import (  # noqa: E402
     DocumentTable, Filters, SearchIndex, Searcher, Settings, as_precision, build_bm25, tokenize,
 )
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("READINGROOM_TUNED", tempfile.mkdtemp(prefix="bench-tune-"))
 
 import tune_library  # noqa: E402
-from readingroom.generate import load_generator  # noqa: E402,F401  (sets libgomp's wait policy first)
-from readingroom.models import TEST_GENERATOR  # noqa: E402
+from readingroom.models.generate import load_generator  # noqa: E402,F401  (sets libgomp's wait policy first)
+from readingroom.models.catalogue import TEST_GENERATOR  # noqa: E402
 from readingroom.tune.dataset import Example, split  # noqa: E402
 from readingroom.tune.lora import (LoraSettings, batch_rows, collate, encode, load_base, lora_model,  # noqa: E402
                                    train_lora)

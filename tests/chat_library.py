@@ -37,7 +37,7 @@ def build(path, embed: bool) -> str:
     with open_library(path) as lib:
         ingest(lib, SHELF, progress=False)
         if embed:
-            from readingroom.embed import embed_library
+            from readingroom.models.embed import embed_library
 
             embed_library(lib, progress=False)
     return str(path)

@@ -30,7 +30,7 @@ def library(tmp_path):
 def private_cache(tmp_path, monkeypatch):
     """BM25 indexes go to a cache of the test's own (models stay where they
     are), so no test reads an index another test or the user built."""
-    import readingroom.search as search_module
+    import readingroom.search.searcher as search_module
 
     monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
 

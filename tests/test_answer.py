@@ -9,17 +9,17 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest
-from readingroom.answer import (
+from readingroom.answer.pipeline import (
     Answer, answer, answer_stream, build_messages, fallback_rewrite, good_rewrite, language_instruction,
     neutralise, passages_for, question_language, retrieval_evidence,
 )
-from readingroom.cli import main
-from readingroom.embed import embed_library, load_embedder
-from readingroom.evaluate import runs
-from readingroom.generate import load_generator
-from readingroom.models import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
-from readingroom.search import Hit, Searcher
-from readingroom.support import (
+from readingroom.cli.main import main
+from readingroom.models.embed import embed_library, load_embedder
+from readingroom.evaluate.core import runs
+from readingroom.models.generate import load_generator
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
+from readingroom.search.searcher import Hit, Searcher
+from readingroom.answer.check import (
     SUPPORT_THRESHOLD, SupportChecker, check_answer, cited_numbers, content_words, lexical_overlap, speaker,
     split_sentences,
 )
@@ -190,7 +190,7 @@ def test_citations_written_the_way_small_models_write_them_are_read_and_still_ch
 
 
 def test_a_supported_answer_beside_the_point_of_the_question_is_no_answer(checker):
-    from readingroom.answer import on_topic
+    from readingroom.answer.pipeline import on_topic
 
     checked = check_answer("Marx writes that the Paris Commune of 1871 was crushed after seventy-two days [1].",
                            HITS, checker)
@@ -200,7 +200,7 @@ def test_a_supported_answer_beside_the_point_of_the_question_is_no_answer(checke
 
 
 def test_passage_text_shown_with_an_answer_cannot_pass_for_a_citation():
-    from readingroom.answer import defuse_markers
+    from readingroom.answer.pipeline import defuse_markers
 
     assert defuse_markers("cite source [9] and [1, 2] but keep [sic]") == "cite source (9) and (1, 2) but keep [sic]"
 

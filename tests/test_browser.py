@@ -26,7 +26,7 @@ import psutil
 import pytest
 from chat_library import build
 
-from readingroom.models import TEST_GENERATOR
+from readingroom.models.catalogue import TEST_GENERATOR
 from readingroom.paths import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     page.goto(url, timeout=START)
     ask_and_check(page, "app")
     # The code is hidden; the model is the app's, shared.
-    assert page.get_by_text("from readingroom.chat import Chat").count() == 0
+    assert page.get_by_text("from readingroom.ui.chat import Chat").count() == 0
     assert page.get_by_text("What it can do, and what it cannot").count() == 1  # the notebook's text is there,
     assert page.get_by_text("How long it takes").count() == 0  # but not what is only for notebook readers
     assert page.get_by_text("Keeping the conversation, and the chat for a room").count() == 0
@@ -245,7 +245,7 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
 def test_stopping_the_app_stops_its_service_and_voila(app):
     url, process = app
     started = psutil.Process(process.pid).children(recursive=True)
-    assert any("readingroom.generation_service" in " ".join(p.cmdline()) for p in started)
+    assert any("readingroom.ui.service" in " ".join(p.cmdline()) for p in started)
     assert any("voila" in " ".join(p.cmdline()) for p in started)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)

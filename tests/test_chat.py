@@ -18,14 +18,14 @@ import pytest
 from chat_library import CELLARS, COMMUNE, EVIL, build
 
 from readingroom import open_library
-from readingroom.answer import Answer, citation_list, further_reading
-from readingroom.chat import Chat, answer_html, cards_html, conversation_markdown
-from readingroom.embed import load_embedder
-from readingroom.generate import GeneratorError, load_generator
-from readingroom.generation_service import TOKEN_HEADER, GenerationService, RemoteGenerator
-from readingroom.models import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
-from readingroom.search import Hit
-from readingroom.support import SupportChecker, check_answer
+from readingroom.answer.pipeline import Answer, citation_list, further_reading
+from readingroom.ui.chat import Chat, answer_html, cards_html, conversation_markdown
+from readingroom.models.embed import load_embedder
+from readingroom.models.generate import GeneratorError, load_generator
+from readingroom.ui.service import TOKEN_HEADER, GenerationService, RemoteGenerator
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
+from readingroom.search.searcher import Hit
+from readingroom.answer.check import SupportChecker, check_answer
 
 COMMUNE_QUESTION = "How long did the Paris Commune of 1871 last before it was crushed?"
 
@@ -41,7 +41,7 @@ def generator():
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory):
     """The tiny library, embedded with MiniLM; BM25 indexes in a cache of its own."""
-    import readingroom.search as search_module
+    import readingroom.search.searcher as search_module
 
     folder = tmp_path_factory.mktemp("chat")
     with pytest.MonkeyPatch.context() as patch:
@@ -340,7 +340,7 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
 def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
     from click.testing import CliRunner
 
-    from readingroom.cli import main
+    from readingroom.cli.main import main
 
     missing = CliRunner().invoke(main, ["app", "--db", str(tmp_path / "none.duckdb"), "--port", "0"])
     assert missing.exit_code != 0 and "no library here yet" in missing.output
@@ -351,10 +351,10 @@ def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
 
 def test_the_app_upgrades_a_library_from_an_earlier_version_before_sessions_open_it_read_only(
         tmp_path, monkeypatch):
-    import readingroom.library as library_module
-    import readingroom.search as search_module
-    from readingroom.app import prepare_library
-    from readingroom.library import LibraryOutdated
+    import readingroom.library.store as library_module
+    import readingroom.search.searcher as search_module
+    from readingroom.ui.app import prepare_library
+    from readingroom.library.store import LibraryOutdated
 
     monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
     path = build(tmp_path / "old.duckdb", embed=False)

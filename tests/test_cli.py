@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from readingroom.library import SCHEMA_VERSION
+from readingroom.library.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

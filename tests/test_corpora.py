@@ -8,8 +8,9 @@ import tarfile
 
 import pytest
 
-from readingroom import add_corpus, corpora
-from readingroom.sources import anarchist_faq
+from readingroom import add_corpus
+from readingroom.corpus import corpora
+from readingroom.corpus.sources import anarchist_faq
 
 
 def cached_folder(name):

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import kill_midway
 from readingroom import Block, Document, ingest, open_library
-from readingroom import library as library_module
-from readingroom.embed import (
+from readingroom.library import store as library_module
+from readingroom.models.embed import (
     _LOADED, embed_library, embed_query, load_embedder, load_matrix, openvino_export_path, prune,
     resolve_embedder,
 )
-from readingroom.models import DEFAULT_EMBEDDER
+from readingroom.models.catalogue import DEFAULT_EMBEDDER
 
 COMMUNE = "The Paris Commune of 1871 was the first workers' government; it was crushed after seventy-two days."
 COMMUNE_AGAIN = "The Paris Commune of 1871 was the first government of the workers, and it was crushed after 72 days."
@@ -141,7 +141,7 @@ def test_pruning_removes_only_vectors_no_passage_uses(library, minilm):
 EMBED_SCRIPT = """
 import sys
 from readingroom import open_library
-from readingroom.embed import embed_library
+from readingroom.models.embed import embed_library
 with open_library(sys.argv[1]) as lib:
     embed_library(lib, sys.argv[2], batch_size=2, chunk_size=2)
 """

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
-from readingroom.cli import main
-from readingroom.evaluate import (
+from readingroom.cli.main import main
+from readingroom.evaluate.core import (
     GoldFinder, Question, QuestionsError, evaluate_retrieval, load_questions, ndcg_at, retrieval_metrics, runs,
 )
-from readingroom.passages import Splitter
+from readingroom.corpus.passages import Splitter
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "data" / "benchmarks"

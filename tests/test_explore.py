@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from readingroom import Block, Document, Splitter, explore, ingest, open_library
+from readingroom import Block, Document, Splitter, ingest, open_library
+from readingroom.explore import stats as explore
 
 
 def speech(key: str, year: int, author: str, *paragraphs: str) -> Document:

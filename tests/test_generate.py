@@ -12,10 +12,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from readingroom.generate import (GeneratorError, StopStringFilter, TransformersGenerator, load_generator,
+from readingroom.models.generate import (GeneratorError, StopStringFilter, TransformersGenerator, load_generator,
                                   transformers_copy_folder)
-from readingroom.langchain import LangChainGenerator, ReadingRoomChatModel
-from readingroom.models import TEST_GENERATOR, ModelError, resolve
+from readingroom.models.langchain import LangChainGenerator, ReadingRoomChatModel
+from readingroom.models.catalogue import TEST_GENERATOR, ModelError
+from readingroom.models.resolve import resolve
 
 BACKENDS = ["llama.cpp", "transformers"]
 QUESTION = [{"role": "system", "content": "You are a helpful assistant."},

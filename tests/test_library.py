@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from readingroom import LibraryError, open_library
-from readingroom import library as library_module
+from readingroom.library import store as library_module
 
 
 def test_a_new_library_has_the_current_schema(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from readingroom import Block, Document, ingest, maps, open_library
+from readingroom import Block, Document, ingest, open_library
+from readingroom.explore import maps
 
 
 def document(source: str, key: str, sections: dict[str, list[str]], **fields) -> Document:

@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
-from readingroom import library as library_module
-from readingroom.cli import main
-from readingroom.library import Stored
+from readingroom.library import store as library_module
+from readingroom.cli.main import main
+from readingroom.library.store import Stored
 from readingroom.news import (
     FeedError, ProfileError, add_feed, build_digest, check_alerts, item_table, load_profile, read_file, score_items,
     update,
@@ -34,10 +34,10 @@ from readingroom.news.items import plain_line
 from readingroom.news.render import html_page, markdown, safe_url
 from readingroom.news.summary import NewsHit, news_problem, quoted_attribution
 from readingroom.news.timeline import items_per_day, plot_timeline
-from readingroom.passages import Splitter
-from readingroom.search import Filters, Searcher, searcher_for
-from readingroom.sources import Problem
-from readingroom.textio import SourceError
+from readingroom.corpus.passages import Splitter
+from readingroom.search.searcher import Filters, Searcher, searcher_for
+from readingroom.corpus.sources import Problem
+from readingroom.corpus.textio import SourceError
 
 FEEDS = ["harbour-gazette.rss", "daily-ledger.atom", "wire-export.jsonl"]
 WINDOW = ("2024-04-30", "2024-05-05")
@@ -50,7 +50,7 @@ HOUSING = ("The housing question is not solved by the landlord's charity: tenant
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """BM25 indexes go to a cache of the tests' own (models and corpora stay where they are)."""
-    import readingroom.search as search_module
+    import readingroom.search.searcher as search_module
 
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
@@ -67,7 +67,7 @@ def private_cache(cache):
 def newsroom(tmp_path_factory, cache):
     """A library with the three fixture feeds, embedded, and two passages of
     'theory' for related reading. Tests that add to it use their own profile."""
-    from readingroom.embed import embed_library
+    from readingroom.models.embed import embed_library
 
     path = tmp_path_factory.mktemp("newsroom") / "library.duckdb"
     with open_library(path) as lib:
@@ -87,8 +87,8 @@ def newsroom(tmp_path_factory, cache):
 
 @pytest.fixture(scope="module")
 def generator():
-    from readingroom.generate import load_generator
-    from readingroom.models import TEST_GENERATOR, ModelError
+    from readingroom.models.generate import load_generator
+    from readingroom.models.catalogue import TEST_GENERATOR, ModelError
 
     try:
         return load_generator(TEST_GENERATOR, backend="llama.cpp")

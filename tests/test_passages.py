@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from readingroom import Block, Document, Splitter
-from readingroom.passages import count_tokens, sentence_spans
-from readingroom.sources.text import paragraph_blocks
+from readingroom.corpus.passages import count_tokens, sentence_spans
+from readingroom.corpus.sources.text import paragraph_blocks
 
 PROSE = (
     "The history of all hitherto existing society is the history of class struggles. "

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest
-from readingroom.cli import main
-from readingroom.embed import embed_library
-from readingroom.search import (
+from readingroom.cli.main import main
+from readingroom.models.embed import embed_library
+from readingroom.search.searcher import (
     BM25_VERSION, Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,
 )
 
@@ -187,7 +187,7 @@ def test_a_german_or_french_question_finds_the_english_passage_with_the_multilin
 
 
 def test_the_query_likelihood_reranker_prefers_the_passage_that_answers(shelf):
-    from readingroom.rerank import QueryLikelihoodReranker
+    from readingroom.search.rerank import QueryLikelihoodReranker
 
     reranker = QueryLikelihoodReranker()
     scores = reranker.score("What happened to the Paris Commune in 1871?", [PLANTS, COMMUNE, BREAD])
@@ -197,7 +197,7 @@ def test_the_query_likelihood_reranker_prefers_the_passage_that_answers(shelf):
 
 
 def test_the_langchain_retriever_returns_documents_with_the_hit_fields(shelf):
-    from readingroom.langchain import ReadingRoomRetriever
+    from readingroom.models.langchain import ReadingRoomRetriever
 
     retriever = ReadingRoomRetriever(searcher=Searcher(shelf), k=2, filters=Filters.of(author="marx"))
     documents = retriever.invoke("Paris Commune")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from readingroom.document import Document
-from readingroom.sources import Problem, ReadOptions, epub, html, mediawiki, pdf, read_paths
-from readingroom.textio import SourceError
+from readingroom.corpus.document import Document
+from readingroom.corpus.sources import Problem, ReadOptions, epub, html, mediawiki, pdf, read_paths
+from readingroom.corpus.textio import SourceError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 MANIFESTO = FIXTURES / "html" / "manifesto-ch01.htm"

@@ -2,7 +2,7 @@
 test_ingest.py with its manifest)."""
 from __future__ import annotations
 
-from readingroom.sources import Problem, read_paths
+from readingroom.corpus.sources import Problem, read_paths
 
 
 def documents(items):

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import open_library
-from readingroom.cli import main
-from readingroom.evaluate import runs
-from readingroom.generate import load_generator
-from readingroom.models import TEST_GENERATOR, ModelError, resolve
+from readingroom.cli.main import main
+from readingroom.evaluate.core import runs
+from readingroom.models.generate import load_generator
+from readingroom.models.catalogue import TEST_GENERATOR, ModelError
+from readingroom.models.resolve import resolve
 from readingroom.tune import registry
 from readingroom.tune.adapters import AdapterError, export_adapter, import_adapter, list_adapters
 from readingroom.tune.build import build_continuations, build_questions, clean_question, reject_reason
@@ -120,7 +121,7 @@ def test_question_filters(question, reason):
 
 
 def test_a_near_copy_of_a_kept_question_is_a_duplicate():
-    from readingroom.support import content_words
+    from readingroom.answer.check import content_words
 
     kept = [set(content_words("What did Proudhon mean when he said that property is theft?"))]
     assert reject_reason("What did Proudhon mean when saying property is theft?", PASSAGE, kept) == "duplicate"
@@ -202,11 +203,11 @@ def test_the_saved_adapter_has_a_card_and_answers(interrupted_then_resumed, exam
     assert generator.backend == "transformers" and generator.name == "adapter:faq-test"
     assert generator.generate([{"role": "user", "content": "What is mutual aid?"}], max_tokens=8).strip()
     assert [c["name"] for c in list_adapters()] == ["faq-test"]
-    from readingroom.chat import generator_choices
+    from readingroom.ui.chat import generator_choices
 
     assert "adapter:faq-test" in [name for _, name in generator_choices()]  # the chat's settings offer it
-    from readingroom.answer import answer
-    from readingroom.search import searcher_for
+    from readingroom.answer.pipeline import answer
+    from readingroom.search.searcher import searcher_for
 
     with open_library(shelf) as lib:
         result = answer(searcher_for(lib), "Why do anarchists oppose the state?", generator=generator, k=2)
@@ -256,7 +257,7 @@ def test_export_and_import_check_everything(interrupted_then_resumed, tmp_path):
     def not_safetensors(folder):
         card = json.loads((folder / "card.json").read_text())
         (folder / "adapter_model.safetensors").write_bytes(b"not a tensor file")
-        from readingroom.models import file_sha256
+        from readingroom.hashing import file_sha256
         card["adapter_sha256"] = file_sha256(folder / "adapter_model.safetensors")
         (folder / "card.json").write_text(json.dumps(card))
 
@@ -271,8 +272,8 @@ def test_export_and_import_check_everything(interrupted_then_resumed, tmp_path):
 # --- the embedder ---------------------------------------------------------------------------------
 
 def test_the_tuned_embedder_is_saved_pinned_and_searchable(shelf, examples, tuned_dir):
-    from readingroom.embed import embed_library
-    from readingroom.search import Searcher
+    from readingroom.models.embed import embed_library
+    from readingroom.search.searcher import Searcher
     from readingroom.tune.embedder import EmbedderSettings, tune_embedder
     from readingroom.tune.measure import record_embedder
 

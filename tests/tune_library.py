@@ -59,7 +59,7 @@ def build(path) -> str:
                  for key, texts in PARAGRAPHS.items()]
     with open_library(path) as lib:
         ingest(lib, documents, progress=False)
-        from readingroom.embed import embed_library
+        from readingroom.models.embed import embed_library
 
         embed_library(lib, progress=False)
     return str(path)

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from readingroom.library import open_library
+from readingroom.library.store import open_library
 
 NUMBERING = re.compile(r"^(?:Section\s+[A-J]\s*[-–:]\s*|[A-J]?(?:\.?\d+)+\.?\s*(?:[-–:]\s+)?|[A-J]\.\s+)")
 OUT = Path(__file__).with_name("anarchist-faq.jsonl")

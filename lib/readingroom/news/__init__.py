@@ -27,12 +27,12 @@ One idea per module:
     alerts.py     alert records and the reader's command
     timeline.py   items per day, plotted
 """
-from .alerts import AlertReport, alerts_table, check_alerts
-from .digest import Digest, build_digest
-from .feeds import DEFAULT_MAX_MB, read_file
-from .interests import Profile, ProfileError, Topic, load_profile, score_items
-from .items import NewsItem
-from .store import SAMPLE_FEEDS, FeedError, add_feed, feeds, item_table, update
+from readingroom.news.alerts import AlertReport, alerts_table, check_alerts
+from readingroom.news.digest import Digest, build_digest
+from readingroom.news.feeds import DEFAULT_MAX_MB, read_file
+from readingroom.news.interests import Profile, ProfileError, Topic, load_profile, score_items
+from readingroom.news.items import NewsItem
+from readingroom.news.store import SAMPLE_FEEDS, FeedError, add_feed, feeds, item_table, update
 
 __all__ = [
     "AlertReport", "DEFAULT_MAX_MB", "Digest", "FeedError", "NewsItem", "Profile", "ProfileError",

@@ -23,10 +23,10 @@ import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 
-from ..library import Library
-from .digest import window
-from .interests import Profile, score_items
-from .store import item_table, now
+from readingroom.library.store import Library
+from readingroom.news.digest import window
+from readingroom.news.interests import Profile, score_items
+from readingroom.news.store import item_table, now
 
 COMMAND_TIMEOUT_S = 60
 
@@ -79,7 +79,7 @@ def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days
     and hand each new one to the command (the profile's unless `command`
     is given). `scores`: the window's items already scored (score_items).
     Returns what was new."""
-    from ..search import searcher_for
+    from readingroom.search.searcher import searcher_for
 
     since, until = window(since, until, days)
     searcher = searcher or searcher_for(lib)

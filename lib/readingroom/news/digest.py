@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..library import Library
-from .interests import Profile, Scores, score_items
-from .stories import STORY_THRESHOLD, WINDOW_HOURS, cluster, item_vectors
-from .store import _moment, item_table, now
-from .summary import NewsHit, Summary, chosen_items, excerpt, lead_sentence, summarise
+from readingroom.library.store import Library
+from readingroom.news.interests import Profile, Scores, score_items
+from readingroom.news.stories import STORY_THRESHOLD, WINDOW_HOURS, cluster, item_vectors
+from readingroom.news.store import _moment, item_table, now
+from readingroom.news.summary import NewsHit, Summary, chosen_items, excerpt, lead_sentence, summarise
 
 # Related reading: the answer gate's strength (answer.py) a passage of the
 # library's own texts needs to be linked to a story. On the test fixtures,
@@ -93,12 +93,12 @@ class Digest:
     model: str | None = None
 
     def to_markdown(self) -> str:
-        from .render import markdown
+        from readingroom.news.render import markdown
 
         return markdown(self)
 
     def to_html(self) -> str:
-        from .render import html_page
+        from readingroom.news.render import html_page
 
         return html_page(self)
 
@@ -124,8 +124,8 @@ def build_digest(lib: Library, profile: Profile | None = None, since=None, until
     the summaries of the first `model_stories` stories (all by default);
     without one every summary is extractive. `scores`: the window's items
     already scored against the profile (score_items), to save doing it again."""
-    from ..search import searcher_for
-    from ..support import SupportChecker
+    from readingroom.search.searcher import searcher_for
+    from readingroom.answer.check import SupportChecker
 
     started = time.perf_counter()
     since, until = window(since, until, days)
@@ -179,7 +179,7 @@ def _story(rows: pd.DataFrame, per_topic: dict) -> Story:
 def summarise_story(searcher, story: Story, generator=None, checker=None) -> Summary:
     """Write (or rewrite) a story's summary: by `generator`, checked, or an
     extract without one; see summary.py."""
-    from ..support import SupportChecker
+    from readingroom.answer.check import SupportChecker
 
     checker = checker or SupportChecker(searcher.index.embedder)
     chosen = chosen_items([i.outlet for i in story.items])
@@ -201,7 +201,7 @@ def summarise_story(searcher, story: Story, generator=None, checker=None) -> Sum
 
 
 def _disagreements(lib: Library, story: Story) -> list:
-    from .figures import disagreements
+    from readingroom.news.figures import disagreements
 
     if len(story.outlets) < 2:
         return []
@@ -221,8 +221,8 @@ def related_passages(searcher, story: Story, sources: tuple[str, ...], threshold
     """Passages of the library's own texts that bear on the story (see the
     module notes): each of its first items' headline and lead is searched,
     and a passage is kept at its best strength over them. Best first."""
-    from ..answer import retrieval_evidence
-    from ..search import Filters
+    from readingroom.answer.pipeline import retrieval_evidence
+    from readingroom.search.searcher import Filters
 
     best: dict[str, dict] = {}
     for position in chosen_items([i.outlet for i in story.items], RELATED_QUERIES):

@@ -34,12 +34,12 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from ..document import Block
-from ..sources import Problem
-from ..sources.articles import first, parse_authors
-from ..sources.html import language_code
-from ..textio import MB, SourceError
-from .items import NewsItem, body_blocks, plain_line, utc
+from readingroom.corpus.document import Block
+from readingroom.corpus.sources import Problem
+from readingroom.corpus.sources.articles import first, parse_authors
+from readingroom.corpus.sources.html import language_code
+from readingroom.corpus.textio import MB, SourceError
+from readingroom.news.items import NewsItem, body_blocks, plain_line, utc
 
 DEFAULT_MAX_MB = 20.0  # one feed, decompressed; raise it with --max-mb
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -207,13 +207,13 @@ def _first_words(blocks: list[Block], words: int = 12) -> str:
 
 
 def _reuters_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from .reuters import reuters_item
+    from readingroom.news.reuters import reuters_item
 
     return reuters_item(element, feed, where)
 
 
 def _rcv1_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from .reuters import rcv1_item
+    from readingroom.news.reuters import rcv1_item
 
     return rcv1_item(element, feed, where)
 
@@ -343,7 +343,7 @@ def read_stream(stream, name: str, feed: str, location: str, outlet: str | None 
 def read_file(path: str | Path, feed: str | None = None, outlet: str | None = None,
               max_mb: float = DEFAULT_MAX_MB) -> Iterator[NewsItem | Problem]:
     """Items of a feed file (.xml/.rss/.atom, .jsonl; .gz/.bz2/.xz read as they are)."""
-    from ..textio import open_binary
+    from readingroom.corpus.textio import open_binary
 
     path = Path(path)
     if not path.exists():

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
-from ..textio import SourceError
+from readingroom.corpus.textio import SourceError
 
 TIMEOUT_S = 30
 USER_AGENT = "ReadingRoom/0.1 (+offline study tool; feed reader)"

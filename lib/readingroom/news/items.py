@@ -19,7 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from ..document import Block, Document, sha256_hex
+from readingroom.corpus.document import Block, Document, sha256_hex
 
 # HTML elements whose presence means a feed put markup in a text field;
 # anything else in angle brackets is text ("COMPUTER TERMINAL SYSTEMS <CPML>",
@@ -51,7 +51,7 @@ def plain_line(text: str | None) -> str:
 def markup_blocks(markup: str) -> list[Block]:
     """Paragraph blocks of an HTML fragment (an RSS description, an Atom
     content of type html), without scripts, styles or navigation."""
-    from ..sources.html import html_blocks
+    from readingroom.corpus.sources.html import html_blocks
 
     blocks, _ = html_blocks(markup)
     return [Block(b.text) for b in blocks if b.text.strip()]

@@ -27,12 +27,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..corpora import RegistryCorpus, fetch
-from ..document import Block
-from ..sources import Problem
-from ..textio import SourceError
-from .feeds import DEFAULT_MAX_MB, iter_xml, parse_date
-from .items import NewsItem
+from readingroom.corpus.corpora import RegistryCorpus, fetch
+from readingroom.corpus.document import Block
+from readingroom.corpus.sources import Problem
+from readingroom.corpus.textio import SourceError
+from readingroom.news.feeds import DEFAULT_MAX_MB, iter_xml, parse_date
+from readingroom.news.items import NewsItem
 
 NAME = "reuters-21578"
 OUTLET = "Reuters"

@@ -29,17 +29,17 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from ..corpora import CorpusError
-from ..document import sha256_hex
-from ..language import detect_language
-from ..library import Library, Stored
-from ..passages import Splitter
-from ..sources import Problem
-from ..textio import SourceError
-from . import reuters
-from .feeds import DEFAULT_MAX_MB, read_file, read_stream
-from .fetch import is_url, open_url
-from .items import NewsItem
+from readingroom.corpus.corpora import CorpusError
+from readingroom.corpus.document import sha256_hex
+from readingroom.corpus.language import detect_language
+from readingroom.library.store import Library, Stored
+from readingroom.corpus.passages import Splitter
+from readingroom.corpus.sources import Problem
+from readingroom.corpus.textio import SourceError
+from readingroom.news import reuters
+from readingroom.news.feeds import DEFAULT_MAX_MB, read_file, read_stream
+from readingroom.news.fetch import is_url, open_url
+from readingroom.news.items import NewsItem
 
 # Feeds that are not a file or a URL, by name.
 SAMPLE_FEEDS = {reuters.NAME: "Reuters-21578 samples from Debian's r-cran-tm (offline default)"}
@@ -273,9 +273,9 @@ def _store_items(lib: Library, feed: Feed, items: list, splitter: Splitter,
 
 
 def _embed(lib: Library, report: UpdateReport, embedder, progress: bool):
-    from ..embed import embed_library
-    from ..models import DEFAULT_EMBEDDER, ModelError
-    from ..search import preferred_embedder
+    from readingroom.models.embed import embed_library
+    from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError
+    from readingroom.search.searcher import preferred_embedder
 
     model = embedder or preferred_embedder(lib) or DEFAULT_EMBEDDER
     try:

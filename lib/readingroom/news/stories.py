@@ -43,7 +43,7 @@ def item_vectors(searcher, items: pd.DataFrame) -> np.ndarray:
     index = searcher.index
     embedder = index.embedder
     if embedder is None:
-        from ..embed import load_embedder
+        from readingroom.models.embed import load_embedder
 
         embedder = load_embedder()
     first = dict(searcher.lib.con.execute(

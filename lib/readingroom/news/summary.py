@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..answer import sources_block
-from ..passages import sentence_spans
-from ..search import Hit
-from ..support import SupportChecker, check_answer, cited_numbers
+from readingroom.answer.pipeline import sources_block
+from readingroom.corpus.passages import sentence_spans
+from readingroom.search.searcher import Hit
+from readingroom.answer.check import SupportChecker, check_answer, cited_numbers
 
 MAX_ITEMS = 4  # items given to the model, or quoted, per story
 SUMMARY_TOKENS = 100  # three or four short sentences; small models otherwise ramble on to the limit

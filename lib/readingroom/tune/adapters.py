@@ -25,8 +25,9 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..models import GENERATOR, PICKLE_SUFFIXES, ModelError, file_sha256
-from .registry import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, base_by_sha256, check_name, folder_of, read_card,
+from readingroom.models.catalogue import GENERATOR, PICKLE_SUFFIXES, ModelError
+from readingroom.hashing import file_sha256
+from readingroom.tune.registry import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, base_by_sha256, check_name, folder_of, read_card,
                        saved, write_card)
 
 ALLOWED = {ADAPTER_WEIGHTS, ADAPTER_CONFIG, CARD, "README.md"}
@@ -55,7 +56,7 @@ def save_adapter(name: str, peft_folder: Path, base, settings, result) -> Path:
     staging.mkdir(parents=True)
     for file in (ADAPTER_WEIGHTS, ADAPTER_CONFIG):
         shutil.copy2(peft_folder / file, staging / file)
-    from .lora import perplexity
+    from readingroom.tune.lora import perplexity
 
     card = {
         "name": name, "kind": "lora-adapter", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

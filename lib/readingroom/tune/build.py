@@ -35,9 +35,9 @@ from types import SimpleNamespace
 
 from tqdm.auto import tqdm
 
-from ..library import Library
-from ..support import content_words, speaker, split_sentences
-from .dataset import Example
+from readingroom.library.store import Library
+from readingroom.answer.check import content_words, speaker, split_sentences
+from readingroom.tune.dataset import Example
 
 QUESTION_SYSTEM = "You write questions for a reading group. Reply with one question only, ending with a question mark."
 QUESTION_PROMPT = "{text}\n\nWrite one question that the text above answers."
@@ -160,8 +160,8 @@ def extractive_answer(question: str, passage) -> str:
 def write_answer(question: str, passage, generator, checker) -> tuple[str, str]:
     """(response, how it was written): the model's answer as the check left
     it, or the extractive one when nothing of it survives."""
-    from ..answer import build_messages
-    from ..support import check_answer
+    from readingroom.answer.pipeline import build_messages
+    from readingroom.answer.check import check_answer
 
     if generator is not None:
         raw = generator.generate(build_messages(question, [passage]), max_tokens=ANSWER_TOKENS)
@@ -174,7 +174,7 @@ def write_answer(question: str, passage, generator, checker) -> tuple[str, str]:
 def build_questions(lib: Library, generator, n_passages: int = 50, *, seed: int = 0, model_answers: bool = True,
                     doc_ids=None, progress: bool = True) -> tuple[list[Example], BuildReport]:
     """Question-answer examples from `n_passages` random passages (see the module notes)."""
-    from ..support import SupportChecker
+    from readingroom.answer.check import SupportChecker
 
     started = time.perf_counter()
     report = BuildReport()

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..embed import load_embedder
-from ..library import Library
-from ..models import DEFAULT_EMBEDDER, SAFETENSORS_WEIGHTS, file_sha256
-from .dataset import Example, dataset_sha256, split
-from .registry import check_name, folder_of, write_card
+from readingroom.models.embed import load_embedder
+from readingroom.library.store import Library
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, SAFETENSORS_WEIGHTS
+from readingroom.hashing import file_sha256
+from readingroom.tune.dataset import Example, dataset_sha256, split
+from readingroom.tune.registry import check_name, folder_of, write_card
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
     recall_before = recall_at(before_model, held_pairs, None, texts)
 
     # A fresh copy to train: the loaded one stays as it is for search.
-    from ..generate import _quiet_transformers
+    from readingroom.models.generate import _quiet_transformers
 
     with _quiet_transformers():
         model = SentenceTransformer(str(before_model.resolved.path), device="cpu", local_files_only=True)

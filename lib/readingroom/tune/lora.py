@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..models import resolve
-from .build import passage_of
-from .dataset import Example, dataset_sha256, split
-from .registry import tuned_dir
+from readingroom.models.resolve import resolve
+from readingroom.tune.build import passage_of
+from readingroom.tune.dataset import Example, dataset_sha256, split
+from readingroom.tune.registry import tuned_dir
 
 IGNORE = -100  # label of tokens the loss leaves out (the prompt, padding)
 
@@ -90,7 +90,7 @@ class TrainResult:
 def prompt_and_response(tokenizer, example: Example) -> tuple[str, str]:
     """The text the model reads and the text it should write: a question
     inside the answer prompt (chat template), or a passage's start."""
-    from ..answer import build_messages
+    from readingroom.answer.pipeline import build_messages
 
     if example.kind == "continuation":
         return example.instruction + " ", example.response + (tokenizer.eos_token or "")
@@ -152,7 +152,7 @@ def load_base(spec, device: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..generate import _quiet_transformers, _save_bf16_copy, check_gguf, transformers_copy_folder
+    from readingroom.models.generate import _quiet_transformers, _save_bf16_copy, check_gguf, transformers_copy_folder
 
     model = spec if hasattr(spec, "identity") else resolve(str(spec), role="generator")
     if getattr(model, "base", None) is not None:
@@ -335,7 +335,7 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
         state["base_eval_loss"], len(train_rows), len(held_rows), time.perf_counter() - started,
         steps_now / trained_seconds if trained_seconds else 0.0, data_sha, device)
     if done and name and save:
-        from .adapters import save_adapter
+        from readingroom.tune.adapters import save_adapter
 
         result.adapter_folder = save_adapter(name, adapter_folder, model, settings, result)
     return result

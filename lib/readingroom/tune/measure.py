@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 import time
 
-from ..evaluate import Run, record_run
-from ..library import Library
-from .dataset import Example, dataset_sha256
-from .lora import encode, load_base, mean_loss
+from readingroom.evaluate.core import Run, record_run
+from readingroom.library.store import Library
+from readingroom.tune.dataset import Example, dataset_sha256
+from readingroom.tune.lora import encode, load_base, mean_loss
 
 
 def corpus_fingerprint(lib: Library) -> str:
-    from ..search import corpus_fingerprint as fingerprint
+    from readingroom.search.searcher import corpus_fingerprint as fingerprint
     return fingerprint(lib)
 
 
@@ -43,8 +43,8 @@ def held_out_perplexity(lib: Library, model: str, examples: list[Example], *, ma
                         record: bool = True, label: str | None = None) -> Run:
     """Perplexity of `model` (a generator or "adapter:NAME") on `examples`
     (continuations of held-out passages), by transformers."""
-    from ..generate import with_adapter
-    from ..models import resolve
+    from readingroom.models.generate import with_adapter
+    from readingroom.models.resolve import resolve
 
     started = time.perf_counter()
     resolved = resolve(model, role="generator")

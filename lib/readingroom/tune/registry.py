@@ -19,9 +19,10 @@ import os
 import re
 from pathlib import Path
 
-from ..models import (CATALOGUE, GENERATOR, GGUF, ModelError, ResolvedModel, _resolve_path,
-                      checked_sha256, resolve)
-from ..paths import cache_dir
+from readingroom.models.catalogue import CATALOGUE, GENERATOR, GGUF, ModelError
+from readingroom.models.resolve import ResolvedModel, register_resolver, resolve, resolve_path
+from readingroom.models.fetch import checked_sha256
+from readingroom.paths import cache_dir
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -112,9 +113,13 @@ def _resolve_adapter(folder: Path, progress: bool) -> ResolvedModel:
 
 def _resolve_embedder(folder: Path, progress: bool) -> ResolvedModel:
     card = read_card(folder)
-    resolved = _resolve_path(folder, progress, name=f"embedder:{folder.name}")
+    resolved = resolve_path(folder, progress, name=f"embedder:{folder.name}")
     if resolved.identity != card.get("sha256"):
         raise ModelError(f"{folder}: the weights' sha256 {resolved.identity} does not match its card's "
                          f"{card.get('sha256')}: the weights were changed or damaged")
     return resolved
 
+
+
+# Tuned names resolve wherever a model is named (ask --model adapter:faq, ...).
+register_resolver(resolve_tuned)

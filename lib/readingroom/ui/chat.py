@@ -1,0 +1,610 @@
+"""The chat: questions to the library as an ipywidgets widget, in JupyterLab
+or, through `readingroom app` (Voila), as a web page.
+
+    from readingroom.ui.chat import Chat
+    chat = Chat()        # the default library, read-only; the default model
+    chat                 # shows it in a notebook
+
+What a reader sees, for each question:
+- the model's text as it is written, marked as not yet checked;
+- then, in its place, the checked answer (readingroom.answer: invented
+  citations removed, unsupported sentences left out, claims attributed), or
+  the statement that the library's sources do not answer;
+- under it a card for each passage the model was given: its citation, its
+  text, its anchor and link, and the checker's marks: which sentences cited
+  it, with their support scores, kept or dropped;
+- what the check left out, and why.
+
+Follow-up questions get the conversation's earlier answers as history (the
+question is rewritten to stand alone before searching). Filters (author,
+years, language, source) and settings (model, passages per answer) apply
+to the next question. The conversation can be saved as Markdown with its
+citations (`markdown()`, `save_markdown()`, and a download link that works
+in JupyterLab and Voila alike, a data: URI).
+
+Safety: passage text, titles, authors and everything a model writes are
+HTML-escaped wherever they become HTML (ipywidgets' HTML widget sets
+innerHTML: unescaped, a passage holding `<img src=x onerror=...>` would run
+in the reader's browser). Links are made only from http(s) URLs.
+
+Responsiveness: each answer runs in a background thread, so the kernel
+keeps sending widget updates while the model writes; Send is disabled until
+the answer is done. Errors (a model not fetched, the app's generation
+service gone) are shown in the chat, not as a traceback.
+
+In the app, the model runs once for all sessions in a generation service
+(readingroom.ui.service); the chat finds it through environment
+variables and shows "waiting: N ahead of you" while its request is queued.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import os
+import re
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
+from readingroom.models.generate import Generator
+from readingroom.library.store import Library, LibraryError, open_library
+from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
+from readingroom.models.fetch import state
+from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
+
+MODEL_VARIABLE = "READINGROOM_GENERATOR"  # the model a chat uses unless told otherwise (tests: the small one)
+STREAM_INTERVAL = 0.1  # seconds between updates of the streamed text: each update is a message to the browser
+DOWNLOAD_NAME = "reading-room-conversation.md"
+
+STYLE = """<style>
+.rr-chat { max-width: 60em; }
+.rr-chat .widget-html-content { line-height: 1.45; }
+.rr-chat a { color: #1a5fb4; text-decoration: underline; }
+.rr-header { color: #555; font-size: 0.9em; }
+.rr-turn { border-top: 1px solid #ddd; padding: 0.4em 0; }
+.rr-asked { font-weight: 600; margin: 0.2em 0; }
+.rr-status { color: #666; font-size: 0.85em; font-style: italic; }
+.rr-unchecked { color: #777; border-left: 3px solid #e0b000; padding-left: 0.6em; white-space: pre-wrap; line-height: 1.45; }
+.rr-label { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.05em; color: #a07800; }
+.rr-checked { white-space: pre-wrap; line-height: 1.45; border-left: 3px solid #2a7; padding-left: 0.6em; }
+.rr-abstained { border-left-color: #999; color: #444; }
+.rr-error { color: #b00; white-space: pre-wrap; border-left: 3px solid #b00; padding-left: 0.6em; }
+.rr-note { color: #666; font-size: 0.85em; }
+.rr-cite { font-weight: 600; color: #2a7; }
+.rr-card { border: 1px solid #ddd; border-radius: 4px; margin: 0.3em 0; padding: 0.2em 0.5em; }
+.rr-card > summary { cursor: pointer; }
+.rr-card .rr-passage { white-space: pre-wrap; margin: 0.4em 0; padding-left: 0.6em; border-left: 3px solid #ccc; }
+.rr-badge { font-size: 0.75em; padding: 0 0.4em; border-radius: 3px; background: #eee; }
+.rr-badge.rr-cited { background: #d8f0e2; }
+.rr-marks { margin: 0.2em 0; padding-left: 1.2em; font-size: 0.9em; }
+.rr-kept { color: #165; }
+.rr-dropped { color: #a33; text-decoration: line-through; }
+.rr-dropped .rr-why { text-decoration: none; display: inline-block; }
+</style>"""
+
+
+def escape(text) -> str:
+    """Text made safe to put in HTML, quotes included (it may land in an attribute)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def safe_link(url: str | None, anchor: str | None = None) -> str | None:
+    """An http(s) URL (with the anchor), escaped; None for anything else:
+    a javascript: or data: URL in a document's metadata must not become a link."""
+    if not url or not re.match(r"^https?://", url.strip(), re.IGNORECASE):
+        return None
+    url = url.strip()
+    if anchor and "#" not in url:
+        url += "#" + anchor
+    return escape(url)
+
+
+def marked_citations(escaped_text: str) -> str:
+    """Escaped answer text with its [n] markers set off."""
+    return re.sub(r"\[(\d{1,3})\]", r'<span class="rr-cite">[\1]</span>', escaped_text)
+
+
+# --- choosing the model ------------------------------------------------------------
+
+def generator_choices(current: str | None = None) -> list[tuple[str, str]]:
+    """(label, name) of the catalogue's generators, saying which are not
+    fetched, and of the saved LoRA adapters."""
+    choices = []
+    for name, artifact in CATALOGUE.items():
+        if artifact.role != GENERATOR:
+            continue
+        where = state(artifact)
+        label = name if where in ("verified", "fetched, changed since verified") else f"{name} ({where})"
+        choices.append((label, name))
+    from readingroom.tune.registry import saved  # LoRA adapters saved here (readingroom tune lora), on their base
+
+    choices += [(f"adapter:{name} (LoRA, runs in transformers)", f"adapter:{name}") for name in saved("adapter")]
+    if current and current not in [name for _, name in choices]:
+        choices.insert(0, (current, current))
+    return choices
+
+
+class _Reporting(Generator):
+    """The generator a turn uses, loaded when first needed (a question the
+    gate stops needs no model), telling the turn what it is doing: loading,
+    waiting in the app's queue, writing, done writing."""
+
+    backend = "chat"
+
+    def __init__(self, load, name: str, report):
+        self._load, self.name, self._report = load, name, report
+        self.last_usage = None
+
+    def stream(self, messages, **settings):
+        self._report("loading")
+        generator = self._load()
+        watching = getattr(generator, "watching", None)
+        with (watching(lambda n: self._report("queue", n)) if watching else contextlib.nullcontext()):
+            self._report("waiting")
+            yield from generator.stream(messages, **settings)
+        self.last_usage = getattr(generator, "last_usage", None)
+        self._report("written")
+
+
+# --- one question and its answer ---------------------------------------------------
+
+class Turn:
+    """The widgets of one question: what was asked, a status line, the
+    answer (streamed, then checked), the source cards."""
+
+    def __init__(self, question: str):
+        self.question = question
+        self.asked = widgets.HTML(f'<div class="rr-asked">{escape(question)}</div>')
+        self.status = widgets.HTML()
+        self.answer = widgets.HTML()
+        self.sources = widgets.HTML()
+        self.box = widgets.VBox([self.asked, self.status, self.answer, self.sources])
+        self.box.add_class("rr-turn")
+        self.status.add_class("rr-status-line")
+        self.answer.add_class("rr-answer")
+        self.sources.add_class("rr-sources")
+        self.pieces: list[str] = []
+        self._shown = 0.0
+        self.result: Answer | None = None
+        self.error: str | None = None
+
+    def say(self, text: str) -> None:
+        self.status.value = f'<div class="rr-status">{escape(text)}</div>' if text else ""
+
+    def add(self, piece: str) -> None:
+        """A piece of the model's text: shown, marked unchecked, a few times a second."""
+        self.pieces.append(piece)
+        if time.monotonic() - self._shown >= STREAM_INTERVAL:
+            self.show_draft()
+
+    def show_draft(self) -> None:
+        self._shown = time.monotonic()
+        self.answer.value = ('<div class="rr-unchecked"><div class="rr-label">the model is writing; '
+                             f'not checked yet</div>{escape("".join(self.pieces))}</div>')
+
+    def show(self, result: Answer) -> None:
+        """The checked answer in place of the draft, and the source cards."""
+        self.result = result
+        self.answer.value = answer_html(result)
+        self.sources.value = cards_html(result)
+        seconds = f"{result.seconds:.0f} s" if result.seconds >= 1 else "under a second"
+        by = f" by {result.model}" if result.model else ""
+        if result.abstained:
+            self.say(f"not answered: the library's passages do not support an answer ({seconds})")
+        else:
+            self.say(f"checked answer{by} ({seconds})")
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        draft = ""
+        if self.pieces:
+            draft = (f'<div class="rr-unchecked"><div class="rr-label">unchecked, unfinished</div>'
+                     f'{escape("".join(self.pieces))}</div>')
+        self.answer.value = f'<div class="rr-error">{escape(message)}</div>{draft}'
+        self.say("")
+
+
+def answer_html(result: Answer) -> str:
+    kind = "rr-checked rr-abstained" if result.abstained else "rr-checked"
+    parts = [f'<div class="{kind}">{marked_citations(escape(result.body))}</div>']
+    notes = []
+    dropped = [s for s in result.sentences if s.kind == "claim" and not s.final]
+    kept = [s for s in result.sentences if s.final]
+    if result.raw:
+        notes.append(f"{len(kept)} sentence{'s' if len(kept) != 1 else ''} kept, {len(dropped)} left out by the check")
+    else:
+        notes.append("the model was not asked: no passage matched the question closely enough")
+    if result.invented_citations:
+        notes.append("citations to passages it was not given removed: "
+                     + ", ".join(f"[{n}]" for n in result.invented_citations))
+    if result.rewrite != "none":
+        notes.append(f"searched for: “{result.rewritten_question}”")
+    parts.append(f'<div class="rr-note">{escape("; ".join(notes))}</div>')
+    if dropped:
+        items = "".join(f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})'
+                        "</span></li>" for s in dropped)
+        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(dropped)})</summary>'
+                     f'<ul class="rr-marks">{items}</ul></details>')
+    if result.raw:
+        parts.append('<details class="rr-raw"><summary>The model\'s text as written</summary>'
+                     f'<div class="rr-unchecked">{escape(result.raw)}</div></details>')
+    return "".join(parts)
+
+
+def why_dropped(sentence) -> str:
+    if not sentence.valid:
+        if sentence.invalid:
+            return "cites only passages it was not given: " + ", ".join(f"[{n}]" for n in sentence.invalid)
+        return "cites no passage"
+    if sentence.words < MIN_CLAIM_WORDS:
+        return f"too short to be a claim (support {sentence.support:.2f})"
+    return f"support {sentence.support:.2f}, below {SUPPORT_THRESHOLD:.2f}"
+
+
+def cards_html(result: Answer) -> str:
+    """A card for each passage the model was given (or, when the gate
+    stopped the question, the closest ones): closed, a click opens it."""
+    if not result.passages:
+        return ""
+    cited = {c["n"] for c in result.citations}
+    heading = "The closest passages" if result.abstained else "Sources given to the model"
+    cards = [f'<div class="rr-note">{heading}:</div>']
+    for n, hit in enumerate(result.passages, start=1):
+        if result.abstained:
+            badge = '<span class="rr-badge">closest</span>'
+        elif n in cited:
+            badge = '<span class="rr-badge rr-cited">cited</span>'
+        else:
+            badge = '<span class="rr-badge">not cited</span>'
+        about = ", ".join(escape(x) for x in (hit.author, hit.title, hit.year, hit.source) if x)
+        where = f' <span class="rr-anchor">#{escape(hit.anchor)}</span>' if hit.anchor else ""
+        link = safe_link(hit.url, hit.anchor)
+        link_html = (f' · <a href="{link}" target="_blank" rel="noopener noreferrer">open the source</a>'
+                     if link else "")
+        marks = []
+        for s in result.sentences:
+            if n not in s.valid:
+                continue
+            if s.final:
+                marks.append(f'<li class="rr-kept">✓ kept, support {s.support:.2f}: {escape(s.final)}</li>')
+            else:
+                marks.append(f'<li class="rr-dropped">✗ {escape(s.text)} <span class="rr-why">'
+                             f'(dropped: {escape(why_dropped(s))})</span></li>')
+        marks_html = (f'<div class="rr-note">Sentences of the answer that cite it:</div>'
+                      f'<ul class="rr-marks">{"".join(marks)}</ul>') if marks else ""
+        cards.append(
+            f'<details class="rr-card" data-n="{n}"><summary><b>[{n}]</b> {escape(hit.citation or hit.title)} '
+            f'{badge}</summary><div class="rr-note">{about}{where}{link_html}</div>'
+            f'<div class="rr-passage">{escape(hit.text)}</div>{marks_html}</details>')
+    return "".join(cards)
+
+
+# --- the conversation as Markdown ---------------------------------------------------
+
+def md(text) -> str:
+    """Text for the Markdown export, with <, > and & escaped: Markdown
+    viewers pass raw HTML through, so passage text stays text there too."""
+    return html.escape("" if text is None else str(text), quote=False)
+
+
+def conversation_markdown(answers: list[Answer], library: str | None = None) -> str:
+    lines = ["# A conversation with the library", ""]
+    about = [f"exported {datetime.now().strftime('%Y-%m-%d %H:%M')}"]
+    if library:
+        about.insert(0, f"library: {library}")
+    models_used = sorted({a.model for a in answers if a.model})
+    if models_used:
+        about.append("model: " + ", ".join(models_used))
+    lines += ["_" + md("; ".join(about)) + "_", "",
+              "Answers were checked by the program: every claim cites a passage it was given and shares enough "
+              "of its words and meaning to count as supported. Overlap is not proof: read the sources.", ""]
+    for i, a in enumerate(answers, start=1):
+        lines += [f"## {i}. {md(a.question)}", ""]
+        if a.rewrite != "none":
+            lines += [f"_searched for: {md(a.rewritten_question)}_", ""]
+        lines += [md(a.body), ""]
+        if a.citations:
+            lines += ["**Sources**", ""]
+            for c in a.citations:
+                hit = a.passages[c["n"] - 1]
+                where = f" #{hit.anchor}" if hit.anchor else ""
+                url = f" <{hit.url}>" if safe_link(hit.url) else ""
+                lines.append(f"- [{c['n']}] {md(c['citation'])}{md(where)}{md(url)}")
+                if c.get("quote"):
+                    lines.append(f"  > {md(' '.join(c['quote'].split()))}")
+            lines.append("")
+        if a.further_reading:
+            lines += ["**Read further**", ""]
+            for doc in a.further_reading:
+                who = f"{doc['author']}, " if doc["author"] else ""
+                year = f" ({doc['year']})" if doc["year"] else ""
+                places = "; ".join(f"[{p['n']}] {p['citation']}" + (f" #{p['anchor']}" if p["anchor"] else "")
+                                   for p in doc["passages"])
+                lines.append(f"- {md(who)}{md(doc['title'])}{md(year)}: {md(places)}")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def download_link(markdown: str, filename: str = DOWNLOAD_NAME) -> str:
+    """An <a download> with the Markdown in a data: URI: works in JupyterLab
+    and in Voila, where the kernel's files cannot be reached."""
+    data = base64.b64encode(markdown.encode("utf-8")).decode("ascii")
+    return (f'<a class="rr-download" download="{escape(filename)}" '
+            f'href="data:text/markdown;charset=utf-8;base64,{data}">Download the conversation (Markdown)</a>')
+
+
+# --- the widget -------------------------------------------------------------------------
+
+def _quiet_loading(library):
+    """No progress bar from transformers while the library's embedder loads:
+    in a notebook it is a widget of its own, above the chat, in the app too.
+    transformers is imported only when the library has vectors to need it."""
+    if library.embedding_models().empty:
+        return contextlib.nullcontext()
+    from readingroom.models.generate import _quiet_transformers
+
+    return _quiet_transformers()
+
+
+class Chat(widgets.VBox):
+    """Questions to a library, answered from its passages with checked
+    citations. `library`: a Library, a path, or None for the default one
+    (opened read-only: many kernels can read one file, in the app each
+    session has its own); `generator`: a generate.Generator to use (by
+    default the app's generation service when there is one, else the model
+    chosen in the settings, `model` or $READINGROOM_GENERATOR or the default
+    model, loaded at the first question); `k`: passages per answer."""
+
+    def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
+                 k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS):
+        self.answers: list[Answer] = []
+        self.turns: list[Turn] = []
+        self.thread: threading.Thread | None = None
+        self.max_tokens = max_tokens
+        self.problem: str | None = None  # why the chat cannot answer at all, when it cannot
+        self.library: Library | None = None
+        self.searcher = None
+
+        if generator is None:
+            from readingroom.ui.service import RemoteGenerator
+
+            generator = RemoteGenerator.from_environment()
+        self.generator = generator
+        self.shared_model = generator is not None and getattr(generator, "backend", "") == "service"
+        model = model or os.environ.get(MODEL_VARIABLE) or DEFAULT_GENERATOR
+
+        self.header = widgets.HTML()
+        self.header.add_class("rr-header")
+        self.conversation = widgets.VBox()
+        self.conversation.add_class("rr-conversation")
+        self.question = widgets.Textarea(placeholder="Ask the library a question …",
+                                         layout=widgets.Layout(width="100%", height="4.5em"))
+        self.question.add_class("rr-question")
+        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
+                                          tooltip="Ask (the answer comes from the library's passages only)")
+        self.send_button.add_class("rr-send")
+        self.new_button = widgets.Button(description="New conversation", icon="eraser",
+                                         tooltip="Forget the conversation: the next question starts afresh",
+                                         layout=widgets.Layout(width="auto"))
+        self.new_button.add_class("rr-new")
+        self.export_link = widgets.HTML()
+        self.export_link.add_class("rr-export")
+
+        self._open(library)
+        self._build_settings(model, k)
+        self.send_button.on_click(self._on_send)
+        self.new_button.on_click(self._on_new)
+        self._update_export()
+
+        settings = widgets.Accordion(children=[widgets.VBox([self.filter_box, self.settings_box])],
+                                     titles=("Filters and settings",))
+        settings.add_class("rr-settings")
+        super().__init__([widgets.HTML(STYLE), self.header, self.conversation,
+                          widgets.HBox([self.question, self.send_button], layout=widgets.Layout(width="100%")),
+                          settings, widgets.HBox([self.new_button, self.export_link])])
+        self.add_class("rr-chat")
+        if self.problem:
+            self.send_button.disabled = True
+            if "rr-error" not in self.header.value:  # the library opened; the model is what is missing
+                self.header.value += f'<div class="rr-error">{escape(self.problem)}</div>'
+
+    # --- set-up ------------------------------------------------------------------
+    def _open(self, library) -> None:
+        from readingroom.search.searcher import searcher_for
+
+        try:
+            if isinstance(library, Library):
+                self.library = library
+            else:
+                self.library = open_library(library, read_only=True)
+            with _quiet_loading(self.library):
+                self.searcher = searcher_for(self.library)
+        except (LibraryError, ModelError, OSError) as e:
+            self.problem = str(e)
+            self.header.value = f'<div class="rr-error">The library cannot be opened: {escape(e)}</div>'
+            return
+        index = self.searcher.index
+        self._warm_up()
+        how = ("words and meaning (BM25 and vectors)" if index.embedder is not None
+               else "words only (BM25): this library has no passage vectors yet, `readingroom embed` adds them")
+        documents = len(index.docs.doc_ids)
+        self.header.value = (f"<div><b>Ask the library.</b> {documents:,} documents, {len(index):,} passages in "
+                             f"{escape(self.library.path.name)}; search by {escape(how)}. Answers come only from "
+                             "these passages, and the program checks every citation.</div>")
+
+    def _warm_up(self) -> None:
+        """Load now what the first question would otherwise wait for: the
+        question-language detector (a model per language) and the
+        embedder's first call. A page opens a second or two later; the
+        first answer comes that much sooner."""
+        from readingroom.answer.pipeline import question_language
+
+        index = self.searcher.index
+        question_language("What does the library say about this?", {x for x in index.docs.languages.tolist() if x})
+        if index.embedder is not None:
+            index.embedder.encode_query("What does the library say about this?")
+
+    def _build_settings(self, model: str, k: int) -> None:
+        docs = self.searcher.index.docs if self.searcher else None
+        authors = sorted({a for names in docs.authors for a in names}) if docs else []
+        languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
+        sources = sorted({x for x in docs.sources.tolist() if x}) if docs else []
+        years = [int(y) for y in docs.years.tolist() if y == y] if docs else []  # y == y: not NaN
+
+        self.author = widgets.Dropdown(options=[("any author", "")] + [(a, a) for a in authors],
+                                       description="Author")
+        self.language = widgets.Dropdown(options=[("any language", "")] + [(x, x) for x in languages],
+                                         description="Language")
+        self.source = widgets.Dropdown(options=[("any source", "")] + [(x, x) for x in sources],
+                                       description="Source")
+        low, high = (min(years), max(years)) if years else (0, 0)
+        self.years = widgets.IntRangeSlider(value=(low, high), min=low, max=high, description="Years",
+                                            continuous_update=False,
+                                            layout=widgets.Layout(display="flex" if years else "none"))
+        self.all_years = (low, high)
+        for w in (self.author, self.language, self.source, self.years):
+            w.add_class("rr-filter")
+        self.filter_box = widgets.VBox([widgets.HTML("<b>Search only in</b> (the full year range means any "
+                                                     "year, documents without one included)"),
+                                        self.author, self.years, self.language, self.source])
+
+        if self.shared_model:
+            try:
+                name = self.generator.name
+            except ModelError as e:
+                name = "unavailable"
+                self.problem = str(e)
+            choices = [(f"{name} (the app's model, shared by everyone)", name)]
+        else:
+            current = getattr(self.generator, "name", None) or model
+            choices = generator_choices(current)
+            if current not in [c[1] for c in choices]:
+                choices.insert(0, (current, current))
+            name = current
+        self.model_choice = widgets.Dropdown(options=choices, value=name, description="Model",
+                                      disabled=self.shared_model, layout=widgets.Layout(width="32em"))
+        self.passages = widgets.IntSlider(value=k, min=1, max=10, description="Passages",
+                                          tooltip="How many passages the model is given")
+        self.model_choice.add_class("rr-model")
+        self.passages.add_class("rr-k")
+        self.settings_box = widgets.VBox([widgets.HTML("<b>Settings</b>"), self.model_choice, self.passages])
+
+    # --- what the widgets say --------------------------------------------------------
+    def filters(self):
+        """The search filters set in the widgets."""
+        from readingroom.search.searcher import Filters
+
+        low, high = self.years.value
+        if (low, high) == tuple(self.all_years):
+            low = high = None
+        return Filters.of(author=self.author.value or None, year_from=low, year_to=high,
+                          language=self.language.value or None, source=self.source.value or None)
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def ask(self, question: str) -> Turn | None:
+        """Ask as if typed and sent; returns the new turn (None if busy or empty)."""
+        self.question.value = question
+        before = len(self.turns)
+        self.send_button.click()
+        return self.turns[-1] if len(self.turns) > before else None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the answer being written is done (for scripts and tests)."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def markdown(self) -> str:
+        """The conversation so far as Markdown, with each answer's citations."""
+        return conversation_markdown(self.answers, self.library.path.name if self.library else None)
+
+    def save_markdown(self, path) -> Path:
+        path = Path(path)
+        path.write_text(self.markdown(), encoding="utf-8")
+        return path
+
+    def _update_export(self) -> None:
+        self.export_link.value = download_link(self.markdown()) if self.answers else ""
+
+    def _set_busy(self, busy: bool) -> None:
+        self.send_button.disabled = busy or bool(self.problem)
+        self.new_button.disabled = busy
+        self.model_choice.disabled = busy or self.shared_model
+        self.send_button.description = "Answering …" if busy else "Send"
+
+    # --- handlers --------------------------------------------------------------------
+    def _on_send(self, _button=None) -> None:
+        question = self.question.value.strip()
+        if not question or self.busy or self.problem:
+            return
+        self.question.value = ""
+        turn = Turn(question)
+        self.turns.append(turn)
+        self.conversation.children = (*self.conversation.children, turn.box)
+        turn.say("searching the library …")
+        self._set_busy(True)
+        # Read the widgets here, in the kernel's thread; the worker only writes.
+        job = dict(filters=self.filters(), k=self.passages.value, model=self.model_choice.value,
+                   history=list(self.answers))
+        self.thread = threading.Thread(target=self._answer, args=(turn, job), name="readingroom-chat", daemon=True)
+        self.thread.start()
+
+    def _on_new(self, _button=None) -> None:
+        if self.busy:
+            return
+        self.answers.clear()
+        self.turns.clear()
+        self.conversation.children = ()
+        self._update_export()
+
+    def _generator_for(self, name: str):
+        if self.generator is not None and (self.shared_model or getattr(self.generator, "name", None) == name):
+            return self.generator
+        from readingroom.models.generate import load_generator
+
+        return load_generator(name)  # loaded once per kernel and kept
+
+    def _answer(self, turn: Turn, job: dict) -> None:
+        def report(what, n=None):
+            if what == "loading" and not self.shared_model:
+                turn.say(f"loading the model {job['model']} …")
+            elif what == "queue" and n:
+                turn.say(f"waiting: {n} ahead of you")
+            elif what == "waiting":
+                turn.say("the model is reading the passages …")
+            elif what == "written" and turn.pieces:  # not after a follow-up's rewrite, which shows nothing
+                turn.show_draft()
+                turn.say("checking the citations …")
+            elif what == "written":
+                turn.say("searching the library …")
+
+        generator = _Reporting(lambda: self._generator_for(job["model"]), job["model"], report)
+        try:
+            result = None
+            for item in answer_stream(self.searcher, turn.question, generator=generator, k=job["k"],
+                                      filters=job["filters"], history=job["history"], max_tokens=self.max_tokens):
+                if isinstance(item, Answer):
+                    result = item
+                else:
+                    if not turn.pieces:
+                        turn.say("writing …")
+                    turn.add(item)
+            turn.show(result)
+            self.answers.append(result)
+        except (ModelError, LibraryError, ValueError, LookupError, OSError) as e:
+            turn.fail(str(e))
+        except Exception as e:  # shown in the chat: a traceback means nothing to a workshop's readers
+            turn.fail(f"Something went wrong: {type(e).__name__}: {e}")
+        finally:
+            self._update_export()
+            self._set_busy(False)
+
+
+__all__ = ["Chat", "conversation_markdown", "download_link", "cards_html", "answer_html"]

@@ -1,0 +1,474 @@
+"""One model for many chat sessions: a small generation service and its client.
+
+In the web app (`readingroom app`) every browser session has its own
+kernel, hence its own conversation; a model loaded in each kernel would
+cost a gigabyte per reader and several readers' generations would fight
+over two cores. So the app loads the model once, here, in a process of
+its own, and the kernels ask it over HTTP on the loopback:
+
+    kernel (RemoteGenerator) ──POST /generate──► service (one Generator)
+                             ◄── newline-delimited JSON ──┘
+
+The service (stdlib http.server, one thread per connection) puts every
+request in one FIFO queue served by a single worker thread: one
+completion at a time, in order of arrival, because a llama.cpp model holds
+one context and two completions at once would each run at half speed
+anyway. Every request must carry the service's random token in the
+X-Readingroom-Token header (the port is on the loopback, but other users of
+the machine can reach the loopback too).
+
+The reply to POST /generate, one JSON object a line:
+
+    {"queue": 2}                  requests ahead of this one (at arrival, whenever it
+                                  changes, and every few seconds while it waits)
+    {"text": "The Commune"}       pieces of the model's text, as they come
+    {"done": true, "usage": {"prompt_tokens": 412, "completion_tokens": 57}}
+    {"error": "..."}              instead of "done", when generation failed
+
+A reader who goes away (the connection closes) is taken out of the queue,
+or their generation stopped, so the next reader does not wait for text
+nobody reads. GET /health gives the model's name and the queue's length.
+
+    service = GenerationService(load_generator("smollm2-135m-instruct-q4_1")).start()
+    remote = RemoteGenerator(service.url, service.token)
+    print(remote.generate([{"role": "user", "content": "Hello"}]))
+
+`python -m readingroom.ui.service --model NAME` runs one until it
+is stopped; `readingroom app` starts it that way.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import select
+import socket
+import sys
+import time
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from queue import Empty, Queue
+from urllib.parse import urlsplit
+
+from readingroom.models.generate import Generator, GeneratorError, TokenUsage, check_settings, checked_messages
+
+TOKEN_HEADER = "X-Readingroom-Token"
+URL_VARIABLE = "READINGROOM_GENERATION_URL"  # how kernels started by the app find the service
+TOKEN_VARIABLE = "READINGROOM_GENERATION_TOKEN"
+HEARTBEAT_SECONDS = 5.0  # a waiting reader hears its place this often
+PEER_CHECK_SECONDS = 0.5  # how soon a reader who closed the connection while waiting leaves the queue
+MAX_REQUEST_BYTES = 1 << 20  # prompts are a few passages: a megabyte is far more than any
+
+
+# --- the service -------------------------------------------------------------------
+
+class Job:
+    """One request: what to generate, and the events for its reader."""
+
+    def __init__(self, messages, settings: dict):
+        self.messages = messages
+        self.settings = settings
+        self.events: Queue = Queue()  # ("queue", n), ("text", piece), ("done", usage), ("error", message)
+        self.cancelled = threading.Event()
+
+
+class GenerationService:
+    """A Generator served over HTTP on `host`, one completion at a time, in
+    order of arrival. `port=0` takes a free port; `token=None` makes a
+    random one."""
+
+    def __init__(self, generator: Generator, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None):
+        self.generator = generator
+        self.token = token or secrets.token_urlsafe(32)
+        self._waiting: deque[Job] = deque()
+        self._lock = threading.Condition()
+        self._stopping = False
+        self.served = 0  # completions finished, for the tests and the bench
+        self.server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self.server.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "GenerationService":
+        for target, name in ((self.server.serve_forever, "readingroom-service-http"),
+                             (self._work, "readingroom-service-worker")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            for job in self._waiting:
+                job.events.put(("error", "the generation service is stopping"))
+            self._waiting.clear()
+            self._lock.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # The queue. Positions are told to each waiting job whenever the one in
+    # front leaves, so a reader sees "2 ahead of you", then 1, then 0.
+    def queue_length(self) -> int:
+        """Requests waiting, not counting the one being generated."""
+        with self._lock:
+            return len(self._waiting)
+
+    @property
+    def running(self) -> bool:
+        """Whether a request is being generated now."""
+        return self._running is not None
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the generation service is stopping")
+            job.events.put(("queue", len(self._waiting) + self._busy()))
+            self._waiting.append(job)
+            self._lock.notify_all()
+
+    def withdraw(self, job: Job) -> None:
+        """Take a job out of the queue (its reader has gone)."""
+        job.cancelled.set()
+        with self._lock:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                self._tell_positions()
+
+    def position(self, job: Job) -> int:
+        """Requests ahead of `job`: those before it in the queue, and the one running."""
+        with self._lock:
+            if job not in self._waiting:
+                return 0
+            return self._waiting.index(job) + self._busy()
+
+    _running: Job | None = None
+
+    def _busy(self) -> int:
+        return 1 if self._running is not None else 0
+
+    def _tell_positions(self) -> None:
+        for i, waiting in enumerate(self._waiting):
+            waiting.events.put(("queue", i + self._busy()))
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                job = self._waiting.popleft()
+                self._running = job
+                self._tell_positions()
+            try:
+                self._generate(job)
+            finally:
+                with self._lock:
+                    self._running = None
+                    self.served += 1
+                    self._tell_positions()
+
+    def _generate(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            return
+        job.events.put(("queue", 0))
+        pieces = self.generator.stream(job.messages, **job.settings)
+        try:
+            for piece in pieces:
+                if job.cancelled.is_set():
+                    break  # the reader has gone: stop, and free the model for the next one
+                job.events.put(("text", piece))
+        except Exception as e:  # told to the reader; the service goes on serving the others
+            job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
+            return
+        finally:
+            if hasattr(pieces, "close"):
+                pieces.close()
+        usage = getattr(self.generator, "last_usage", None)
+        job.events.put(("done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
+                                                            "completion_tokens": usage.completion_tokens}))
+
+
+def _handler_class(service: GenerationService):
+    class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.0: the reply ends when the connection closes, so it can
+        # stream without a length or chunked encoding.
+        protocol_version = "HTTP/1.0"
+        server_version = "readingroom-generation"
+
+        def log_message(self, format, *args):  # quiet: one line per request is noise in a notebook's log
+            pass
+
+        def _authorised(self) -> bool:
+            given = self.headers.get(TOKEN_HEADER, "")
+            if hmac.compare_digest(given.encode(), service.token.encode()):
+                return True
+            self._reply(401, {"error": f"a valid {TOKEN_HEADER} header is required"})
+            return False
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = (json.dumps(body) + "\n").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if not self._authorised():
+                return
+            if urlsplit(self.path).path != "/health":
+                return self._reply(404, {"error": "not found"})
+            generator = service.generator
+            self._reply(200, {"model": getattr(generator, "name", None), "backend": getattr(generator, "backend", None),
+                              "queue": service.queue_length(), "served": service.served})
+
+        def do_POST(self):
+            # The body is read before anything is refused: a connection
+            # closed with unread data is reset, and the client would see the
+            # reset instead of the reason.
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = 0
+            if not 0 < length <= MAX_REQUEST_BYTES:
+                return self._reply(400, {"error": f"the request body must be 1 to {MAX_REQUEST_BYTES} bytes of JSON"})
+            raw = self.rfile.read(length)
+            if not self._authorised():
+                return
+            if urlsplit(self.path).path != "/generate":
+                return self._reply(404, {"error": "not found"})
+            try:
+                request = json.loads(raw)
+                messages = checked_messages(request.get("messages"))
+                settings = {"max_tokens": int(request.get("max_tokens", 256)),
+                            "temperature": float(request.get("temperature", 0.0)),
+                            "seed": int(request.get("seed", 0)),
+                            "stop": [str(s) for s in request.get("stop") or []] or None}
+                check_settings(settings["max_tokens"], settings["temperature"])
+            except (ValueError, TypeError, AttributeError) as e:
+                return self._reply(400, {"error": str(e)})
+            job = Job(messages, settings)
+            try:
+                service.submit(job)
+            except RuntimeError as e:
+                return self._reply(503, {"error": str(e)})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            try:
+                self._stream(job)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass  # the reader went away
+            finally:
+                service.withdraw(job)
+
+        def _stream(self, job: Job) -> None:
+            told, last_write = None, time.monotonic()
+            while True:
+                try:
+                    kind, value = job.events.get(timeout=PEER_CHECK_SECONDS)
+                except Empty:
+                    if job is service._running:
+                        continue  # a long silence while generating: the next piece will come
+                    if self._peer_gone():
+                        return
+                    if time.monotonic() - last_write >= HEARTBEAT_SECONDS:
+                        self._send({"queue": service.position(job)})  # still waiting: say so again
+                        last_write = time.monotonic()
+                    continue
+                last_write = time.monotonic()
+                if kind == "queue":
+                    if value != told:
+                        told = value
+                        self._send({"queue": value})
+                elif kind == "text":
+                    self._send({"text": value})
+                elif kind == "done":
+                    self._send({"done": True, "usage": value})
+                    return
+                else:
+                    self._send({"error": value})
+                    return
+
+        def _peer_gone(self) -> bool:
+            """Whether the reader closed the connection: it has sent its
+            whole request, so the socket reads as ready only at its end."""
+            try:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
+        def _send(self, event: dict) -> None:
+            self.wfile.write((json.dumps(event, ensure_ascii=False) + "\n").encode())
+            self.wfile.flush()
+
+    return Handler
+
+
+# --- the client -----------------------------------------------------------------------
+
+class RemoteGenerator(Generator):
+    """A Generator whose model runs in a GenerationService: what the app's
+    kernels use, so that answer_stream works unchanged. While a request
+    waits in the service's queue, the callback given to `watching()` (in
+    the same thread) hears how many requests are ahead of it."""
+
+    backend = "service"
+
+    def __init__(self, url: str, token: str, *, timeout: float = 600.0):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the generation service's URL must be http://HOST:PORT, not {url!r}")
+        self.url, self.token, self.timeout = url, token, timeout
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._local = threading.local()
+        self._name: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> "RemoteGenerator | None":
+        """The app's service, when this process was started by `readingroom app`."""
+        url, token = os.environ.get(URL_VARIABLE), os.environ.get(TOKEN_VARIABLE)
+        return cls(url, token) if url and token else None
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = self.health().get("model") or "remote"
+        return self._name
+
+    @contextlib.contextmanager
+    def watching(self, on_queue):
+        """Call `on_queue(n)` with the requests ahead, while this thread's requests wait."""
+        previous = getattr(self._local, "on_queue", None)
+        self._local.on_queue = on_queue
+        try:
+            yield self
+        finally:
+            self._local.on_queue = previous
+
+    def _connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _failed(self, e: Exception) -> GeneratorError:
+        return GeneratorError(f"the generation service at {self.url} cannot be reached ({e}); "
+                              "is `readingroom app` still running?")
+
+    def health(self) -> dict:
+        connection = self._connection()
+        try:
+            connection.request("GET", "/health", headers={TOKEN_HEADER: self.token})
+            response = connection.getresponse()
+            body = json.loads(response.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise self._failed(e) from e
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise GeneratorError(f"the generation service refused: {body.get('error', response.status)}")
+        return body
+
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+        messages = checked_messages(messages)
+        check_settings(max_tokens, temperature)
+        self.last_usage = None
+        body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+                           "seed": seed, "stop": list(stop) if stop else None}).encode()
+        on_queue = getattr(self._local, "on_queue", None)
+        connection = self._connection()
+        try:
+            try:
+                connection.request("POST", "/generate", body=body, headers={
+                    TOKEN_HEADER: self.token, "Content-Type": "application/json"})
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                raise self._failed(e) from e
+            if response.status != 200:
+                try:
+                    reason = json.loads(response.read() or b"{}").get("error")
+                except ValueError:
+                    reason = None
+                raise GeneratorError(f"the generation service refused the request ({response.status}): "
+                                     f"{reason or response.reason}")
+            while True:
+                try:
+                    line = response.readline()
+                except (OSError, http.client.HTTPException) as e:
+                    raise self._failed(e) from e
+                if not line:
+                    raise GeneratorError("the generation service closed the connection before the answer ended")
+                event = json.loads(line)
+                if "text" in event:
+                    yield event["text"]
+                elif "queue" in event:
+                    if on_queue is not None:
+                        on_queue(int(event["queue"]))
+                elif "done" in event:
+                    usage = event.get("usage")
+                    if usage:
+                        self.last_usage = TokenUsage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                    return
+                elif "error" in event:
+                    raise GeneratorError(f"generation failed in the service: {event['error']}")
+        finally:
+            # Closing early (the reader stopped iterating) closes the socket,
+            # which tells the service to stop this generation.
+            connection.close()
+
+
+# --- running one -------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    """Load a model, serve it, print one line {"url": ...} on stdout once
+    ready; the token comes from $READINGROOM_GENERATION_TOKEN (kept out of
+    the command line, which every user of the machine can read)."""
+    from readingroom.models.generate import load_generator
+    from readingroom.models.catalogue import DEFAULT_GENERATOR
+
+    parser = argparse.ArgumentParser(prog="python -m readingroom.ui.service")
+    parser.add_argument("--model", default=DEFAULT_GENERATOR)
+    parser.add_argument("--backend", default="llama.cpp")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        generator = load_generator(args.model, backend=args.backend)
+        # One token now: a model's first call is its slowest, and the first
+        # reader should not pay for it.
+        generator.generate([{"role": "user", "content": "Hello"}], max_tokens=1)
+    except Exception as e:  # reported to the app, which prints it and stops
+        print(json.dumps({"error": str(e)}), flush=True)
+        sys.exit(1)
+    service = GenerationService(generator, host=args.host, port=args.port,
+                                token=os.environ.get(TOKEN_VARIABLE)).start()
+    print(json.dumps({"url": service.url, "model": generator.name}), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()
