@@ -23,6 +23,8 @@ import numpy as np
 
 from readingroom.library.store import Library
 from readingroom.paths import cache_dir
+from readingroom.search.ann import text_keys
+from readingroom.search.fusion import top_rows
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
 # not reused.
@@ -81,15 +83,22 @@ class SearchIndex:
         self.embedder = embedder  # encodes queries for the vectors
         self.fingerprint = fingerprint
         self.row_of = {pid: i for i, pid in enumerate(passage_ids.tolist())}
+        # The approximate first stage (ann.py), for large libraries only.
+        self.ann = None
+        self._keys_sorted = self._rows_by_key = None
+        self._more_rows: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, lib: Library, model=None, *, vectors: bool = True, progress: bool = False,
-             precision: str = "float32") -> "SearchIndex":
+             precision: str = "float32", approximate: bool | None = None) -> "SearchIndex":
         """`model`: the embedding model whose vectors to use (a catalogue name
         or folder); by default the one that has embedded most of the library.
         With `vectors=False`, or when nothing is embedded yet, only BM25 runs.
         `precision`: "float32" (exact) or "bfloat16" (half the memory, scores
-        to ~3 digits, but not faster on CPUs: bench/search.py)."""
+        to ~3 digits, but not faster on CPUs: bench/search.py).
+        `approximate`: whether vector candidates come from the approximate
+        index (ann.py) and are rescored exactly; None (the default): when
+        the library has at least ann.ANN_MIN_VECTORS vectors."""
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
         fingerprint = corpus_fingerprint(lib)
@@ -112,6 +121,8 @@ class SearchIndex:
         model = (model or preferred_embedder(lib)) if vectors else None
         if model is not None:
             index._load_vectors(lib, model, precision)
+            if index.vectors is not None and precision == "float32" and _wants_ann(approximate, index):
+                index._load_ann(lib, model)
         return index
 
     def _load_vectors(self, lib: Library, model, precision: str) -> None:
@@ -128,6 +139,38 @@ class SearchIndex:
         self.has_vector = np.zeros(len(self.passage_ids), dtype=bool)
         self.has_vector[rows] = True
         self.vectors = as_precision(aligned, precision)
+
+    def _load_ann(self, lib: Library, model) -> None:
+        from readingroom.models.embed import resolve_embedder
+        from readingroom.search.ann import ann_folder
+
+        shas = lib.arrow("SELECT text_sha256 FROM passages ORDER BY doc_id, ordinal").column("text_sha256")
+        self.attach_ann(text_keys(shas.to_pylist()), ann_folder(lib.path, resolve_embedder(model).identity))
+
+    def attach_ann(self, row_keys: np.ndarray, folder: Path | None = None):
+        """Use the approximate first stage: `row_keys` is each row's vector
+        key (ann.text_keys of its text's sha256; rows with the same text
+        share one). The index saved in `folder` is updated in place (or
+        built there); with no folder it is built in memory. Returns what the
+        update did (ann.SyncReport)."""
+        from readingroom.search.ann import AnnIndex, SyncReport, synced_index
+
+        # Each key's first row, and the other rows of keys that several
+        # passages share (the same text in two documents: rare).
+        order = np.argsort(row_keys, kind="stable")
+        self._keys_sorted, first = np.unique(row_keys[order], return_index=True)
+        self._rows_by_key = order[first]
+        shared = np.flatnonzero(np.diff(first, append=len(order)) > 1)
+        self._more_rows = {int(self._keys_sorted[i]): order[first[i] + 1:first[i + 1] if i + 1 < len(first)
+                                                            else len(order)] for i in shared.tolist()}
+        with_vector = np.flatnonzero(self.has_vector)
+        keys, first_with_vector = np.unique(row_keys[with_vector], return_index=True)
+        vectors = self.vectors[with_vector[first_with_vector]]
+        if folder is None:
+            self.ann, report = AnnIndex.build(keys, vectors), SyncReport(built=True, added=len(keys))
+        else:
+            self.ann, report = synced_index(folder, keys, vectors)
+        return report
 
     def __len__(self) -> int:
         return len(self.passage_ids)
@@ -159,6 +202,46 @@ class SearchIndex:
             scores[~self.has_vector] = -np.inf
         return scores
 
+    def vector_top(self, query: str, n: int, allowed: np.ndarray | None = None,
+                   query_vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, cosines) of the n passages nearest the query, best first,
+        among the allowed rows; None when there are no vectors. Exact for
+        small libraries; for large ones the approximate index proposes
+        candidates and their exact cosines order them."""
+        if self.vectors is None:
+            return None
+        if self.ann is None:
+            scores = self.vector_scores(query, query_vector)
+            rows = top_rows(scores, n, allowed)
+            return rows, scores[rows]
+        q = self.embedder.encode_query(query) if query_vector is None else query_vector
+        candidates = self._ann_candidates(q, n, allowed)
+        scores = self.vectors[candidates] @ q
+        best = np.lexsort((candidates, -scores))[:n]  # ties: the earlier row, as top_rows
+        return candidates[best], scores[best]
+
+    def _ann_candidates(self, q: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        from readingroom.search.ann import ANN_MIN_VECTORS, RESCORE_FACTOR
+
+        usable = self.has_vector if allowed is None else self.has_vector & allowed
+        share = usable.mean() if len(usable) else 0.0
+        if allowed is not None and share * len(self) < ANN_MIN_VECTORS:
+            # A narrow filter: the exact product over the rows it keeps is
+            # cheap, and an index asked for its few rows would miss some.
+            return np.flatnonzero(usable)
+        wanted = int(np.ceil(RESCORE_FACTOR * max(n, 1) / max(share, 1e-9)))
+        keys = self.ann.search(q, min(wanted, len(self.ann)))
+        at = np.minimum(np.searchsorted(self._keys_sorted, keys), len(self._keys_sorted) - 1)
+        known = self._keys_sorted[at] == keys  # a key no passage has any more is dropped
+        rows = self._rows_by_key[at[known]]
+        if self._more_rows:
+            more = [self._more_rows[k] for k in keys[known].tolist() if k in self._more_rows]
+            rows = np.concatenate([rows, *more]) if more else rows
+        rows = rows[usable[rows]]
+        if len(rows) < min(n, int(usable.sum())):
+            return np.flatnonzero(usable)  # too few after the filter: search its rows exactly
+        return np.sort(rows)
+
     def mask(self, filters: Filters | None) -> np.ndarray | None:
         if not filters:
             return None
@@ -170,6 +253,14 @@ class SearchIndex:
         if isinstance(self.vectors, np.ndarray):
             return self.vectors[rows]
         return self.vectors[rows].float().numpy()
+
+
+def _wants_ann(approximate: bool | None, index: SearchIndex) -> bool:
+    from readingroom.search.ann import ANN_MIN_VECTORS
+
+    if approximate is None:
+        return int(index.has_vector.sum()) >= ANN_MIN_VECTORS
+    return approximate
 
 
 def as_precision(matrix: np.ndarray, precision: str):

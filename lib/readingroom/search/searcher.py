@@ -160,20 +160,19 @@ class Searcher:
             if s.same_language_bm25 and mode == "hybrid":
                 bm25_allowed = _and(allowed, self._query_language_rows(query))
             rankings["bm25"] = top_rows(scores, s.candidates, bm25_allowed, floor=0.0)
-            raw["bm25"] = scores
+            raw["bm25"] = scores[rankings["bm25"]]
         if mode in ("hybrid", "vector"):
-            scores = self.index.vector_scores(query, query_vector)
-            if scores is None and mode == "vector":
+            nearest = self.index.vector_top(query, s.candidates, allowed, query_vector)
+            if nearest is None and mode == "vector":
                 raise LookupError("this library has no passage vectors yet: run `readingroom embed` "
                                   "or search with mode='bm25'")
-            if scores is not None:
-                rankings["vector"] = top_rows(scores, s.candidates, allowed)
-                raw["vector"] = scores
+            if nearest is not None:
+                rankings["vector"], raw["vector"] = nearest
         if mode == "hybrid" and len(rankings) > 1:
             rows, fused, ranks = rrf(rankings, {"bm25": s.bm25_weight, "vector": s.vector_weight}, s.rrf_k)
         else:
             (name, rows), = rankings.items()
-            fused = raw[name][rows].astype(float)
+            fused = raw[name].astype(float)
             ranks = {int(r): {name: i} for i, r in enumerate(rows.tolist(), start=1)}
         if reranker is not None and len(rows):
             rows, fused = self._rerank(query, rows, fused, ranks, reranker, s)

@@ -1,0 +1,143 @@
+"""Scale: the approximate vector index against the exact search, its
+incremental update, and ingestion with a process pool against the
+single-process path. Synthetic vectors (no model) and a real DuckDB file."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from readingroom.search import ann
+from readingroom.search.index import DocumentTable, SearchIndex, build_bm25
+from readingroom.search.searcher import Filters, Searcher, Settings
+
+DIMS = 64
+
+
+def clustered(n: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors with the structure texts have: broad topics, narrower
+    subjects within them (~20 texts each), and each text's own part."""
+    rng = np.random.default_rng(seed)
+
+    def unit(rows):
+        x = rng.standard_normal((rows, DIMS)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    topics, subjects = unit(max(n // 400, 1)), max(n // 20, 1)
+    subject_vectors = topics[rng.integers(0, len(topics), subjects)] + 0.7 * unit(subjects)
+    x = subject_vectors[rng.integers(0, subjects, n)] + 0.5 * unit(n)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def shas(n: int, start: int = 0) -> list[str]:
+    return [hashlib.sha256(f"text {i}".encode()).hexdigest() for i in range(start, start + n)]
+
+
+def index_of(vectors: np.ndarray, years: np.ndarray | None = None) -> SearchIndex:
+    """One document per passage, so that filters can pick passages."""
+    n = len(vectors)
+    docs = DocumentTable(
+        doc_ids=np.array([f"d{i:06d}" for i in range(n)], dtype=object), authors=[[] for _ in range(n)],
+        years=np.full(n, np.nan) if years is None else years.astype(float),
+        languages=np.full(n, "", dtype=object), sources=np.full(n, "s", dtype=object))
+    return SearchIndex(np.array([f"p{i:06d}" for i in range(n)], dtype=object), np.arange(n, dtype=np.int32),
+                       docs, build_bm25([]), vectors=vectors)
+
+
+def queries(vectors: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q = vectors[rng.integers(0, len(vectors), n)] + 0.1 * rng.standard_normal((n, DIMS)).astype(np.float32)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def recall_at_10(approximate: SearchIndex, exact: SearchIndex, qs: np.ndarray, allowed=None) -> float:
+    found = []
+    for q in qs:
+        rows, scores = approximate.vector_top("", 10, allowed, q)
+        truth, truth_scores = exact.vector_top("", 10, allowed, q)
+        # What it returns is ordered by the exact cosine, not the codes'.
+        assert np.all(np.diff(scores) <= 0)
+        np.testing.assert_allclose(scores, (approximate.vectors[rows] @ q), rtol=1e-6)
+        found.append(len(set(rows.tolist()) & set(truth.tolist())) / 10)
+    return float(np.mean(found))
+
+
+def test_approximate_index_finds_what_the_exact_search_finds():
+    vectors = clustered(6000)
+    exact, approximate = index_of(vectors), index_of(vectors)
+    approximate.attach_ann(ann.text_keys(shas(6000)))
+    assert approximate.ann is not None and exact.ann is None
+    assert recall_at_10(approximate, exact, queries(vectors, 40)) >= 0.99
+    # The codes take a byte a dimension: a quarter of the float32 matrix, and a little more.
+    assert approximate.ann.nbytes < 0.4 * vectors.nbytes
+
+
+def test_approximate_index_with_filters_keeps_to_the_allowed_rows():
+    vectors = clustered(6000)
+    years = np.arange(6000) % 100 + 1900
+    exact, approximate = index_of(vectors, years), index_of(vectors, years)
+    approximate.attach_ann(ann.text_keys(shas(6000)))
+    for filters in (Filters(year_from=1950), Filters(year_from=1990, year_to=1990)):  # half; one in a hundred
+        allowed = approximate.mask(filters)
+        assert recall_at_10(approximate, exact, queries(vectors, 20), allowed) >= 0.99
+        rows, _ = approximate.vector_top("", 10, allowed, queries(vectors, 1)[0])
+        assert allowed[rows].all()
+
+
+def test_searcher_uses_the_approximate_index_for_vectors():
+    vectors = clustered(3000)
+    approximate, exact = index_of(vectors), index_of(vectors)
+    approximate.attach_ann(ann.text_keys(shas(3000)))
+    q = queries(vectors, 1)[0]
+    settings = Settings(mode="vector", mmr_lambda=1.0)
+    got = Searcher(None, index=approximate, settings=settings).rank("query", 10, query_vector=q)[0]
+    want = Searcher(None, index=exact, settings=settings).rank("query", 10, query_vector=q)[0]
+    assert got.tolist() == want.tolist()
+
+
+def test_saved_index_is_updated_in_place_as_passages_arrive_and_go(tmp_path):
+    folder = tmp_path / "ann"
+    vectors = clustered(6000)
+    first = index_of(vectors[:5000])
+    report = first.attach_ann(ann.text_keys(shas(5000)), folder)
+    assert report.built and report.added == 5000
+    trained = (folder / "index.faiss").stat().st_mtime_ns
+
+    # 1000 passages arrive, the first 200 go: the saved index is updated, not trained again.
+    later = index_of(vectors[200:])
+    report = later.attach_ann(ann.text_keys(shas(5800, start=200)), folder)
+    assert (report.built, report.added, report.removed) == (False, 1000, 200)
+    assert len(later.ann) == 5800 and (folder / "index.faiss").stat().st_mtime_ns != trained
+    qs = queries(vectors[200:], 30)
+    assert recall_at_10(later, index_of(vectors[200:]), qs) >= 0.99
+    # Nothing changed: loaded as it was, nothing written.
+    again = index_of(vectors[200:])
+    assert again.attach_ann(ann.text_keys(shas(5800, start=200)), folder) == ann.SyncReport()
+    # Grown past RETRAIN_GROWTH times what it was trained on: trained again.
+    small = index_of(vectors[:1000])
+    small.attach_ann(ann.text_keys(shas(1000)), tmp_path / "grows")
+    assert index_of(vectors).attach_ann(ann.text_keys(shas(6000)), tmp_path / "grows").built
+
+
+def test_passages_sharing_a_text_are_all_found():
+    vectors = clustered(3000)
+    keys = ann.text_keys(shas(3000))
+    vectors[2999], keys[2999] = vectors[5], keys[5]  # the same text in two documents
+    index = index_of(vectors)
+    index.attach_ann(keys)
+    rows, scores = index.vector_top("", 2, None, vectors[5])
+    assert sorted(rows.tolist()) == [5, 2999]
+
+
+def test_damaged_saved_index_is_built_again(tmp_path):
+    folder = tmp_path / "ann"
+    vectors = clustered(2000)
+    index_of(vectors).attach_ann(ann.text_keys(shas(2000)), folder)
+    (folder / "index.faiss").write_bytes(b"not an index")
+    assert index_of(vectors).attach_ann(ann.text_keys(shas(2000)), folder).built
+
+
+@pytest.mark.parametrize("n, expected", [(1000, 64), (250_000, 512), (1_000_000, 1024), (10**8, 4096)])
+def test_lists_grow_with_the_square_root_of_the_size(n, expected):
+    assert ann.lists_for(n) == expected
