@@ -141,3 +141,58 @@ def test_damaged_saved_index_is_built_again(tmp_path):
 @pytest.mark.parametrize("n, expected", [(1000, 64), (250_000, 512), (1_000_000, 1024), (10**8, 4096)])
 def test_lists_grow_with_the_square_root_of_the_size(n, expected):
     assert ann.lists_for(n) == expected
+
+
+# --- BM25 built in batches ------------------------------------------------------
+SENTENCES = [
+    "The Paris Commune of 1871 was the first workers' government; it was crushed after 72 days.",
+    "A general strike stopped the trams, the mills and the newspapers for a whole week!",
+    "Kropotkin argued that mutual aid among animals is as much a law of nature as struggle.",
+    "Die Arbeiter der Stadt gründeten eine Genossenschaft und teilten den Gewinn.",
+    "States, statesmen and the state: naïve theories of the state's power_structure (1848).",
+    "the and of it",  # nothing but stop words
+    "",
+    "Wages, profit and rent; rent, profit and wages. Capital accumulates capital.",
+]
+
+
+def corpus_texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(SENTENCES, size=rng.integers(1, 4)).tolist()) for _ in range(n)]
+
+
+def assert_same_bm25(ours, theirs):
+    from readingroom.search.index import tokenize
+
+    assert set(ours.vocab_dict) == set(theirs.vocab_dict)
+    for query in ["state power", "general strike of the workers", "Genossenschaft gründeten", "wages profit rent",
+                  "power_structure 1848", "mutual aid"]:
+        tokens = [t for t in tokenize([query])[0] if t in theirs.vocab_dict]
+        np.testing.assert_allclose(ours.get_scores(tokens), theirs.get_scores(tokens), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bm25_built_in_batches_equals_bm25s(workers):
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from readingroom.search.bm25 import build_streaming
+
+    texts = corpus_texts(700)
+    batches = [texts[i:i + 128] for i in range(0, len(texts), 128)]
+    assert_same_bm25(build_streaming(batches, STOPWORDS_EN, workers=workers), build_bm25(texts))
+
+
+def test_large_library_builds_bm25_in_batches(library, private_cache, monkeypatch):
+    from readingroom import Block, Document, ingest
+    from readingroom.search import index as index_module
+
+    texts = corpus_texts(300, seed=3)
+    docs = [Document("test", f"d{i}", f"D{i}", [Block(t, section=(f"Part {j}",)) for j, t in enumerate(texts[i:i + 3])])
+            for i in range(0, len(texts), 3)]
+    ingest(library, docs, progress=False)
+    bm25s_built = SearchIndex.load(library, vectors=False).bm25
+    monkeypatch.setattr(index_module, "BM25_STREAM_MIN", 1)
+    monkeypatch.setattr(index_module, "BM25_BATCH", 64)
+    monkeypatch.setattr(index_module, "BM25_VERSION", "streamed")  # not the cached one
+    streamed = SearchIndex.load(library, vectors=False).bm25
+    assert_same_bm25(streamed, bm25s_built)

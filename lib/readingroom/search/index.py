@@ -292,9 +292,13 @@ def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
             return bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False, load_corpus=False)
         except (OSError, ValueError, KeyError):
             shutil.rmtree(folder, ignore_errors=True)  # damaged: build it again below
-    texts = lib.arrow("SELECT text FROM passages ORDER BY doc_id, ordinal").column("text").to_pylist()
-    retriever = build_bm25(texts, progress)
-    if texts:
+    (count,) = lib.con.execute("SELECT count(*) FROM passages").fetchone()
+    if count >= BM25_STREAM_MIN:
+        retriever = _streamed_bm25(lib, count, progress)
+    else:
+        retriever = build_bm25(
+            lib.arrow("SELECT text FROM passages ORDER BY doc_id, ordinal").column("text").to_pylist(), progress)
+    if count:
         # Saved beside and renamed into place: a half-written index is never loaded.
         partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
         retriever.save(str(partial), allow_pickle=False)
@@ -305,6 +309,29 @@ def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
             shutil.rmtree(partial, ignore_errors=True)
         _forget_old_bm25(folder.parent)
     return retriever
+
+
+# From this many passages on, BM25 is built in batches of Arrow strings
+# (bm25.py): the same index, in a fraction of the time and memory. Below
+# it, bm25s builds it as it always has.
+BM25_STREAM_MIN = 200_000
+BM25_BATCH = 50_000
+
+
+def _streamed_bm25(lib: Library, count: int, progress: bool):
+    from bm25s.stopwords import STOPWORDS_EN
+    from tqdm.auto import tqdm
+
+    from readingroom.search.bm25 import build_streaming
+
+    cursor = lib.con.cursor()
+    try:
+        reader = cursor.sql("SELECT text FROM passages ORDER BY doc_id, ordinal").to_arrow_reader(BM25_BATCH)
+        batches = (batch.column(0) for batch in reader)
+        with tqdm(total=count, unit="passage", desc="BM25", disable=not progress) as bar:
+            return build_streaming(batches, STOPWORDS_EN, workers=min(os.cpu_count() or 1, 4), progress=bar)
+    finally:
+        cursor.close()
 
 
 KEEP_BM25_INDEXES = 8  # each change to a library makes a new index; the oldest go
