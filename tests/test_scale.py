@@ -171,7 +171,7 @@ def assert_same_bm25(ours, theirs):
         np.testing.assert_allclose(ours.get_scores(tokens), theirs.get_scores(tokens), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_bm25_built_in_batches_equals_bm25s(workers):
     from bm25s.stopwords import STOPWORDS_EN
 
@@ -196,3 +196,35 @@ def test_large_library_builds_bm25_in_batches(library, private_cache, monkeypatc
     monkeypatch.setattr(index_module, "BM25_VERSION", "streamed")  # not the cached one
     streamed = SearchIndex.load(library, vectors=False).bm25
     assert_same_bm25(streamed, bm25s_built)
+
+
+# --- ingestion in worker processes ------------------------------------------------
+def library_contents(lib) -> tuple:
+    documents = lib.con.execute(
+        "SELECT doc_id, source, key, title, authors, year, language, content_sha256, fingerprint, n_chars, "
+        "n_passages, n_tokens, text, metadata FROM documents ORDER BY doc_id").fetchall()
+    passages = lib.con.execute("SELECT * FROM passages ORDER BY passage_id").fetchall()
+    return documents, passages
+
+
+@pytest.mark.slow  # two worker processes start, each loading the language detector
+def test_ingesting_in_worker_processes_stores_what_one_process_stores(tmp_path, fixtures):
+    from readingroom import open_library
+    from readingroom.library.ingest import CHUNK_CHARS, ingest_paths
+    import readingroom.library.ingest as ingest_module
+
+    folders = [fixtures / name for name in ("text", "markdown", "html", "mediawiki", "articles")]
+    reports = []
+    for workers in (1, 2):
+        with open_library(tmp_path / f"{workers}.duckdb") as lib:
+            ingest_module.CHUNK_CHARS = 2_000  # several chunks in flight, even for these small files
+            try:
+                first = ingest_paths(lib, folders, progress=False, workers=workers)
+                again = ingest_paths(lib, folders, progress=False, workers=workers)
+            finally:
+                ingest_module.CHUNK_CHARS = CHUNK_CHARS
+            assert again.added == again.updated == again.passages == 0 and again.unchanged > 0
+            reports.append((first.summary(), again.summary(), library_contents(lib)))
+    single, pool = reports
+    assert len(single[2][1]) > 20
+    assert single == pool  # the same reports, documents and passages, ids included

@@ -108,31 +108,14 @@ class StreamingBM25:
 
 def build_streaming(batches: Iterable[pa.Array | list[str]], stopwords, workers: int = 1, progress=None):
     """A bm25s.BM25 of the texts in `batches` (in passage order), the
-    batches counted by `workers` processes side by side, at most two
-    batches a worker in flight so that memory stays bounded."""
-    stopwords = sorted(set(stopwords))
-    builder = StreamingBM25()
+    batches counted by `workers` processes side by side."""
+    from functools import partial
 
-    def take(counts):
+    from readingroom.workers import ordered_map
+
+    builder = StreamingBM25()
+    for counts in ordered_map(partial(count_words, stopwords=sorted(set(stopwords))), batches, workers):
         builder.add(counts)
         if progress is not None:
             progress.update(len(counts[3]))
-
-    if workers <= 1:
-        for batch in batches:
-            take(count_words(batch, stopwords))
-        return builder.finish()
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn: the parent may hold threads (torch, faiss) that fork would copy half-way.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending = deque()
-        for batch in batches:
-            pending.append(pool.submit(count_words, batch, stopwords))
-            if len(pending) >= 2 * workers:
-                take(pending.popleft().result())
-        while pending:
-            take(pending.popleft().result())
     return builder.finish()
