@@ -228,3 +228,62 @@ def test_ingesting_in_worker_processes_stores_what_one_process_stores(tmp_path, 
     single, pool = reports
     assert len(single[2][1]) > 20
     assert single == pool  # the same reports, documents and passages, ids included
+
+
+# --- a Dask cluster ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_cluster():
+    """Two Dask workers as threads of this process: the cluster path, in seconds."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None, host="127.0.0.1", protocol="tcp") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.slow  # loads MiniLM
+def test_cluster_ingests_and_embeds_what_one_process_does(tmp_path, fixtures, local_cluster):
+    from readingroom import open_library
+    from readingroom.library.ingest import ingest_paths
+    from readingroom.models.embed import embed_library
+    from readingroom.workers import cluster
+
+    folders = [fixtures / name for name in ("text", "markdown", "html")]
+    results = []
+    for name in ("local", "cluster"):
+        with open_library(tmp_path / f"{name}.duckdb") as lib:
+            if name == "local":
+                ingest_report = ingest_paths(lib, folders, progress=False)
+                embed_report = embed_library(lib, "all-minilm-l6-v2", progress=False, chunk_size=8)
+            else:
+                with cluster(local_cluster) as (executor, workers, dashboard):
+                    assert workers == 2
+                    ingest_report = ingest_paths(lib, folders, progress=False, executor=executor)
+                    embed_report = embed_library(lib, "all-minilm-l6-v2", progress=False, chunk_size=8,
+                                                 executor=executor)
+            vectors = lib.con.execute(
+                "SELECT text_sha256, vector FROM embeddings ORDER BY text_sha256").fetchall()
+            results.append((ingest_report.summary(), embed_report.embedded, embed_report.chunks,
+                            library_contents(lib), vectors))
+    local, on_cluster = results
+    assert local[2] > 1 and len(local[4]) > 10  # several chunks went out
+    assert local[:4] == on_cluster[:4]  # reports, documents, passages: ids included
+    assert [sha for sha, _ in local[4]] == [sha for sha, _ in on_cluster[4]]
+    np.testing.assert_array_equal(np.array([v for _, v in local[4]]), np.array([v for _, v in on_cluster[4]]))
+
+
+def test_cluster_resumes_a_stopped_ingest(tmp_path, fixtures, local_cluster):
+    """Each batch is stored as it comes back: after a stop, the next run
+    stores only what is missing."""
+    from readingroom import open_library
+    from readingroom.library.ingest import ingest_paths
+    from readingroom.workers import cluster
+
+    folders = [fixtures / "text", fixtures / "markdown"]
+    with open_library(tmp_path / "lib.duckdb") as lib, cluster(local_cluster) as (executor, _, _):
+        first = ingest_paths(lib, [folders[0]], progress=False, executor=executor)  # stopped after the first folder
+        rest = ingest_paths(lib, folders, progress=False, executor=executor)
+        assert rest.unchanged == first.added and rest.added > 0
+    with open_library(tmp_path / "whole.duckdb") as whole:
+        ingest_paths(whole, folders, progress=False)
+        with open_library(tmp_path / "lib.duckdb", read_only=True) as lib:
+            assert library_contents(lib)[1] == library_contents(whole)[1]

@@ -64,10 +64,12 @@ def ingest(
     batch_chars: int = BATCH_CHARS,
     batch_docs: int = BATCH_DOCS,
     workers: int = 1,
+    executor=None,
 ) -> IngestReport:
     """Store documents (and collect problems) from any reader's output.
     With `workers` > 1, languages are detected and documents split in that
-    many processes; what is stored is the same, ids included."""
+    many processes, or on `executor` (a Dask cluster's: workers.cluster);
+    what is stored is the same, ids included."""
     splitter = splitter or Splitter()
     report = IngestReport()
     fingerprints = library.fingerprints()
@@ -75,7 +77,7 @@ def ingest(
     batch: list[Stored] = []
     batch_size = 0
     bar = tqdm(items, total=total, unit="file", desc="ingesting", disable=not progress)
-    for item in prepared(bar, splitter, set(fingerprints.values()), workers):
+    for item in prepared(bar, splitter, set(fingerprints.values()), workers, executor):
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
@@ -139,7 +141,7 @@ CHUNK_CHARS = 2_000_000  # documents go to a worker ~2 MB of text at a time
 
 
 def prepared(items: Iterable[Document | Problem], splitter: Splitter, stored: set[str],
-             workers: int = 1) -> Iterator[Prepared | Problem]:
+             workers: int = 1, executor=None) -> Iterator[Prepared | Problem]:
     """Each item in order: a Problem as it is, a Document as Prepared. A
     document whose fingerprint is among `stored` is not split (it is most
     likely unchanged; ingest splits it after all if not)."""
@@ -170,7 +172,7 @@ def prepared(items: Iterable[Document | Problem], splitter: Splitter, stored: se
             held.append(chunk)
             yield to_split(chunk)
 
-    for results in ordered_map(work, inputs(), workers):
+    for results in ordered_map(work, inputs(), workers, executor):
         chunk = held.popleft()
         outcome = iter(results)
         for item in chunk:
@@ -204,6 +206,7 @@ def add_corpus(
     splitter: Splitter | None = None,
     progress: bool = True,
     workers: int = 1,
+    executor=None,
 ) -> IngestReport:
     """Fetch (if needed) and ingest one of the registry corpora (corpora.CORPORA)."""
     corpus = corpora.get(name)
@@ -212,4 +215,5 @@ def add_corpus(
         items = list(corpora.read(corpus, folder))  # a few hundred documents at most
     except SourceError as e:
         raise corpora.CorpusError(str(e)) from e
-    return ingest(library, items, splitter=splitter, progress=progress, total=len(items), workers=workers)
+    return ingest(library, items, splitter=splitter, progress=progress, total=len(items), workers=workers,
+                  executor=executor)
