@@ -287,3 +287,21 @@ def test_cluster_resumes_a_stopped_ingest(tmp_path, fixtures, local_cluster):
         ingest_paths(whole, folders, progress=False)
         with open_library(tmp_path / "lib.duckdb", read_only=True) as lib:
             assert library_contents(lib)[1] == library_contents(whole)[1]
+
+
+def test_cli_ingests_on_a_cluster(tmp_path, fixtures, local_cluster):
+    from click.testing import CliRunner
+
+    from readingroom import open_library
+    from readingroom.cli.main import main
+
+    db = tmp_path / "cli.duckdb"
+    result = CliRunner().invoke(main, ["ingest", str(fixtures / "markdown"), "--quiet", "--cluster", local_cluster,
+                                       "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "2 workers" in result.output
+    with open_library(db, read_only=True) as lib:
+        assert lib.stats()["passages"] > 0
+    refused = CliRunner().invoke(main, ["ingest", str(fixtures / "markdown"), "--quiet",
+                                        "--cluster", "tcp://127.0.0.1:1", "--db", str(db)])
+    assert refused.exit_code != 0 and "tcp://127.0.0.1:1" in refused.output

@@ -45,7 +45,7 @@ def _bounded(executor, function, items, in_flight: int) -> Iterator:
 
 
 @contextmanager
-def cluster(address: str):
+def cluster(address: str, timeout: float = 10):
     """(executor, number of workers, dashboard address) of the Dask
     scheduler at `address` (tcp://HOST:8786), for ordered_map. Needs the
     `cluster` extra: pip install 'readingroom[cluster]'."""
@@ -53,7 +53,7 @@ def cluster(address: str):
         from distributed import Client
     except ImportError as e:
         raise RuntimeError("--cluster needs Dask distributed: pip install 'readingroom[cluster]'") from e
-    client = Client(address, set_as_default=False)
+    client = Client(address, set_as_default=False, timeout=timeout)
     try:
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
         yield client.get_executor(pure=False), workers, client.dashboard_link

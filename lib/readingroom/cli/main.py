@@ -8,6 +8,7 @@ what they name.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -56,15 +57,34 @@ def main():
 @click.option("--max-mb", default=DEFAULT_MAX_MB, show_default=True,
               help="Refuse a single document larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True, help="Processes that split documents side by side.")
+@click.option("--cluster", "cluster_address", default=None, metavar="tcp://HOST:8786",
+              help="Split on this Dask cluster's workers (needs the cluster extra).")
 @splitter_options
 @db_option
-def ingest(paths, manifest, max_mb, quiet, budget, overlap, db):
+def ingest(paths, manifest, max_mb, quiet, workers, cluster_address, budget, overlap, db):
     """Add files and folders (text, Markdown, HTML, EPUB, PDF, MediaWiki XML,
     JSONL/CSV articles) to the library. Unchanged files are skipped."""
-    with _library(db) as lib:
-        report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb,
-                              splitter=Splitter(budget, overlap), progress=not quiet)
+    with _library(db) as lib, _cluster(cluster_address) as executor:
+        report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb, splitter=Splitter(budget, overlap),
+                              progress=not quiet, workers=workers, executor=executor)
     _finish(report)
+
+
+@contextmanager
+def _cluster(address: str | None):
+    """The Dask cluster's executor (None: work here), its dashboard named."""
+    if address is None:
+        yield None
+        return
+    from readingroom.workers import cluster
+
+    try:
+        with cluster(address) as (executor, workers, dashboard):
+            click.echo(f"cluster {address}: {workers} workers; dashboard {dashboard}", err=True)
+            yield executor
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(f"{address}: {e}") from e
 
 
 @main.group()
@@ -178,16 +198,18 @@ def models_verify(names, quiet):
 @click.option("--backend", type=click.Choice(["torch", "openvino-bf16"]), default="torch", show_default=True,
               help="What runs the model; the stored vectors are the same model's either way.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--cluster", "cluster_address", default=None, metavar="tcp://HOST:8786",
+              help="Encode on this Dask cluster's workers (each needs the model; the cluster extra).")
 @db_option
-def embed(model, batch_size, backend, quiet, db):
+def embed(model, batch_size, backend, quiet, cluster_address, db):
     """Embed every passage that has no vector for the model yet (resumable)."""
     from readingroom.models.embed import embed_library
     from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError
 
-    with _library(db) as lib:
+    with _library(db) as lib, _cluster(cluster_address) as executor:
         try:
             report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size,
-                                   progress=not quiet, backend=backend)
+                                   progress=not quiet, backend=backend, executor=executor)
         except (ModelError, ImportError) as e:
             raise click.ClickException(str(e)) from e
     click.echo(report.summary())
