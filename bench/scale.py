@@ -274,7 +274,7 @@ def main() -> None:
                   f"ours {r['ours_p50']:6.1f}/{r['ours_p95']:6.1f} ms  ratio {r['exact_p50'] / r['ours_p50']:4.1f}x  "
                   f"recall@10 {r['recall']:.3f}  [{r['load']}]")
 
-    print("\n2. BM25 build (each in a fresh process; peak = its ru_maxrss, texts included)")
+    print("\n2. BM25 build (each in a fresh process; peak = its ru_maxrss, imports and texts included)")
     bm25_results = []
     for n in sizes:
         for how in args.bm25.split(","):
@@ -284,7 +284,7 @@ def main() -> None:
             r = bench_bm25(n, how)
             bm25_results.append(r)
             print(f"  {n:>9,} {how:12} {r['seconds']:7.1f} s  peak {r['peak_mb']:6.0f} MB "
-                  f"(texts alone {r['texts_mb']:5.0f} MB)  [{r['load']}]")
+                  f"(before the build {r['texts_mb']:5.0f} MB: imports and texts)  [{r['load']}]")
 
     ingest_results = [] if args.skip_ingest else bench_ingest(args.repeat)
     if ingest_results:

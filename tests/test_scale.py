@@ -305,3 +305,25 @@ def test_cli_ingests_on_a_cluster(tmp_path, fixtures, local_cluster):
     refused = CliRunner().invoke(main, ["ingest", str(fixtures / "markdown"), "--quiet",
                                         "--cluster", "tcp://127.0.0.1:1", "--db", str(db)])
     assert refused.exit_code != 0 and "tcp://127.0.0.1:1" in refused.output
+
+
+@pytest.mark.slow  # embeds with MiniLM
+def test_library_index_past_the_threshold_uses_the_saved_approximate_index(library, private_cache, fixtures,
+                                                                           monkeypatch):
+    from readingroom.library.ingest import ingest_paths
+    from readingroom.models.embed import embed_library
+
+    ingest_paths(library, [fixtures / "markdown", fixtures / "text", fixtures / "html"], progress=False)
+    embed_library(library, "all-minilm-l6-v2", progress=False)
+    exact = SearchIndex.load(library, "all-minilm-l6-v2")
+    assert exact.ann is None  # a small library: exact, as always
+    monkeypatch.setattr(ann, "ANN_MIN_VECTORS", 10)
+    approximate = SearchIndex.load(library, "all-minilm-l6-v2")
+    assert approximate.ann is not None and len(approximate.ann) == int(exact.has_vector.sum())
+    for question in ["what did the workers do", "how are plants fed", "the price of bread"]:
+        q = exact.embedder.encode_query(question)
+        got, want = approximate.vector_top(question, 5, None, q), exact.vector_top(question, 5, None, q)
+        assert got[0].tolist() == want[0].tolist()
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    # Loaded again: the saved index, unchanged.
+    assert SearchIndex.load(library, "all-minilm-l6-v2").ann.keys.tolist() == approximate.ann.keys.tolist()

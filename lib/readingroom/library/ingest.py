@@ -145,6 +145,10 @@ def prepared(items: Iterable[Document | Problem], splitter: Splitter, stored: se
     """Each item in order: a Problem as it is, a Document as Prepared. A
     document whose fingerprint is among `stored` is not split (it is most
     likely unchanged; ingest splits it after all if not)."""
+    # In this process, one document at a time: each is stored as soon as
+    # it is split, as before there were workers.
+    limit = CHUNK_CHARS if workers > 1 or executor is not None else 0
+
     def chunks():
         chunk, size = [], 0
         for item in items:
@@ -155,24 +159,25 @@ def prepared(items: Iterable[Document | Problem], splitter: Splitter, stored: se
             chunk.append(Prepared(item, fingerprint, None))
             if fingerprint not in stored:
                 size += len(item.text)
-            if size >= CHUNK_CHARS:
+            if size >= limit:
                 yield chunk
                 chunk, size = [], 0
         if chunk:
             yield chunk
 
-    work = partial(_split_chunk, splitter=splitter)
-    # The documents to split go to the workers, problems and stored ones stay here.
     def to_split(chunk):
         return [p.document for p in chunk if isinstance(p, Prepared) and p.fingerprint not in stored]
 
+    # The documents to split go to the workers; problems and stored ones
+    # wait here, in `held`, for their chunk's results.
     held = deque()
+
     def inputs():
         for chunk in chunks():
             held.append(chunk)
             yield to_split(chunk)
 
-    for results in ordered_map(work, inputs(), workers, executor):
+    for results in ordered_map(partial(_split_chunk, splitter=splitter), inputs(), workers, executor):
         chunk = held.popleft()
         outcome = iter(results)
         for item in chunk:

@@ -73,7 +73,8 @@ class AnnIndex:
         import faiss
 
         n, dims = vectors.shape
-        nlist = nlist or lists_for(n)
+        # k-means wants ~39 points a list: a small set gets fewer lists.
+        nlist = max(1, min(nlist or lists_for(n), n // 39))
         quantizer = faiss.IndexFlatIP(dims)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dims, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
@@ -138,9 +139,12 @@ class AnnIndex:
         (partial / "meta.json").write_text(json.dumps(
             {"version": ANN_VERSION, "trained_on": self.trained_on, "count": len(self.keys)}))
         old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
-        if folder.exists():
-            folder.rename(old)
-        partial.rename(folder)
+        try:
+            if folder.exists():
+                folder.rename(old)
+            partial.rename(folder)
+        except OSError:  # another process saved its update at the same moment: keep that one
+            _remove_tree(partial)
         _remove_tree(old)
 
     @classmethod
