@@ -316,6 +316,7 @@ def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
 # it, bm25s builds it as it always has.
 BM25_STREAM_MIN = 200_000
 BM25_BATCH = 50_000
+BM25_WORKERS = 1
 
 
 def _streamed_bm25(lib: Library, count: int, progress: bool):
@@ -329,7 +330,9 @@ def _streamed_bm25(lib: Library, count: int, progress: bool):
         reader = cursor.sql("SELECT text FROM passages ORDER BY doc_id, ordinal").to_arrow_reader(BM25_BATCH)
         batches = (batch.column(0) for batch in reader)
         with tqdm(total=count, unit="passage", desc="BM25", disable=not progress) as bar:
-            return build_streaming(batches, STOPWORDS_EN, workers=min(os.cpu_count() or 1, 4), progress=bar)
+            # One process: on 2 shared cores two workers were slower (bench/scale.py:
+            # 107 s against 43 s at 100k); build_streaming(workers=N) for more cores.
+            return build_streaming(batches, STOPWORDS_EN, workers=BM25_WORKERS, progress=bar)
     finally:
         cursor.close()
 
