@@ -13,7 +13,7 @@ from readingroom.answer.pipeline import (
     Answer, answer, answer_stream, build_messages, fallback_rewrite, good_rewrite, language_instruction,
     neutralise, passages_for, question_language, retrieval_evidence,
 )
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.models.embed import embed_library, load_embedder
 from readingroom.evaluate.core import runs
 from readingroom.models.generate import load_generator

@@ -340,7 +340,7 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
 def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
     from click.testing import CliRunner
 
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     missing = CliRunner().invoke(main, ["app", "--db", str(tmp_path / "none.duckdb"), "--port", "0"])
     assert missing.exit_code != 0 and "no library here yet" in missing.output

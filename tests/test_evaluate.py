@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.evaluate.core import (
     GoldFinder, Question, QuestionsError, evaluate_retrieval, load_questions, ndcg_at, retrieval_metrics, runs,
 )

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
 from readingroom.library import store as library_module
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.library.store import Stored
 from readingroom.news import (
     FeedError, ProfileError, add_feed, build_digest, check_alerts, item_table, load_profile, read_file, score_items,

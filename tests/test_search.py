@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.models.embed import embed_library
 from readingroom.search.searcher import (
     BM25_VERSION, Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import open_library
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.evaluate.core import runs
 from readingroom.models.generate import load_generator
 from readingroom.models.catalogue import TEST_GENERATOR, ModelError
