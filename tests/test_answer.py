@@ -15,7 +15,7 @@ from readingroom.answer.pipeline import (
 )
 from readingroom.cli import main
 from readingroom.models.embed import embed_library, load_embedder
-from readingroom.evaluate.core import runs
+from readingroom.evaluate.runs import runs
 from readingroom.models.generate import load_generator
 from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
 from readingroom.search.searcher import Hit, Searcher

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
 from readingroom.cli import main
-from readingroom.evaluate.core import (
-    GoldFinder, Question, QuestionsError, evaluate_retrieval, load_questions, ndcg_at, retrieval_metrics, runs,
-)
+from readingroom.evaluate.metrics import ndcg_at, retrieval_metrics
+from readingroom.evaluate.questions import GoldFinder, Question, QuestionsError, load_questions
+from readingroom.evaluate.retrieval import evaluate_retrieval
+from readingroom.evaluate.runs import runs
 from readingroom.corpus.passages import Splitter
 
 ROOT = Path(__file__).resolve().parent.parent

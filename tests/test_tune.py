@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from readingroom import open_library
 from readingroom.cli import main
-from readingroom.evaluate.core import runs
+from readingroom.evaluate.runs import runs
 from readingroom.models.generate import load_generator
 from readingroom.models.catalogue import TEST_GENERATOR, ModelError
 from readingroom.models.resolve import resolve

@@ -28,7 +28,8 @@ def eval_group():
 def eval_retrieval(qa, k, limit, label, mode, rerank, embedder, as_json, db):
     """Recall@1/5/10, MRR@10 and nDCG@10 of search on a questions file; the
     run is recorded in the library's runs table."""
-    from readingroom.evaluate.core import QuestionsError, evaluate_retrieval
+    from readingroom.evaluate.questions import QuestionsError
+    from readingroom.evaluate.retrieval import evaluate_retrieval
 
     with open_library_or_fail(db) as lib:
         searcher = searcher_from_options(lib, embedder, rerank)
@@ -51,7 +52,7 @@ def eval_retrieval(qa, k, limit, label, mode, rerank, embedder, as_json, db):
 @db_option
 def eval_runs(kind, db):
     """The recorded evaluation runs, newest first."""
-    from readingroom.evaluate.core import runs
+    from readingroom.evaluate.runs import runs
 
     with open_library_or_fail(db) as lib:
         table = runs(lib, kind)
@@ -80,7 +81,8 @@ def eval_runs(kind, db):
 def eval_answers(qa, unanswerable, k, limit, label, embedder, model, backend, as_json, db):
     """Citation validity, support, gold-passage citation rate and abstention
     accuracy of checked answers; the run is recorded in the runs table."""
-    from readingroom.evaluate.core import QuestionsError, evaluate_answers
+    from readingroom.evaluate.answers import evaluate_answers
+    from readingroom.evaluate.questions import QuestionsError
 
     with open_library_or_fail(db) as lib:
         searcher = searcher_from_options(lib, embedder, None)
