@@ -28,7 +28,8 @@ from readingroom.news import (
     update,
 )
 from readingroom.news import reuters
-from readingroom.news.feeds import iter_xml, parse_date
+from readingroom.dates import parse_date
+from readingroom.news.feeds import iter_xml
 from readingroom.news.interests import profile_from_dict
 from readingroom.news.items import plain_line
 from readingroom.news.render import html_page, markdown, safe_url

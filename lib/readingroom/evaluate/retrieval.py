@@ -12,6 +12,7 @@ from readingroom.evaluate.metrics import first_relevant_rank, ndcg_at, retrieval
 from readingroom.evaluate.questions import GoldFinder, dataset_of
 from readingroom.evaluate.runs import Run, record_run
 from readingroom.library.store import Library
+from readingroom.viz import new_figure
 
 
 def evaluate_retrieval(lib: Library, questions, *, searcher=None, k: int = 10,
@@ -90,8 +91,6 @@ def compare_retrieval(lib: Library, questions, configurations: dict, *, searcher
 
 def plot_metrics(table, metrics=("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"), title=None):
     """Grouped bars: one group per metric, one bar per configuration."""
-    from readingroom.explore.stats import new_figure
-
     fig, (ax,) = new_figure(8, 3.6)
     labels = list(table.index)
     width = 0.8 / len(labels)

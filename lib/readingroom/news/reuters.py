@@ -31,7 +31,8 @@ from readingroom.corpus.corpora import RegistryCorpus, fetch
 from readingroom.corpus.document import Block
 from readingroom.corpus.sources import Problem
 from readingroom.corpus.textio import SourceError
-from readingroom.news.feeds import DEFAULT_MAX_MB, iter_xml, parse_date
+from readingroom.dates import parse_date
+from readingroom.news.feeds import DEFAULT_MAX_MB, iter_xml
 from readingroom.news.items import NewsItem
 
 NAME = "reuters-21578"
