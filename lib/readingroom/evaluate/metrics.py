@@ -44,6 +44,11 @@ def retrieval_metrics(results: list[dict], k: int = 10) -> dict[str, float]:
     return metrics
 
 
+def perplexity(loss: float | None) -> float | None:
+    """The perplexity of a mean cross-entropy loss (in nats per token)."""
+    return None if loss is None else math.exp(loss)
+
+
 def answer_metrics(details: list[dict]) -> dict:
     """The answer metrics over per-question details (see evaluate_answers)."""
     answerable = [d for d in details if d["answerable"]]

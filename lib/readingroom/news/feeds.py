@@ -40,6 +40,7 @@ from readingroom.corpus.sources.html import language_code
 from readingroom.corpus.textio import MB, SourceError
 from readingroom.dates import parse_date
 from readingroom.news.items import NewsItem, body_blocks, plain_line
+from readingroom.news.reuters_xml import rcv1_item, reuters_item
 
 DEFAULT_MAX_MB = 20.0  # one feed, decompressed; raise it with --max-mb
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -179,14 +180,10 @@ def _first_words(blocks: list[Block], words: int = 12) -> str:
 
 
 def _reuters_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from readingroom.news.reuters import reuters_item
-
     return reuters_item(element, feed, where)
 
 
 def _rcv1_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from readingroom.news.reuters import rcv1_item
-
     return rcv1_item(element, feed, where)
 
 

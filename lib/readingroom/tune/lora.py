@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 import warnings
@@ -340,7 +339,3 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
 
         result.adapter_folder = save_adapter(name, adapter_folder, model, settings, result)
     return result
-
-
-def perplexity(loss: float | None) -> float | None:
-    return None if loss is None else math.exp(loss)
