@@ -6,6 +6,7 @@ nothing is imported and the test takes a fraction of a second."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import warnings
 from pathlib import Path
@@ -58,11 +59,16 @@ def modules() -> dict[str, Path]:
 MODULES = modules()
 
 
+@functools.cache
+def parsed(path: Path) -> list[ast.AST]:
+    return list(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+
+
 def imports(module: str, path: Path) -> list[tuple[str, str | None]]:
     """(module imported, name taken from it or None) for every import in
     the file, those inside functions included."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in parsed(path):
         if isinstance(node, ast.Import):
             found += [(alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
