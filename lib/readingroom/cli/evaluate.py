@@ -11,6 +11,14 @@ from readingroom.cli.options import (db_option, generator_options, load_generato
                                      search_options, searcher_from_options)
 
 
+def show_run(run, as_json: bool) -> None:
+    """A recorded run: its summary, or with --json its id, metrics and settings."""
+    if as_json:
+        click.echo(json.dumps({"run_id": run.run_id, "metrics": run.metrics, "settings": run.settings}))
+    else:
+        click.echo(run.summary())
+
+
 @click.group(name="eval")
 def eval_group():
     """Measure search (and later answers) on questions with known answers."""
@@ -37,12 +45,9 @@ def eval_retrieval(qa, k, limit, label, mode, rerank, embedder, as_json, db):
             run = evaluate_retrieval(lib, qa, searcher=searcher, k=k, mode=mode, limit=limit, label=label)
         except QuestionsError as e:
             raise click.ClickException(str(e)) from e
-    if as_json:
-        click.echo(json.dumps({"run_id": run.run_id, "metrics": run.metrics, "settings": run.settings}))
-        return
-    click.echo(run.summary())
+    show_run(run, as_json)
     missing = run.metrics.get("gold_not_in_library")
-    if missing:
+    if missing and not as_json:
         click.echo(f"warning: {missing} questions have gold text this library does not hold "
                    "(they count as misses)", err=True)
 
@@ -92,7 +97,4 @@ def eval_answers(qa, unanswerable, k, limit, label, embedder, model, backend, as
                                    k=k, limit=limit, label=label)
         except QuestionsError as e:
             raise click.ClickException(str(e)) from e
-    if as_json:
-        click.echo(json.dumps({"run_id": run.run_id, "metrics": run.metrics, "settings": run.settings}))
-        return
-    click.echo(run.summary())
+    show_run(run, as_json)
