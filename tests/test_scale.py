@@ -293,7 +293,7 @@ def test_cli_ingests_on_a_cluster(tmp_path, fixtures, local_cluster):
     from click.testing import CliRunner
 
     from readingroom import open_library
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     db = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(main, ["ingest", str(fixtures / "markdown"), "--quiet", "--cluster", local_cluster,
