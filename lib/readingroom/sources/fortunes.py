@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from ..document import Block, Document
-from ..textio import SourceError, read_text
-from . import Problem
+from ..textio import SourceError
+from . import Problem, text_and_problems
 
 QUOTATIONS = "zitate"
 TITLE = "Zitate (fortunes-de)"
@@ -54,13 +54,10 @@ def read_folder(folder: Path, version: str):
     path = folder / QUOTATIONS
     if not path.is_file():
         raise SourceError(folder, f"holds no '{QUOTATIONS}' file (fortunes-de's German quotations)")
-    try:
-        text, warnings = read_text(path)
-    except SourceError as e:
-        yield Problem(e.location, e.problem)
+    text, problems = text_and_problems(path)
+    yield from problems
+    if text is None:
         return
-    for w in warnings:
-        yield Problem(str(path), w, "warning")
     blocks, unattributed = quotation_blocks(text)
     if not blocks:
         yield Problem(str(path), "has no quotations", "warning")
