@@ -95,6 +95,7 @@ def test_binder_models_are_in_the_catalogue_and_the_default_generator_is_not_amo
     ({"BINDER_REPO_URL": "https://github.com/someone/reading-room"}, True),
     ({"READINGROOM_DEPLOYMENT": "binder"}, True),
     ({"READINGROOM_DEPLOYMENT": "local", "JUPYTERHUB_USER": "x"}, False),
+    ({"READINGROOM_DEPLOYMENT": "local", "BINDER_LAUNCH_HOST": "https://mybinder.org/"}, False),
     ({"BINDER_LAUNCH_HOST": ""}, False),
 ])
 def test_binder_is_recognised_by_binderhubs_variables_or_by_binder_start(environ, binder):
