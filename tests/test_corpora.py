@@ -99,7 +99,7 @@ def test_fortunes_de_quotations_are_blocks_under_their_authors():
 
 
 def test_a_wrapped_attribution_and_a_missing_one():
-    from readingroom.sources.fortunes import quotation_blocks
+    from readingroom.corpus.sources.fortunes import quotation_blocks
 
     text = ("Erste Zeile\nzweite Zeile.\n\t\t-- Jean Jacques Rousseau (Der Gesellschaftsvertrag IV,\n"
             "\t\tÜber die Religion)\n%\nOhne Urheber.\n%\n\n%\nKurz.\n\t-- (anonym)\n")
