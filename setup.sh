@@ -73,8 +73,8 @@ else
 fi
 
 # 4. Reading Room and its dependencies (pyproject.toml is the one list)
-extras=lab,fast,tune
-[ "$mode" = test ] && extras=lab,fast,tune,test
+extras=lab,fast,tune,cluster
+[ "$mode" = test ] && extras=lab,fast,tune,cluster,test
 stamp="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
 if [ "$(cat "$state/installed" 2>/dev/null)" = "$stamp" ]; then
   done_already "readingroom[$extras]"

@@ -116,11 +116,14 @@ def library(tmp_path):
 
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
-    """BM25 indexes go to a cache of the test's own (models stay where they
-    are), so no test reads an index another test or the user built."""
-    import readingroom.search.searcher as search_module
+    """BM25 and approximate vector indexes go to a cache of the test's own
+    (models stay where they are), so no test reads an index another test or
+    the user built."""
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
 
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(index_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(ann_module, "cache_dir", lambda: tmp_path / "cache")
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def pyproject_requirements() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return {r.replace(" ", "") for r in project["dependencies"] + extras["lab"] + extras["fast"] + extras["tune"]}
+    return {r.replace(" ", "") for r in project["dependencies"] + extras["lab"] + extras["fast"] + extras["tune"]
+            + extras["cluster"]}
 
 
 def pip_section(path: Path) -> set[str]:

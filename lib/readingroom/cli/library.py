@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from readingroom.cli.options import db_option, finish_ingest, open_library_or_fail, splitter_options
+from readingroom.cli.options import (cluster_option, cluster_or_here, db_option, finish_ingest,
+                                     open_library_or_fail, splitter_options)
 from readingroom.corpus import corpora
 from readingroom.corpus.passages import Splitter
 from readingroom.corpus.textio import DEFAULT_MAX_MB
@@ -21,14 +22,16 @@ from readingroom.library.ingest import add_corpus, ingest_paths
 @click.option("--max-mb", default=DEFAULT_MAX_MB, show_default=True,
               help="Refuse a single document larger than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True, help="Processes that split documents side by side.")
+@cluster_option
 @splitter_options
 @db_option
-def ingest(paths, manifest, max_mb, quiet, budget, overlap, db):
+def ingest(paths, manifest, max_mb, quiet, workers, cluster_address, budget, overlap, db):
     """Add files and folders (text, Markdown, HTML, EPUB, PDF, MediaWiki XML,
     JSONL/CSV articles) to the library. Unchanged files are skipped."""
-    with open_library_or_fail(db) as lib:
-        report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb,
-                              splitter=Splitter(budget, overlap), progress=not quiet)
+    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as executor:
+        report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb, splitter=Splitter(budget, overlap),
+                              progress=not quiet, workers=workers, executor=executor)
     finish_ingest(report)
 
 

@@ -4,6 +4,7 @@ a searcher or a generator with their errors turned into clear messages."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -91,6 +92,28 @@ def load_generator_or_fail(model, backend):
         return load_generator(model or DEFAULT_GENERATOR, backend=backend)
     except (ModelError, ImportError, ValueError) as e:
         raise click.ClickException(str(e)) from e
+
+
+def cluster_option(f):
+    return click.option("--cluster", "cluster_address", default=None, metavar="tcp://HOST:8786",
+                        help="Do the work on this Dask cluster's workers (the cluster extra; each needs "
+                             "the models).")(f)
+
+
+@contextmanager
+def cluster_or_here(address: str | None):
+    """The Dask cluster's executor, its dashboard named; None: work here."""
+    if address is None:
+        yield None
+        return
+    from readingroom.workers import cluster
+
+    try:
+        with cluster(address) as (executor, workers, dashboard):
+            click.echo(f"cluster {address}: {workers} workers; dashboard {dashboard}", err=True)
+            yield executor
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(f"{address}: {e}") from e
 
 
 def open_library_or_fail(db):

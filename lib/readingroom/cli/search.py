@@ -5,8 +5,8 @@ import json
 
 import click
 
-from readingroom.cli.options import (db_option, filter_options, open_library_or_fail, search_options,
-                                     searcher_from_options)
+from readingroom.cli.options import (cluster_option, cluster_or_here, db_option, filter_options,
+                                     open_library_or_fail, search_options, searcher_from_options)
 
 
 @click.command()
@@ -17,13 +17,14 @@ from readingroom.cli.options import (db_option, filter_options, open_library_or_
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--document", "documents", multiple=True,
               help="Only this document's passages: its doc id or its key, e.g. secB2 (repeatable).")
+@cluster_option
 @db_option
-def embed(model, batch_size, backend, quiet, documents, db):
+def embed(model, batch_size, backend, quiet, documents, cluster_address, db):
     """Embed every passage that has no vector for the model yet (resumable)."""
     from readingroom.models.embed import embed_library
     from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError
 
-    with open_library_or_fail(db) as lib:
+    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as executor:
         doc_ids = None
         if documents:  # each named by its doc id or its key
             found = lib.con.execute("SELECT doc_id, key FROM documents WHERE doc_id IN (SELECT unnest($n)) "
@@ -33,8 +34,8 @@ def embed(model, batch_size, backend, quiet, documents, db):
                 raise click.ClickException(f"no document has the id or key {', '.join(sorted(unknown))}")
             doc_ids = [doc_id for doc_id, _ in found]
         try:
-            report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size,
-                                   progress=not quiet, backend=backend, doc_ids=doc_ids)
+            report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size, progress=not quiet,
+                                   backend=backend, doc_ids=doc_ids, executor=executor)
         except (ModelError, ImportError) as e:
             raise click.ClickException(str(e)) from e
     click.echo(report.summary())

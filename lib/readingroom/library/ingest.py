@@ -9,8 +9,10 @@ batch.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -19,9 +21,10 @@ from readingroom.corpus import corpora
 from readingroom.corpus.document import Document
 from readingroom.corpus.language import detect_language
 from readingroom.library.store import Library, Stored
-from readingroom.corpus.passages import Splitter
+from readingroom.corpus.passages import Passage, Splitter
 from readingroom.corpus.sources import Problem, iter_files, read_paths
 from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError
+from readingroom.workers import ordered_map
 
 BATCH_CHARS = 8_000_000  # a transaction every ~8 MB of text
 BATCH_DOCS = 500
@@ -60,8 +63,13 @@ def ingest(
     total: int | None = None,
     batch_chars: int = BATCH_CHARS,
     batch_docs: int = BATCH_DOCS,
+    workers: int = 1,
+    executor=None,
 ) -> IngestReport:
-    """Store documents (and collect problems) from any reader's output."""
+    """Store documents (and collect problems) from any reader's output.
+    With `workers` > 1, languages are detected and documents split in that
+    many processes, or on `executor` (a Dask cluster's: workers.cluster);
+    what is stored is the same, ids included."""
     splitter = splitter or Splitter()
     report = IngestReport()
     fingerprints = library.fingerprints()
@@ -69,12 +77,11 @@ def ingest(
     batch: list[Stored] = []
     batch_size = 0
     bar = tqdm(items, total=total, unit="file", desc="ingesting", disable=not progress)
-    for item in bar:
+    for item in prepared(bar, splitter, set(fingerprints.values()), workers, executor):
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
-        doc = item
-        fingerprint = doc.fingerprint(splitter.signature)
+        doc, fingerprint = item.document, item.fingerprint
         previous = fingerprints.get(doc.doc_id)
         if previous == fingerprint:
             report.unchanged += 1
@@ -86,9 +93,7 @@ def ingest(
                 doc.location or doc.key, f"has the same text as {holder[1]}; not added again", "warning"
             ))
             continue
-        if doc.language is None:
-            doc.language = detect_language(doc.text)
-        passages = splitter.split(doc)
+        passages = item.passages if item.passages is not None else split(doc, splitter)[1]
         if not passages:
             report.skipped += 1
             report.problems.append(Problem(doc.location or doc.key, "has no text to store", "warning"))
@@ -109,6 +114,78 @@ def ingest(
     return report
 
 
+@dataclass
+class Prepared:
+    """A document read, with its fingerprint (taken before its language was
+    detected, as it is stored) and its passages; passages None: not split,
+    its fingerprint was stored already."""
+
+    document: Document
+    fingerprint: str
+    passages: list[Passage] | None
+
+
+def split(doc: Document, splitter: Splitter) -> tuple[str | None, list[Passage]]:
+    """(language, passages): the work of ingesting one document that
+    needs no library, so worker processes can do it."""
+    if doc.language is None:
+        doc.language = detect_language(doc.text)
+    return doc.language, splitter.split(doc)
+
+
+def _split_chunk(chunk: list[Document], splitter: Splitter):
+    return [split(doc, splitter) for doc in chunk]
+
+
+CHUNK_CHARS = 2_000_000  # documents go to a worker ~2 MB of text at a time
+
+
+def prepared(items: Iterable[Document | Problem], splitter: Splitter, stored: set[str],
+             workers: int = 1, executor=None) -> Iterator[Prepared | Problem]:
+    """Each item in order: a Problem as it is, a Document as Prepared. A
+    document whose fingerprint is among `stored` is not split (it is most
+    likely unchanged; ingest splits it after all if not)."""
+    # In this process, one document at a time: each is stored as soon as
+    # it is split, as before there were workers.
+    limit = CHUNK_CHARS if workers > 1 or executor is not None else 0
+
+    def chunks():
+        chunk, size = [], 0
+        for item in items:
+            if isinstance(item, Problem):
+                chunk.append(item)
+                continue
+            fingerprint = item.fingerprint(splitter.signature)
+            chunk.append(Prepared(item, fingerprint, None))
+            if fingerprint not in stored:
+                size += len(item.text)
+            if size >= limit:
+                yield chunk
+                chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+    def to_split(chunk):
+        return [p.document for p in chunk if isinstance(p, Prepared) and p.fingerprint not in stored]
+
+    # The documents to split go to the workers; problems and stored ones
+    # wait here, in `held`, for their chunk's results.
+    held = deque()
+
+    def inputs():
+        for chunk in chunks():
+            held.append(chunk)
+            yield to_split(chunk)
+
+    for results in ordered_map(partial(_split_chunk, splitter=splitter), inputs(), workers, executor):
+        chunk = held.popleft()
+        outcome = iter(results)
+        for item in chunk:
+            if isinstance(item, Prepared) and item.fingerprint not in stored:
+                item.document.language, item.passages = next(outcome)
+            yield item
+
+
 def ingest_paths(
     library: Library,
     paths: Iterable[str | Path],
@@ -118,7 +195,8 @@ def ingest_paths(
     progress: bool = True,
     **options,
 ) -> IngestReport:
-    """Ingest files and folders (see sources.read_paths for what is read)."""
+    """Ingest files and folders (see sources.read_paths for what is read);
+    `workers=N` among the options splits in N processes."""
     paths = list(paths)
     total = sum(1 for _ in iter_files(paths)) if progress else None
     items = read_paths(paths, manifest=manifest, max_mb=max_mb)
@@ -132,6 +210,8 @@ def add_corpus(
     download: bool = True,
     splitter: Splitter | None = None,
     progress: bool = True,
+    workers: int = 1,
+    executor=None,
 ) -> IngestReport:
     """Fetch (if needed) and ingest one of the registry corpora (corpora.CORPORA)."""
     corpus = corpora.get(name)
@@ -140,4 +220,5 @@ def add_corpus(
         items = list(corpora.read(corpus, folder))  # a few hundred documents at most
     except SourceError as e:
         raise corpora.CorpusError(str(e)) from e
-    return ingest(library, items, splitter=splitter, progress=progress, total=len(items))
+    return ingest(library, items, splitter=splitter, progress=progress, total=len(items), workers=workers,
+                  executor=executor)

@@ -22,6 +22,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 from readingroom.library.store import Library
 from readingroom.models.catalogue import DEFAULT_EMBEDDER, models_dir
 from readingroom.models.resolve import resolve
+from readingroom.workers import ordered_map
 
 DEFAULT_BATCH_SIZE = 32
 # Texts written per transaction, in batches: large enough that committing is
@@ -259,9 +261,12 @@ def embed_library(
     chunk_size: int | None = None,
     backend: str = "torch",
     doc_ids: list[str] | None = None,
+    executor=None,
 ) -> EmbedReport:
     """Embed every passage text that has no vector for `model` yet (with
     `doc_ids`, only those documents' passages: news items as they arrive).
+    With `executor` (a Dask cluster's: workers.cluster), the chunks are
+    encoded on its workers and stored here in order, as they come back.
 
     `chunk_size` texts (default: 8 batches) are encoded and committed per
     transaction; the run can be stopped at any point and started again.
@@ -289,19 +294,39 @@ def embed_library(
     )
     report.already_embedded = report.texts - missing.num_rows
     bar = tqdm(total=missing.num_rows, unit="text", desc=f"embedding with {loaded.name}", disable=not progress)
+    chunks = [missing.slice(start, chunk_size) for start in range(0, missing.num_rows, chunk_size)]
+    if executor is None:
+        encode = partial(_encode_with, loaded, batch_size=batch_size)
+    else:
+        encode = partial(encode_texts, model=model, batch_size=batch_size, backend=backend,
+                         identity=loaded.identity)
     try:
-        for start in range(0, missing.num_rows, chunk_size):
-            chunk = missing.slice(start, chunk_size)
-            texts = chunk.column("text").to_pylist()
-            vectors = loaded.encode_documents(texts, batch_size)
+        texts = (chunk.column("text").to_pylist() for chunk in chunks)
+        for chunk, vectors in zip(chunks, ordered_map(encode, texts, executor=executor)):
             _store_vectors(lib, loaded.identity, chunk.column("text_sha256"), vectors)
-            report.embedded += len(texts)
+            report.embedded += chunk.num_rows
             report.chunks += 1
-            bar.update(len(texts))
+            bar.update(chunk.num_rows)
     finally:
         bar.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _encode_with(embedder, texts: list[str], batch_size: int) -> np.ndarray:
+    return embedder.encode_documents(texts, batch_size)
+
+
+def encode_texts(texts: list[str], model, batch_size: int, backend: str = "torch",
+                 identity: str | None = None) -> np.ndarray:
+    """Vectors of passage texts, for a worker of a cluster: the model is
+    loaded there once per process (load_embedder keeps it). `identity`:
+    the weights the caller expects; a worker with others refuses."""
+    embedder = load_embedder(model, backend)
+    if identity is not None and embedder.identity != identity:
+        raise RuntimeError(f"this worker's {embedder.name} has other weights ({embedder.identity}) "
+                           f"than the library's ({identity}); install the same model on every worker")
+    return embedder.encode_documents(texts, batch_size)
 
 
 def embed_query(text: str, model=DEFAULT_EMBEDDER, backend: str = "torch") -> np.ndarray:

@@ -1,0 +1,335 @@
+"""Scale: vector search, BM25, ingestion and embedding, each against its
+named baseline, in one run, with the issue's targets (issue 21) printed as
+met or missed.
+
+    python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--skip-ingest] [--skip-embed]
+
+1. Vector search, per size (synthetic 384-dimension unit vectors, no model):
+   - "topics": vectors with the structure texts have (broad topics, ~20
+     passages a subject, each passage's own part), queries a passage's
+     vector plus noise; "random": independent random vectors (no structure
+     at all, the hardest case for any index: a query's 2nd to 10th nearest
+     are near-ties among a million).
+   - baseline: the exact search (SearchIndex.vector_top without the
+     approximate index: the float32 matrix times the query, top 100).
+   - ours: the same with the IVF index of 8-bit codes (search/ann.py)
+     proposing candidates that the float32 vectors rescore.
+   - reported: build time, index memory (codes, keys, centroids), p50/p95 of
+     a top-100 vector query (what a hybrid search asks for), recall@10
+     against the exact search.
+   Targets at 1M: p50 <= 20 ms, recall@10 >= 0.99, index <= 600 MB.
+2. BM25 build, per size (bench/search.py's Zipf texts, 150 words each), each
+   build in a fresh process so that its peak memory (ru_maxrss) is its own:
+   baseline bm25s (index.build_bm25), ours the batched Arrow build
+   (search/bm25.py) with 1 and 2 worker processes. Target at 1M: <= 60 s and
+   <= 2 GB peak.
+3. Ingestion of the Marx-Engels texts and the Anarchist FAQ: MB/s of ours
+   (1 and 2 worker processes) against the naive read+chunk+insert of
+   bench/ingest.py. Target >= 20 MB/s.
+4. Embedding (MiniLM): texts/s in this process against a LocalCluster of 2
+   worker threads on this machine (the same cores: it shows the
+   overhead, not a speed-up; N machines multiply the workers).
+
+The machine's load (os.getloadavg) is printed with every figure: on a
+shared machine the times are upper bounds, to be run again when it is idle.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(HERE))
+
+from readingroom.search import ann  # noqa: E402
+from readingroom.search.index import DocumentTable, SearchIndex, build_bm25  # noqa: E402
+
+DIMS = 384
+CANDIDATES = 100
+TARGET = {"p50_ms": 20.0, "recall": 0.99, "index_mb": 600.0, "bm25_s": 60.0, "bm25_mb": 2000.0, "ingest_mbs": 20.0}
+TARGET_SIZE = 1_000_000
+
+
+def load() -> str:
+    return "load %.1f %.1f %.1f" % os.getloadavg()
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+# --- vectors ------------------------------------------------------------------
+def topic_vectors(rng, n: int) -> np.ndarray:
+    """Broad topics, ~20 passages a subject, each passage's own part."""
+    def unit(rows):
+        x = rng.standard_normal((rows, DIMS), dtype=np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    topics, subjects = unit(max(n // 400, 1)), max(n // 20, 1)
+    subject = topics[rng.integers(0, len(topics), subjects)] + 0.7 * unit(subjects)
+    out = np.empty((n, DIMS), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        rows = min(100_000, n - start)
+        block = subject[rng.integers(0, subjects, rows)] + 0.5 * unit(rows)
+        out[start:start + rows] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def random_vectors(rng, n: int) -> np.ndarray:
+    out = rng.standard_normal((n, DIMS), dtype=np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def synthetic_index(vectors: np.ndarray) -> SearchIndex:
+    n = len(vectors)
+    docs = DocumentTable(np.array(["d"], dtype=object), [[]], np.array([np.nan]), np.array([""], dtype=object),
+                         np.array(["s"], dtype=object))
+    return SearchIndex(np.arange(n).astype(str).astype(object), np.zeros(n, dtype=np.int32), docs,
+                       build_bm25([]), vectors=vectors)
+
+
+def keys_for(n: int) -> np.ndarray:
+    return ann.text_keys([hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)])
+
+
+def bench_vectors(n: int, kind: str, queries: int) -> dict:
+    rng = np.random.default_rng(0)
+    vectors = topic_vectors(rng, n) if kind == "topics" else random_vectors(rng, n)
+    picks = vectors[rng.integers(0, n, queries)]
+    qs = picks + 0.05 * rng.standard_normal(picks.shape, dtype=np.float32)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    exact, approximate = synthetic_index(vectors), synthetic_index(vectors)
+    started = time.perf_counter()
+    approximate.attach_ann(keys_for(n))
+    build_s = time.perf_counter() - started
+    for q in qs[:3]:  # warm-up
+        exact.vector_top("", CANDIDATES, None, q), approximate.vector_top("", CANDIDATES, None, q)
+    exact_t, ours_t, recalls = [], [], []
+    for q in qs:  # interleaved: load from other processes falls on both alike
+        t = time.perf_counter()
+        truth, _ = exact.vector_top("", CANDIDATES, None, q)
+        exact_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        rows, _ = approximate.vector_top("", CANDIDATES, None, q)
+        ours_t.append(time.perf_counter() - t)
+        recalls.append(len(set(rows[:10].tolist()) & set(truth[:10].tolist())) / 10)
+    result = {
+        "n": n, "kind": kind, "build_s": build_s, "index_mb": approximate.ann.nbytes / 1e6,
+        "matrix_mb": vectors.nbytes / 1e6, "nlist": approximate.ann.nlist, "nprobe": approximate.ann.nprobe,
+        "exact_p50": 1e3 * np.median(exact_t), "exact_p95": 1e3 * np.percentile(exact_t, 95),
+        "ours_p50": 1e3 * np.median(ours_t), "ours_p95": 1e3 * np.percentile(ours_t, 95),
+        "recall": float(np.mean(recalls)), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
+        "load": load(),
+    }
+    del exact, approximate, vectors
+    gc.collect()
+    return result
+
+
+# --- BM25 ---------------------------------------------------------------------
+def _bm25_child(n: int, how: str, queue) -> None:
+    import pyarrow as pa
+    import search as search_bench  # bench/search.py: the Zipf texts
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from readingroom.search.bm25 import build_streaming
+
+    rng = np.random.default_rng(0)
+    words = search_bench.vocabulary(rng, search_bench.VOCABULARY)
+    texts = search_bench.passage_texts(rng, n, words, search_bench.Zipf(len(words)))
+    if how != "bm25s":
+        texts = pa.array(texts, pa.string())  # as they come out of DuckDB: Arrow, not Python strings
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    started = time.perf_counter()
+    if how == "bm25s":
+        build_bm25(texts)
+    else:
+        batches = (texts.slice(i, 50_000) for i in range(0, n, 50_000))
+        build_streaming(batches, STOPWORDS_EN, workers=int(how.split("-")[1]))
+    seconds = time.perf_counter() - started
+    queue.put((seconds, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3))
+
+
+def bench_bm25(n: int, how: str) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_bm25_child, args=(n, how, queue))
+    child.start()
+    seconds, before, peak = queue.get()
+    child.join()
+    return {"n": n, "how": how, "seconds": seconds, "peak_mb": peak, "texts_mb": before, "load": load()}
+
+
+# --- ingestion and embedding ----------------------------------------------------
+def bench_ingest(repeat: int) -> list[dict]:
+    import ingest as ingest_bench  # bench/ingest.py: the corpora and the naive baseline
+    from readingroom import open_library
+    from readingroom.corpus import corpora
+    from readingroom.corpus.sources.anarchist_faq import faq_files
+    from readingroom.library.ingest import ingest, ingest_paths
+
+    runs = []
+    if ingest_bench.MARX_ENGELS.is_dir():
+        runs.append(("marx-engels", sorted(ingest_bench.MARX_ENGELS.glob("*.txt")),
+                     lambda lib, w: ingest_paths(lib, [ingest_bench.MARX_ENGELS], progress=False, workers=w)))
+    corpus = corpora.get("anarchist-faq")
+    try:
+        folder = corpora.fetch(corpus, download=False)
+        runs.append(("anarchist-faq", faq_files(folder),
+                     lambda lib, w: ingest(lib, corpora.read(corpus, folder), progress=False, workers=w)))
+    except corpora.CorpusError as e:
+        print(f"  anarchist-faq: skipped, {e}")
+    results = []
+    for name, files, run in runs:
+        mb = sum(len(ingest_bench.gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes())
+                 for f in files) / 1e6
+        times = {"naive": [], 1: [], 2: []}
+        with tempfile.TemporaryDirectory() as tmp:
+            with open_library(Path(tmp) / "warm.duckdb") as lib:
+                run(lib, 1)
+            for i in range(repeat):
+                times["naive"].append(ingest_bench.naive_baseline(files, Path(tmp) / f"naive{i}.duckdb"))
+                for workers in (1, 2):
+                    with open_library(Path(tmp) / f"ours{i}-{workers}.duckdb") as lib:
+                        started = time.perf_counter()
+                        run(lib, workers)
+                        times[workers].append(time.perf_counter() - started)
+        results.append({"name": name, "mb": mb, "load": load(),
+                        **{k: mb / statistics.median(v) for k, v in times.items()}})
+    return results
+
+
+def bench_embed(texts_n: int) -> dict | None:
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return None
+    from readingroom.models.embed import encode_texts, load_embedder
+    from readingroom.workers import cluster, ordered_map
+    from functools import partial
+
+    import search as search_bench
+
+    rng = np.random.default_rng(0)
+    words = search_bench.vocabulary(rng, 5000)
+    texts = search_bench.passage_texts(rng, texts_n, words, search_bench.Zipf(len(words)))
+    chunks = [texts[i:i + 64] for i in range(0, len(texts), 64)]
+    embedder = load_embedder("all-minilm-l6-v2")
+    embedder.encode_documents(texts[:32], 32)  # warm-up
+    started = time.perf_counter()
+    local = [embedder.encode_documents(c, 32) for c in chunks]
+    local_s = time.perf_counter() - started
+    # Worker threads in this process (as tests/test_scale.py): with worker
+    # processes the run hung here on the shared machine; to be tried again.
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+                      dashboard_address=None) as local_cluster:
+        with cluster(local_cluster.scheduler_address) as (executor, workers, _):
+            encode = partial(encode_texts, model="all-minilm-l6-v2", batch_size=32)
+            list(ordered_map(encode, chunks[:2], executor=executor, workers=workers))  # workers load the model
+            started = time.perf_counter()
+            remote = list(ordered_map(encode, chunks, executor=executor, workers=workers))
+            cluster_s = time.perf_counter() - started
+    identical = all(np.array_equal(a, b) for a, b in zip(local, remote))
+    return {"texts": texts_n, "local": texts_n / local_s, "cluster": texts_n / cluster_s,
+            "identical": identical, "load": load()}
+
+
+# --- report ---------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--bm25", default="bm25s,streaming-1,streaming-2")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--embed-texts", type=int, default=512)
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-embed", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"bench/scale.py on {os.cpu_count()} cores, {load()}")
+
+    print("\n1. vector search: top-100 query, exact float32 (baseline) vs IVF 8-bit codes + exact rescoring (ours)")
+    vector_results = []
+    for n in sizes:
+        for kind in ("topics", "random"):
+            r = bench_vectors(n, kind, args.queries)
+            vector_results.append(r)
+            print(f"  {n:>9,} {kind:6}  build {r['build_s']:6.1f} s  index {r['index_mb']:6.0f} MB "
+                  f"(float32 {r['matrix_mb']:5.0f} MB)  lists {r['nlist']} probed {r['nprobe']}  "
+                  f"exact p50/p95 {r['exact_p50']:6.1f}/{r['exact_p95']:6.1f} ms  "
+                  f"ours {r['ours_p50']:6.1f}/{r['ours_p95']:6.1f} ms  ratio {r['exact_p50'] / r['ours_p50']:4.1f}x  "
+                  f"recall@10 {r['recall']:.3f}  [{r['load']}]")
+
+    print("\n2. BM25 build (each in a fresh process; peak = its ru_maxrss, imports and texts included)")
+    bm25_results = []
+    for n in sizes:
+        for how in args.bm25.split(","):
+            if how == "bm25s" and n >= 1_000_000:
+                print(f"  {n:>9,} bm25s        skipped (184 s and 6.7 GB measured before, issue 21)")
+                continue
+            r = bench_bm25(n, how)
+            bm25_results.append(r)
+            print(f"  {n:>9,} {how:12} {r['seconds']:7.1f} s  peak {r['peak_mb']:6.0f} MB "
+                  f"(before the build {r['texts_mb']:5.0f} MB: imports and texts)  [{r['load']}]")
+
+    ingest_results = [] if args.skip_ingest else bench_ingest(args.repeat)
+    if ingest_results:
+        print("\n3. ingestion, MB/s (median of --repeat)")
+        for r in ingest_results:
+            print(f"  {r['name']:14} {r['mb']:5.1f} MB  naive {r['naive']:5.1f}  ours 1 process {r[1]:5.1f}  "
+                  f"2 processes {r[2]:5.1f}  ratio ours/naive {max(r[1], r[2]) / r['naive']:4.2f}  [{r['load']}]")
+
+    embed_result = None if args.skip_embed else bench_embed(args.embed_texts)
+    if embed_result:
+        print("\n4. embedding (MiniLM), texts/s")
+        e = embed_result
+        print(f"  {e['texts']} texts  this process {e['local']:6.1f}  LocalCluster of 2 threads "
+              f"{e['cluster']:6.1f}  vectors identical: {e['identical']}  [{e['load']}]")
+
+    print("\ntargets (issue 21):")
+    at_target = [r for r in vector_results if r["n"] == TARGET_SIZE and r["kind"] == "topics"]
+    largest = max(sizes)
+    if not at_target:
+        print(f"  vector search at 1M: not run (largest size {largest:,}); run with --sizes ...,1000000")
+    for r in at_target:
+        print(f"  vector p50 <= 20 ms at 1M:      {r['ours_p50']:.1f} ms, {verdict(r['ours_p50'] <= TARGET['p50_ms'])}"
+              f" [{r['load']}]")
+        print(f"  recall@10 >= 0.99 at 1M:        {r['recall']:.3f} on topic-structured vectors, "
+              f"{verdict(r['recall'] >= TARGET['recall'])}")
+        print(f"  index <= 600 MB at 1M x 384:    {r['index_mb']:.0f} MB, {verdict(r['index_mb'] <= TARGET['index_mb'])}")
+    for r in vector_results:
+        if r["kind"] == "random" and r["n"] == largest and r["recall"] < TARGET["recall"]:
+            print(f"  note: on structureless random vectors recall@10 is {r['recall']:.3f} at {largest:,}: the "
+                  "2nd-10th neighbours are near-ties that the probed lists miss; real embeddings have topics")
+    streamed = [r for r in bm25_results if r["n"] == TARGET_SIZE and r["how"].startswith("streaming")]
+    if not streamed:
+        print(f"  BM25 at 1M: not run (largest size {largest:,})")
+    for r in streamed:
+        print(f"  BM25 build <= 60 s, <= 2 GB:    {r['how']} {r['seconds']:.0f} s, {r['peak_mb']:.0f} MB: "
+              f"{verdict(r['seconds'] <= TARGET['bm25_s'] and r['peak_mb'] <= TARGET['bm25_mb'])} [{r['load']}]")
+    for r in ingest_results:
+        best = max(r[1], r[2])
+        print(f"  ingest {r['name']} >= 20 MB/s:  {best:.1f} MB/s, {verdict(best >= TARGET['ingest_mbs'])}"
+              + ("" if best >= TARGET["ingest_mbs"] else
+                 " (splitting, language detection and DuckDB's commit of text stored twice, "
+                 "documents and passages, bound it; 2 processes can at most halve the first two)"))
+    if any(r["load"] and float(r["load"].split()[1]) > os.cpu_count() for r in vector_results + bm25_results):
+        print("  the machine was loaded beyond its cores during this run: the times are upper bounds, run again idle")
+
+
+if __name__ == "__main__":
+    main()

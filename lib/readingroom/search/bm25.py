@@ -1,0 +1,121 @@
+"""A streaming BM25 build for large libraries: the same index bm25s builds,
+without a Python object per word.
+
+bm25s (index.py) tokenises in Python, a list of strings per passage, and
+holds every passage's text and tokens at once: at a million passages that
+took 184 s and 6.7 GB (issue 21). Here the texts arrive in batches of
+Arrow strings; each batch is lower-cased and split into words by Arrow's
+compute kernels (C++), its stop words dropped, its distinct words stemmed
+once (PyStemmer, as bm25s does) and counted per passage with numpy, so a
+batch leaves only (passage, stem, count) triples behind. When all batches
+are in, the document frequencies, lengths and average length give each
+triple its BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5,
+b 0.75), and the triples become the column-compressed matrix bm25s queries:
+the result is a `bm25s.BM25`, saved, loaded and queried as before.
+
+It equals bm25s's index (tests/test_scale.py compares the scores) except
+where Python's regex and Arrow's differ on what a word character is: both
+take letters, digits and "_" in any script.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+K1, B = 1.5, 0.75  # bm25s's defaults, as index.build_bm25 uses them
+NOT_WORD = r"[^\pL\pN_]+"  # bm25s: (?u)\b\w\w+\b on lower-cased text
+
+
+def count_words(texts: pa.Array | list[str], stopwords: list[str]):
+    """One batch's (passage, stem, count) triples and words kept per passage;
+    stems numbered within the batch, their strings in `stems`. A pure
+    function of the texts: worker processes run it side by side."""
+    import Stemmer
+
+    texts = pa.array(texts, pa.string()) if isinstance(texts, list) else texts
+    words = pc.split_pattern_regex(pc.utf8_lower(texts.fill_null("")), NOT_WORD)
+    flat = pc.list_flatten(words)
+    owner = pc.list_parent_indices(words).to_numpy()
+    keep = pc.and_(pc.greater_equal(pc.utf8_length(flat), 2),
+                   pc.invert(pc.is_in(flat, value_set=pa.array(stopwords, pa.string()))))
+    flat, owner = flat.filter(keep), owner[keep.to_numpy(zero_copy_only=False)]
+    lengths = np.bincount(owner, minlength=len(texts)).astype(np.int32)
+    encoded = pc.dictionary_encode(flat)
+    stemmed = Stemmer.Stemmer("english").stemWords(encoded.dictionary.to_pylist())
+    stems, stem_of_word = np.unique(np.array(stemmed, dtype=object), return_inverse=True) \
+        if stemmed else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
+    word = encoded.indices.to_numpy()
+    width = max(len(stems), 1)
+    # Each (passage, stem) once, with its count: one sort of a combined key.
+    unique, counts = np.unique(owner.astype(np.int64) * width + stem_of_word[word], return_counts=True)
+    return (unique // width).astype(np.int32), (unique % width).astype(np.int32), \
+        counts.astype(np.float32), lengths, stems.tolist()
+
+
+class StreamingBM25:
+    """Feed batches' counts in passage order with `add`, then `finish`."""
+
+    def __init__(self):
+        self.stem_id: dict[str, int] = {}  # stemmed word -> column
+        self.docs, self.stems, self.counts = [], [], []  # triples, one array per batch
+        self.lengths: list[np.ndarray] = []  # words kept per passage
+        self.n_docs = 0
+
+    def add(self, batch_counts) -> None:
+        docs, local_stems, counts, lengths, stems = batch_counts
+        columns = np.fromiter((self.stem_id.setdefault(s, len(self.stem_id)) for s in stems),
+                              dtype=np.int32, count=len(stems))
+        self.docs.append(docs + np.int32(self.n_docs))
+        self.stems.append(columns[local_stems] if len(stems) else local_stems)
+        self.counts.append(counts)
+        self.lengths.append(lengths)
+        self.n_docs += len(lengths)
+
+    def finish(self):
+        """The bm25s.BM25 of everything added."""
+        import bm25s
+
+        docs, stems, tf = (np.concatenate(parts) if parts else np.zeros(0, np.int32)
+                           for parts in (self.docs, self.stems, self.counts))
+        self.docs = self.stems = self.counts = []
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)
+        n_docs, n_vocab = self.n_docs, len(self.stem_id) + 1  # and bm25s's empty token "", last
+        df = np.bincount(stems, minlength=n_vocab)
+        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        average = lengths.mean() if n_docs else 1.0
+        norm = (K1 * ((1 - B) + B * lengths / average)).astype(np.float32)
+        weights = idf[stems] * (tf / (norm[docs] + tf))
+        del tf
+        # Column-compressed by stem, each column's passages in order: scipy
+        # converts with a counting sort (linear, and stable), as bm25s does.
+        import scipy.sparse as sp
+
+        matrix = sp.csc_matrix((weights, (docs, stems)), shape=(n_docs, n_vocab), dtype=np.float32)
+        del weights, docs, stems
+        retriever = bm25s.BM25(k1=K1, b=B)
+        retriever.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr,
+                            "num_docs": n_docs}
+        vocab = dict(self.stem_id)
+        vocab.setdefault("", n_vocab - 1)
+        retriever.vocab_dict = vocab
+        retriever.unique_token_ids_set = set(vocab.values())
+        retriever.nonoccurrence_array = None  # the lucene variant has none
+        return retriever
+
+
+def build_streaming(batches: Iterable[pa.Array | list[str]], stopwords, workers: int = 1, progress=None):
+    """A bm25s.BM25 of the texts in `batches` (in passage order), the
+    batches counted by `workers` processes side by side."""
+    from functools import partial
+
+    from readingroom.workers import ordered_map
+
+    builder = StreamingBM25()
+    for counts in ordered_map(partial(count_words, stopwords=sorted(set(stopwords))), batches, workers):
+        builder.add(counts)
+        if progress is not None:
+            progress.update(len(counts[3]))
+    return builder.finish()

@@ -1,0 +1,357 @@
+"""The in-memory index of one library: what searching it needs.
+
+One `SearchIndex` per library holds, in memory and in the same row order
+(documents by id, passages in reading order):
+- a small table of what filters need (each passage's document, the
+  documents' authors, years, languages and sources),
+- a BM25 index of the passage texts (bm25s: sparse scores computed when the
+  index is built, so a query is a sum of a few columns; saved in the cache
+  per corpus, so the next process loads it instead of building it),
+- the passages' unit vectors for one embedding model, as one contiguous
+  float32 matrix: a query is one matrix-vector product. Exact, no
+  approximate index: at a million passages that is ~0.1 s on two idle
+  cores, more when they are busy (bench/search.py), and nothing is missed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from readingroom.library.store import Library
+from readingroom.paths import cache_dir
+from readingroom.search.ann import text_keys
+from readingroom.search.fusion import top_rows
+
+# Bump when tokenising or BM25 settings change: old saved indexes are then
+# not reused.
+BM25_VERSION = "1"
+
+@dataclass
+class DocumentTable:
+    doc_ids: np.ndarray
+    authors: list[list[str]]
+    years: np.ndarray  # float, NaN where unknown
+    languages: np.ndarray  # str, "" where unknown
+    sources: np.ndarray
+
+def tokenize(texts: list[str]):
+    """bm25s tokens: lower case, English stop words out, Snowball-stemmed
+    (PyStemmer), so that "states" finds "state"."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)
+
+
+_STEMMER = None
+
+
+def _stemmer():
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer
+
+        _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def corpus_fingerprint(lib: Library) -> str:
+    """Changes when any passage is added, removed or changed (passage ids are
+    hashes of their document and text)."""
+    (digest,) = lib.con.execute(
+        "SELECT sha256(coalesce(string_agg(passage_id, ',' ORDER BY doc_id, ordinal), '')) FROM passages"
+    ).fetchone()
+    return digest
+
+
+class SearchIndex:
+    """What searching one library needs, in memory; see the module's notes.
+    `SearchIndex.load(lib)` reads it from a library; the constructor takes
+    the parts (bench/search.py builds synthetic ones)."""
+
+    def __init__(self, passage_ids: np.ndarray, doc_index: np.ndarray, docs: "DocumentTable", bm25,
+                 vectors=None, has_vector: np.ndarray | None = None, embedder=None, fingerprint: str = ""):
+        self.passage_ids = passage_ids
+        self.doc_index = doc_index  # each passage's row in docs
+        self.docs = docs
+        self.bm25 = bm25
+        self.vectors = vectors  # float32 ndarray or bfloat16 tensor, rows aligned with passage_ids
+        self.has_vector = has_vector if has_vector is not None else np.full(len(passage_ids), vectors is not None)
+        self.embedder = embedder  # encodes queries for the vectors
+        self.fingerprint = fingerprint
+        self.row_of = {pid: i for i, pid in enumerate(passage_ids.tolist())}
+        # The approximate first stage (ann.py), for large libraries only.
+        self.ann = None
+        self._keys_sorted = self._rows_by_key = None
+        self._more_rows: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, lib: Library, model=None, *, vectors: bool = True, progress: bool = False,
+             precision: str = "float32", approximate: bool | None = None) -> "SearchIndex":
+        """`model`: the embedding model whose vectors to use (a catalogue name
+        or folder); by default the one that has embedded most of the library.
+        With `vectors=False`, or when nothing is embedded yet, only BM25 runs.
+        `precision`: "float32" (exact) or "bfloat16" (half the memory, scores
+        to ~3 digits, but not faster on CPUs: bench/search.py).
+        `approximate`: whether vector candidates come from the approximate
+        index (ann.py) and are rescored exactly; None (the default): when
+        the library has at least ann.ANN_MIN_VECTORS vectors."""
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
+        fingerprint = corpus_fingerprint(lib)
+        table = lib.arrow("SELECT passage_id, doc_id FROM passages ORDER BY doc_id, ordinal")
+        passage_ids = table.column("passage_id").to_numpy(zero_copy_only=False)
+        docs = lib.con.execute(
+            "SELECT doc_id, authors, year, coalesce(language, ''), source FROM documents ORDER BY doc_id"
+        ).fetchall()
+        docs = DocumentTable(
+            doc_ids=np.array([d[0] for d in docs], dtype=object),
+            authors=[list(d[1]) for d in docs],
+            years=np.array([np.nan if d[2] is None else d[2] for d in docs], dtype=float),
+            languages=np.array([d[3] for d in docs], dtype=object),
+            sources=np.array([d[4] for d in docs], dtype=object),
+        )
+        doc_position = {d: i for i, d in enumerate(docs.doc_ids)}
+        doc_index = np.array([doc_position[d] for d in table.column("doc_id").to_pylist()], dtype=np.int32)
+        bm25 = _cached_bm25(lib, fingerprint, progress)
+        index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint)
+        model = (model or preferred_embedder(lib)) if vectors else None
+        if model is not None:
+            index._load_vectors(lib, model, precision)
+            if index.vectors is not None and precision == "float32" and _wants_ann(approximate, index):
+                index._load_ann(lib, model)
+        return index
+
+    def _load_vectors(self, lib: Library, model, precision: str) -> None:
+        from readingroom.models.embed import load_embedder, load_matrix
+
+        ids, matrix = load_matrix(lib, model)
+        self.embedder = load_embedder(model)
+        rows = np.array([self.row_of[i] for i in ids], dtype=np.int64)
+        if len(rows) == len(self.passage_ids) and np.array_equal(rows, np.arange(len(rows))):
+            aligned = matrix  # the usual case: every passage has a vector, same order
+        else:
+            aligned = np.zeros((len(self.passage_ids), matrix.shape[1]), dtype=np.float32)
+            aligned[rows] = matrix
+        self.has_vector = np.zeros(len(self.passage_ids), dtype=bool)
+        self.has_vector[rows] = True
+        self.vectors = as_precision(aligned, precision)
+
+    def _load_ann(self, lib: Library, model) -> None:
+        from readingroom.models.embed import resolve_embedder
+        from readingroom.search.ann import ann_folder
+
+        shas = lib.arrow("SELECT text_sha256 FROM passages ORDER BY doc_id, ordinal").column("text_sha256")
+        self.attach_ann(text_keys(shas.to_pylist()), ann_folder(lib.path, resolve_embedder(model).identity))
+
+    def attach_ann(self, row_keys: np.ndarray, folder: Path | None = None):
+        """Use the approximate first stage: `row_keys` is each row's vector
+        key (ann.text_keys of its text's sha256; rows with the same text
+        share one). The index saved in `folder` is updated in place (or
+        built there); with no folder it is built in memory. Returns what the
+        update did (ann.SyncReport)."""
+        from readingroom.search.ann import AnnIndex, SyncReport, synced_index
+
+        # Each key's first row, and the other rows of keys that several
+        # passages share (the same text in two documents: rare).
+        order = np.argsort(row_keys, kind="stable")
+        self._keys_sorted, first = np.unique(row_keys[order], return_index=True)
+        self._rows_by_key = order[first]
+        shared = np.flatnonzero(np.diff(first, append=len(order)) > 1)
+        self._more_rows = {int(self._keys_sorted[i]): order[first[i] + 1:first[i + 1] if i + 1 < len(first)
+                                                            else len(order)] for i in shared.tolist()}
+        with_vector = np.flatnonzero(self.has_vector)
+        keys, first_with_vector = np.unique(row_keys[with_vector], return_index=True)
+        vectors = self.vectors[with_vector[first_with_vector]]
+        if folder is None:
+            self.ann, report = AnnIndex.build(keys, vectors), SyncReport(built=True, added=len(keys))
+        else:
+            self.ann, report = synced_index(folder, keys, vectors)
+        return report
+
+    def __len__(self) -> int:
+        return len(self.passage_ids)
+
+    # --- scoring ------------------------------------------------------------
+    def bm25_scores(self, query: str) -> np.ndarray:
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.float32)
+        tokens = tokenize([query])[0]
+        known = [t for t in tokens if t in self.bm25.vocab_dict]
+        if not known:
+            return np.zeros(len(self), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+
+    def vector_scores(self, query: str, query_vector: np.ndarray | None = None) -> np.ndarray | None:
+        """Cosine of every passage with the query; -inf for passages without a vector."""
+        if self.vectors is None:
+            return None
+        q = self.embedder.encode_query(query) if query_vector is None else query_vector
+        if isinstance(self.vectors, np.ndarray):
+            scores = self.vectors @ q
+        else:
+            import torch
+
+            with torch.inference_mode():
+                scores = torch.nn.functional.linear(
+                    torch.from_numpy(q).to(torch.bfloat16)[None], self.vectors)[0].float().numpy()
+        if not self.has_vector.all():
+            scores[~self.has_vector] = -np.inf
+        return scores
+
+    def vector_top(self, query: str, n: int, allowed: np.ndarray | None = None,
+                   query_vector: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, cosines) of the n passages nearest the query, best first,
+        among the allowed rows; None when there are no vectors. Exact for
+        small libraries; for large ones the approximate index proposes
+        candidates and their exact cosines order them."""
+        if self.vectors is None:
+            return None
+        if self.ann is None:
+            scores = self.vector_scores(query, query_vector)
+            rows = top_rows(scores, n, allowed)
+            return rows, scores[rows]
+        q = self.embedder.encode_query(query) if query_vector is None else query_vector
+        candidates = self._ann_candidates(q, n, allowed)
+        scores = self.vectors[candidates] @ q
+        best = np.lexsort((candidates, -scores))[:n]  # ties: the earlier row, as top_rows
+        return candidates[best], scores[best]
+
+    def _ann_candidates(self, q: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        from readingroom.search.ann import ANN_MIN_VECTORS, RESCORE_FACTOR
+
+        usable = self.has_vector if allowed is None else self.has_vector & allowed
+        share = usable.mean() if len(usable) else 0.0
+        if allowed is not None and share * len(self) < ANN_MIN_VECTORS:
+            # A narrow filter: the exact product over the rows it keeps is
+            # cheap, and an index asked for its few rows would miss some.
+            return np.flatnonzero(usable)
+        wanted = int(np.ceil(RESCORE_FACTOR * max(n, 1) / max(share, 1e-9)))
+        keys = self.ann.search(q, min(wanted, len(self.ann)))
+        at = np.minimum(np.searchsorted(self._keys_sorted, keys), len(self._keys_sorted) - 1)
+        known = self._keys_sorted[at] == keys  # a key no passage has any more is dropped
+        rows = self._rows_by_key[at[known]]
+        if self._more_rows:
+            more = [self._more_rows[k] for k in keys[known].tolist() if k in self._more_rows]
+            rows = np.concatenate([rows, *more]) if more else rows
+        rows = rows[usable[rows]]
+        if len(rows) < min(n, int(usable.sum())):
+            return np.flatnonzero(usable)  # too few after the filter: search its rows exactly
+        return np.sort(rows)
+
+    def mask(self, filters: Filters | None) -> np.ndarray | None:
+        if not filters:
+            return None
+        return filters.document_mask(self.docs)[self.doc_index]
+
+    def vector_of(self, rows: np.ndarray) -> np.ndarray | None:
+        if self.vectors is None:
+            return None
+        if isinstance(self.vectors, np.ndarray):
+            return self.vectors[rows]
+        return self.vectors[rows].float().numpy()
+
+
+def _wants_ann(approximate: bool | None, index: SearchIndex) -> bool:
+    from readingroom.search.ann import ANN_MIN_VECTORS
+
+    if approximate is None:
+        return int(index.has_vector.sum()) >= ANN_MIN_VECTORS
+    return approximate
+
+
+def as_precision(matrix: np.ndarray, precision: str):
+    if precision == "bfloat16":
+        import torch
+
+        return torch.from_numpy(matrix).to(torch.bfloat16)
+    return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def build_bm25(texts: list[str], progress: bool = False):
+    import bm25s
+
+    retriever = bm25s.BM25()
+    if texts:
+        retriever.index(tokenize(texts), show_progress=progress)
+    return retriever
+
+
+def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
+    """The BM25 index of the library's passages, loaded from the cache when
+    this corpus was indexed before (bm25s saves plain .npy and JSON; loaded
+    with allow_pickle=False), else built and saved there."""
+    import bm25s
+
+    folder = cache_dir() / "bm25" / f"{fingerprint[:32]}-v{BM25_VERSION}"
+    if (folder / "params.index.json").exists():
+        try:
+            return bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False, load_corpus=False)
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(folder, ignore_errors=True)  # damaged: build it again below
+    (count,) = lib.con.execute("SELECT count(*) FROM passages").fetchone()
+    if count >= BM25_STREAM_MIN:
+        retriever = _streamed_bm25(lib, count, progress)
+    else:
+        retriever = build_bm25(
+            lib.arrow("SELECT text FROM passages ORDER BY doc_id, ordinal").column("text").to_pylist(), progress)
+    if count:
+        # Saved beside and renamed into place: a half-written index is never loaded.
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        retriever.save(str(partial), allow_pickle=False)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            partial.rename(folder)
+        except OSError:  # another process saved the same index first
+            shutil.rmtree(partial, ignore_errors=True)
+        _forget_old_bm25(folder.parent)
+    return retriever
+
+
+# From this many passages on, BM25 is built in batches of Arrow strings
+# (bm25.py): the same index, in a fraction of the time and memory. Below
+# it, bm25s builds it as it always has.
+BM25_STREAM_MIN = 200_000
+BM25_BATCH = 50_000
+BM25_WORKERS = 1
+
+
+def _streamed_bm25(lib: Library, count: int, progress: bool):
+    from bm25s.stopwords import STOPWORDS_EN
+    from tqdm.auto import tqdm
+
+    from readingroom.search.bm25 import build_streaming
+
+    cursor = lib.con.cursor()
+    try:
+        reader = cursor.sql("SELECT text FROM passages ORDER BY doc_id, ordinal").to_arrow_reader(BM25_BATCH)
+        batches = (batch.column(0) for batch in reader)
+        with tqdm(total=count, unit="passage", desc="BM25", disable=not progress) as bar:
+            # One process: on 2 shared cores two workers were slower (bench/scale.py:
+            # 107 s against 43 s at 100k); build_streaming(workers=N) for more cores.
+            return build_streaming(batches, STOPWORDS_EN, workers=BM25_WORKERS, progress=bar)
+    finally:
+        cursor.close()
+
+
+KEEP_BM25_INDEXES = 8  # each change to a library makes a new index; the oldest go
+
+
+def _forget_old_bm25(folder: Path) -> None:
+    saved = sorted((p for p in folder.iterdir() if p.is_dir() and ".partial-" not in p.name),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in saved[KEEP_BM25_INDEXES:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def preferred_embedder(lib: Library) -> str | None:
+    """The embedding model with vectors for the most passages (ties: the
+    newest); its catalogue name, or None if nothing is embedded."""
+    models = lib.embedding_models()
+    if models.empty:
+        return None
+    models = models.assign(covered=models["vectors"]).sort_values(["covered", "created"], ascending=False)
+    return models.iloc[0]["name"]
