@@ -12,6 +12,7 @@ Needs /usr/bin/chromium (`bash setup.sh test` installs it; Playwright's
 own browser download is not used)."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -207,24 +208,63 @@ def test_the_chat_in_jupyterlab(browser, jupyterlab, tmp_path):
 
 # --- the app (Voila) ---------------------------------------------------------------------
 
+ROOM = "Manifesto, week 3"
+ROOM_CODE = "testroom"
+
+
 @pytest.fixture(scope="module")
 def app(environment):
     folder, db, env = environment
     port = free_port()
+    log = folder / "app.log"
     process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", TEST_GENERATOR], env=env,
-                               stdout=open(folder / "app.log", "w"), stderr=subprocess.STDOUT)
+                                "--model", TEST_GENERATOR, "--room", ROOM, "--code", ROOM_CODE], env=env,
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/", process
+        printed = log.read_text()
+        yield f"http://127.0.0.1:{port}/", process, printed
     finally:
         stop_tree(process)
 
 
+def test_the_app_prints_a_join_link_with_its_code_and_a_qr_code_and_turns_away_who_has_not_got_it(app):
+    import re
+    import urllib.error
+    import urllib.request
+
+    url, process, printed = app
+    assert f"Reading Room: {ROOM}" in printed
+    assert f"join:        {url}?code={ROOM_CODE}" in printed
+    qr = Path(re.search(r"QR code:\s+(\S+\.png)", printed).group(1))
+    assert qr.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and qr.stat().st_size > 500
+    facilitator = re.search(r"facilitator: (\S+)", printed).group(1)
+    for headers in ({}, {"Host": "evil.example"}, {"Cookie": "readingroom-room=wrong"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30)
+        assert refused.value.code == 403
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the code, but a foreign Host header
+        urllib.request.urlopen(urllib.request.Request(f"{url}?code={ROOM_CODE}", headers={"Host": "evil.example"}),
+                               timeout=30)
+    assert refused.value.code == 403
+    # Voila itself is on another port, behind a token only the door has.
+    voila_port = next(c.laddr.port for p in psutil.Process(process.pid).children(recursive=True)
+                      if "voila" in " ".join(p.cmdline()) for c in p.net_connections("tcp")
+                      if c.status == "LISTEN")
+    connection = http.client.HTTPConnection("127.0.0.1", voila_port, timeout=30)
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    assert response.status in (302, 401, 403), response.status
+    assert response.status != 302 or "/login" in response.getheader("Location")
+    connection.close()
+    with urllib.request.urlopen(facilitator, timeout=30) as page:
+        assert ROOM in page.read().decode()
+
+
 def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_path):
-    url, process = app
+    url, process, printed = app
     page = new_page(browser, tmp_path)
-    page.goto(url, timeout=START)
+    page.goto(f"{url}?code={ROOM_CODE}", timeout=START)
     ask_and_check(page, "app")
     # The code is hidden; the model is the app's, shared.
     assert page.get_by_text("from readingroom.ui.chat import Chat").count() == 0
@@ -234,7 +274,7 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     assert "shared by everyone" in page.locator(".rr-model select").text_content().replace("\xa0", " ")
     # A second browser session has its own kernel, and so its own conversation.
     other = new_page(browser, tmp_path)
-    other.goto(url, timeout=START)
+    other.goto(f"{url}?code={ROOM_CODE}", timeout=START)
     other.locator(".rr-chat").wait_for(state="visible", timeout=START)
     assert other.locator(".rr-turn").count() == 0 and page.locator(".rr-turn").count() == 1
     other.screenshot(path=str(ARTIFACTS / "app-second-session.png"), full_page=True)
@@ -243,7 +283,7 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
 
 
 def test_stopping_the_app_stops_its_service_and_voila(app):
-    url, process = app
+    url, process, _ = app
     started = psutil.Process(process.pid).children(recursive=True)
     assert any("readingroom.ui.service" in " ".join(p.cmdline()) for p in started)
     assert any("voila" in " ".join(p.cmdline()) for p in started)
