@@ -282,6 +282,62 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     page.context.close()
 
 
+LOAD_SESSIONS = 8  # CI's share of a room; bench/app.py opens more
+LOAD_QUESTIONS = ["When was the Paris Commune crushed?", "Who lived in the damp cellars of Manchester?",
+                  "What is the chief factor of progress?", "What does photosynthesis turn into sugar?",
+                  "What went up in March 1871?", "How long did the Commune last?",
+                  "Where were the decrees of the Commune posted?", "Who wrote about the working class in 1845?"]
+
+
+def test_a_room_of_readers_asking_at_once_each_get_their_answer_and_the_facilitator_sees_the_questions(
+        browser, app, tmp_path):
+    """LOAD_SESSIONS real sessions, each asking a different question at the
+    same moment: every one gets its checked answer, the later ones hear
+    their place in the queue, and the facilitator's page lists every question."""
+    import re
+    import urllib.request
+
+    url, process, printed = app
+    started = time.monotonic()
+    pages = []
+    for _ in range(LOAD_SESSIONS):
+        page = new_page(browser, tmp_path)
+        page.goto(f"{url}?code={ROOM_CODE}", timeout=START)
+        pages.append(page)
+    for page in pages:
+        page.locator("button.rr-send").wait_for(state="visible", timeout=START)
+        page.evaluate("""() => { window.__statuses = [];
+            new MutationObserver(() => document.querySelectorAll('.rr-status').forEach(
+                s => window.__statuses.push(s.innerText))).observe(document.body,
+                {subtree: true, childList: true, characterData: true}); }""")
+    opened = time.monotonic() - started
+    for page, question in zip(pages, LOAD_QUESTIONS):
+        page.locator(".rr-question textarea").fill(question)
+    asked = time.monotonic()
+    for page in pages:
+        page.locator("button.rr-send").click()
+    for page, question in zip(pages, LOAD_QUESTIONS):
+        page.locator(".rr-checked").first.wait_for(state="visible", timeout=ANSWER)
+        assert question in page.locator(".rr-asked").first.inner_text()
+        assert page.locator(".rr-turn").count() == 1  # its own conversation only
+    answered = time.monotonic() - asked
+    statuses = [s for page in pages for s in page.evaluate("window.__statuses")]
+    assert any(re.search(r"waiting: \d+ ahead of you", s) for s in statuses), "no reader saw their place"
+    facilitator = re.search(r"facilitator: (\S+)", printed).group(1)
+    with urllib.request.urlopen(facilitator, timeout=30) as response:
+        page = response.read().decode()
+    assert all(html_escape(q) in page for q in LOAD_QUESTIONS)
+    print(f"\n{LOAD_SESSIONS} sessions: opened in {opened:.0f} s, all answered {answered:.0f} s after asking")
+    for page in pages:
+        page.context.close()
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def test_stopping_the_app_stops_its_service_and_voila(app):
     url, process, _ = app
     started = psutil.Process(process.pid).children(recursive=True)
