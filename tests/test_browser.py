@@ -237,7 +237,9 @@ def test_the_app_prints_a_join_link_with_its_code_and_a_qr_code_and_turns_away_w
     assert f"Reading Room: {ROOM}" in printed
     assert f"join:        {url}?code={ROOM_CODE}" in printed
     qr = Path(re.search(r"QR code:\s+(\S+\.png)", printed).group(1))
-    assert qr.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and qr.stat().st_size > 500
+    png = qr.read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width == height >= 300  # large enough to project
     facilitator = re.search(r"facilitator: (\S+)", printed).group(1)
     for headers in ({}, {"Host": "evil.example"}, {"Cookie": "readingroom-room=wrong"}):
         with pytest.raises(urllib.error.HTTPError) as refused:
