@@ -284,7 +284,7 @@ def test_a_library_held_by_a_writer_is_not_copied_and_the_error_names_the_proces
         os.utime(db)  # the library "changed" while the writer holds it
         held = snapshots.refresh()
         assert not held.made and held.path == snapshots.current
-        assert f"process {writer.pid}" in held.reason and "open for writing" in held.reason
+        assert f"(process {writer.pid}: " in held.reason and "open for writing in another process" in held.reason
         with pytest.raises(LibraryError, match=f"process {writer.pid}"):
             open_library(db)
     finally:

@@ -193,11 +193,12 @@ def _lock_holder(error: Exception, read_only: bool) -> str:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             command = ""
-        holder = f"process {pid}" + (f" ({command[:160]})" if command else "")
-    if read_only:
+        holder = f"another process (process {pid}" + (f": {command[:160]})" if command else ")")
+    if read_only:  # only a writer keeps a reader out
         return f"the library is open for writing in {holder}"
-    return (f"the library is open in {holder}, which keeps others from writing it (a notebook kernel "
-            "or a chat that opened it, a running ingest)")
+    # DuckDB does not say which: a reader keeps a writer out as surely as another writer.
+    return (f"the library is open in {holder}, for writing or read-only, and either keeps writers out "
+            "(a notebook kernel or a chat that opened it, a running ingest)")
 
 
 class Library:
