@@ -311,6 +311,9 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
         stop(voila)
         stop(service)
         snapshots.close()
+        (folder / "voila.json").unlink(missing_ok=True)  # its token is no use to anyone now
+        if log.path.exists():
+            echo(f"the room's questions and answers (no names): {log.path}")
         with_signal()
 
 
