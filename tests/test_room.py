@@ -303,3 +303,19 @@ def test_a_writer_waits_for_a_moment_s_copy_instead_of_failing(tmp_path):
         assert lib.con.execute("SELECT count(*) FROM documents").fetchone()[0] == 5
     assert time.monotonic() - started < 5
     reader.wait()
+
+
+def test_the_door_allows_the_hosts_the_room_is_reached_by_and_nothing_else(monkeypatch):
+    import readingroom.ui.app as app_module
+    from readingroom.ui.app import plan_door
+
+    local = plan_door("127.0.0.1", 8866, "abcd2345")
+    assert local.join_link == "http://127.0.0.1:8866/?code=abcd2345"
+    assert local.hosts == {"127.0.0.1", "localhost", "::1"}
+    assert local.facilitator_code not in local.join_link and len(local.facilitator_code) >= 16
+    # The room's network: its address (which the tests, offline, cannot ask the system for) and the machine's names.
+    monkeypatch.setattr(app_module, "network_address", lambda: "192.168.1.20")
+    room = plan_door("0.0.0.0", 8866)
+    assert room.join_link.startswith("http://192.168.1.20:8866/?code=") and len(room.code) == 8
+    assert "192.168.1.20" in room.hosts and "localhost" in room.hosts and "evil.example" not in room.hosts
+    assert "example.org" in plan_door("127.0.0.1", 8866, extra_hosts=["Example.org"]).hosts
