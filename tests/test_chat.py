@@ -16,27 +16,19 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from chat_library import CELLARS, COMMUNE, EVIL, build
+from conftest import CELLARS, COMMUNE, EVIL, build_chat_library
 
 from readingroom import open_library
 from readingroom.answer.pipeline import Answer, citation_list, further_reading
 from readingroom.ui.chat import Chat, answer_html, cards_html, conversation_markdown
 from readingroom.models.embed import load_embedder
-from readingroom.models.generate import Generator, GeneratorError, load_generator
+from readingroom.models.generate import Generator, GeneratorError
 from readingroom.ui.service import TOKEN_HEADER, GenerationService, RemoteGenerator
-from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR
 from readingroom.search.searcher import Hit
 from readingroom.answer.check import SupportChecker, check_answer
 
 COMMUNE_QUESTION = "How long did the Paris Commune of 1871 last before it was crushed?"
-
-
-@pytest.fixture(scope="module")
-def generator():
-    try:
-        return load_generator(TEST_GENERATOR, backend="llama.cpp")
-    except ModelError as e:
-        pytest.fail(f"{e} (the test set-up, `bash setup.sh test`, fetches it)")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +39,7 @@ def shelf(tmp_path_factory):
     folder = tmp_path_factory.mktemp("chat")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(search_module, "cache_dir", lambda: folder / "cache")
-        path = build(folder / "library.duckdb", embed=True)
+        path = build_chat_library(folder / "library.duckdb", embed=True)
         with open_library(path, read_only=True) as lib:
             yield lib
 
@@ -77,6 +69,7 @@ def no_markup_from_the_corpus(html_text: str):
 
 # --- asking --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_with_source_cards(chat):
     seen = []
 
@@ -106,6 +99,7 @@ def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_
     assert "checked answer" in turn.status.value or "not answered" in turn.status.value
 
 
+@pytest.mark.slow
 def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat):
     turn = ask(chat, "What went up on the barricades of the Paris Commune in March 1871?")
     result = chat.answers[-1]
@@ -137,6 +131,7 @@ def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat
     assert "&lt;img src=x onerror=alert(1)&gt;" in turn.asked.value and "<img" not in turn.asked.value
 
 
+@pytest.mark.slow
 def test_source_cards_show_the_checkers_marks_kept_and_dropped(shelf):
     """A hand-written model answer through the real checker: the cards say
     which sentences cited each passage, with their scores, and which were dropped."""
@@ -164,6 +159,7 @@ def test_source_cards_show_the_checkers_marks_kept_and_dropped(shelf):
 
 # --- filters, follow-ups, a new conversation ------------------------------------------------
 
+@pytest.mark.slow
 def test_filters_come_from_the_library_and_limit_the_passages(chat):
     assert ("Friedrich Engels", "Friedrich Engels") in chat.author.options
     assert chat.years.min == 1845 and chat.years.max == 1999
@@ -183,6 +179,7 @@ def test_filters_come_from_the_library_and_limit_the_passages(chat):
     assert len(chat.answers[-1].passages) == 1
 
 
+@pytest.mark.slow
 def test_a_follow_up_uses_the_conversation_which_exports_as_markdown_and_new_conversation_forgets_it(
         chat, tmp_path):
     ask(chat, "What did Engels write about the cellars in Manchester?")
@@ -221,6 +218,7 @@ def test_a_follow_up_uses_the_conversation_which_exports_as_markdown_and_new_con
 
 # --- errors are shown, not raised -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_model_that_is_not_fetched_is_reported_in_the_chat_with_how_to_fetch_it(shelf, tmp_path, monkeypatch):
     chat = Chat(shelf, model="qwen2.5-coder-0.5b-instruct-q4_k_m", k=2)
     monkeypatch.setenv("READINGROOM_CACHE", str(tmp_path / "empty-cache"))  # no model is fetched there
@@ -251,6 +249,7 @@ def wait_for(condition, seconds=60.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_the_service_answers_in_order_of_arrival_and_tells_each_its_place(service, generator):
     remote = RemoteGenerator(service.url, service.token)
     assert remote.name == TEST_GENERATOR and remote.health()["queue"] == 0
@@ -285,6 +284,7 @@ def test_the_service_answers_in_order_of_arrival_and_tells_each_its_place(servic
     assert remote.last_usage and remote.last_usage.completion_tokens >= 1
 
 
+@pytest.mark.slow
 def test_the_service_refuses_requests_without_its_token(service):
     with pytest.raises(GeneratorError, match="401"):
         RemoteGenerator(service.url, "not-the-token").generate([{"role": "user", "content": "Hello"}])
@@ -314,6 +314,7 @@ def post_head(token: str, length: int) -> bytes:
             f"Content-Length: {length}\r\n\r\n").encode()
 
 
+@pytest.mark.slow
 def test_the_token_and_the_size_are_checked_before_the_body_is_read(service):
     # A gigabyte announced, not a byte of it sent: the refusal comes at once.
     status, body, seconds = raw_request(service, post_head("not-the-token", 1 << 30))
@@ -326,6 +327,7 @@ def test_the_token_and_the_size_are_checked_before_the_body_is_read(service):
     assert RemoteGenerator(service.url, service.token).health()["served"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("request_body, complaint", [
     (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e999}', "finite"),
     (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1000000000}', "max_tokens"),
@@ -347,6 +349,7 @@ def test_bad_numbers_and_deep_json_are_refused_with_400_not_a_traceback(service,
     assert service.queue_length() == 0 and service.served == 0
 
 
+@pytest.mark.slow
 def test_idle_connections_cannot_lock_the_service_up(generator):
     with GenerationService(generator, max_connections=4, request_seconds=1.0) as small:
         idle = [socket.create_connection(small.server.server_address[:2], timeout=10) for _ in range(12)]
@@ -377,6 +380,7 @@ class Counting(Generator):
             yield piece
 
 
+@pytest.mark.slow
 def test_stop_cancels_the_request_being_generated(generator):
     counting = Counting(generator)
     service = GenerationService(counting).start()
@@ -403,6 +407,7 @@ def test_stop_cancels_the_request_being_generated(generator):
     assert counting.pieces <= 2, f"the model went on writing after stop(): {counting.pieces} pieces"
 
 
+@pytest.mark.slow
 def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
     remote = RemoteGenerator(service.url, service.token)
     blocker = threading.Thread(target=remote.generate, args=([{"role": "user", "content": "Hi"}],),
@@ -423,6 +428,7 @@ def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
     assert service.served == 1  # the blocker only: the request that left was never generated
 
 
+@pytest.mark.slow
 def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, generator):
     remote = RemoteGenerator(service.url, service.token)
     chat = Chat(shelf, generator=remote, k=2, max_tokens=ANSWER_TOKENS)
@@ -444,6 +450,7 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
     assert turn.error is None and "rr-checked" in turn.answer.value
 
 
+@pytest.mark.slow
 def test_each_reader_asks_at_most_their_questions_a_minute(shelf, generator):
     chat = Chat(shelf, generator=generator, k=2, max_tokens=8, questions_per_minute=1)
     ask(chat, COMMUNE_QUESTION)
@@ -455,17 +462,18 @@ def test_each_reader_asks_at_most_their_questions_a_minute(shelf, generator):
     assert len(chat.turns) == 2 and chat.notice.value == ""
 
 
+@pytest.mark.slow
 def test_in_the_app_the_chat_reads_the_newest_copy_of_the_library_and_logs_to_the_room(
         tmp_path, monkeypatch, generator):
     import readingroom.search.searcher as search_module
-    from chat_library import doc
+    from conftest import tiny_document as doc
 
     from readingroom import ingest
     from readingroom.ui.room import LOG_VARIABLE, RoomLog
     from readingroom.ui.snapshot import SNAPSHOT_VARIABLE, LibrarySnapshots
 
     monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
-    db = build(tmp_path / "library.duckdb", embed=False)
+    db = build_chat_library(tmp_path / "library.duckdb", embed=False)
     snapshots = LibrarySnapshots(db, tmp_path / "snapshots")
     first = snapshots.refresh().path
     monkeypatch.setenv(SNAPSHOT_VARIABLE, str(snapshots.pointer))
@@ -503,10 +511,11 @@ def test_the_app_serves_the_chat_notebook_s_reader_cells_shipped_in_the_package(
 
 # --- readingroom app, when it cannot start -------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
     from click.testing import CliRunner
 
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     missing = CliRunner().invoke(main, ["app", "--db", str(tmp_path / "none.duckdb"), "--port", "0"])
     assert missing.exit_code != 0 and "no library here yet" in missing.output
@@ -523,7 +532,7 @@ def test_the_app_upgrades_a_library_from_an_earlier_version_before_sessions_open
     from readingroom.library.store import LibraryOutdated
 
     monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
-    path = build(tmp_path / "old.duckdb", embed=False)
+    path = build_chat_library(tmp_path / "old.duckdb", embed=False)
     # A schema one version ahead of the file's: the file is now "from an earlier version".
     monkeypatch.setattr(library_module, "MIGRATIONS", library_module.MIGRATIONS + ["CREATE TABLE later (x INT);"])
     monkeypatch.setattr(library_module, "SCHEMA_VERSION", len(library_module.MIGRATIONS))

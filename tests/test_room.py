@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from chat_library import COMMUNE, EVIL, build, doc
+from conftest import COMMUNE, EVIL, build_chat_library as build, tiny_document as doc
 
 from readingroom import ingest, open_library
 from readingroom.library.store import LibraryError
