@@ -235,13 +235,14 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
     """Serve the room until interrupted (see the module notes)."""
     import tornado.ioloop
 
+    from readingroom import deployment
     from readingroom.models.catalogue import DEFAULT_GENERATOR
     from readingroom.ui.gate import Room, facilitator_handlers, gate_application
     from readingroom.ui.room import RoomLog
     from readingroom.ui.snapshot import LibrarySnapshots
 
     db = Path(db).expanduser().resolve() if db else default_library_path()
-    model = model or DEFAULT_GENERATOR
+    model = model or deployment.current().generator or DEFAULT_GENERATOR
     echo(f"library: {db}")
     prepare_library(db)
     folder = cache_dir() / "app" / f"room-{os.getpid()}"
