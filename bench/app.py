@@ -29,6 +29,22 @@ loaded once, in the service).
 
 The default model is the test model, so this runs where the tests do;
 `--model qwen2.5-coder-1.5b-instruct-q4_k_m` measures the default.
+
+    python bench/app.py --load [--readers 30] [--minutes 20] [--model NAME] [--db LIBRARY]
+
+measures the room's queue itself, without browsers (the generation
+service in its own process, as `readingroom app` starts it, asked with the
+real prompts the chat sends: a FAQ question and its 5 passages): 1, 4 and
+8 readers asking at the same moment (answers per minute: 8 answers over
+the time the 8 took), then --readers readers each asking about once every
+4 minutes at random moments (exponential gaps, seeded) for --minutes
+minutes: each answer's time from asking to its last word, and the 95th
+percentile. From the answers' measured times, a simulation of the same
+queue gives the room's capacity: the number of readers at which the 95th
+percentile passes 2 minutes. The baseline is today's queue (one answer at
+a time); a batched server would be measured against it in the same run.
+The machine's load average is printed with the figures: on a shared
+machine they are upper bounds of the waits.
 """
 from __future__ import annotations
 
@@ -39,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -201,7 +218,13 @@ def main():
                         help="numbers of sessions asking at once")
     parser.add_argument("--baseline", type=int, default=3, help="questions asked by one session alone")
     parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for one round's answers")
+    parser.add_argument("--load", action="store_true", help="measure the queue under a room's load (no browsers)")
+    parser.add_argument("--readers", type=int, default=30)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--max-tokens", type=int, default=None, help="answer length [default: the chat's]")
     args = parser.parse_args()
+    if args.load:
+        return room_load(args)
     from playwright.sync_api import sync_playwright
 
     db = Path(args.db or default_library_path()).resolve()
@@ -209,17 +232,19 @@ def main():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
     log = tempfile.NamedTemporaryFile("w", prefix="bench-app-", suffix=".log", delete=False)
     print(f"library {db}, model {args.model}, {os.cpu_count()} cores; app log {log.name}")
+    code = "benchroom"
     app = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", str(db), "--port", str(port),
-                            "--model", args.model], env=env, stdout=log, stderr=subprocess.STDOUT)
+                            "--model", args.model, "--code", code, "--max-readers", "100"],
+                           env=env, stdout=log, stderr=subprocess.STDOUT)
     rounds, timeout = [], args.timeout * 1000
     try:
         wait_for_port(port, app)
         children = psutil.Process(app.pid).children(recursive=True)
-        service = next(p for p in children if "generation_service" in " ".join(p.cmdline()))
+        service = next(p for p in children if "readingroom.ui.service" in " ".join(p.cmdline()))
         voila = next(p for p in children if "voila" in " ".join(p.cmdline()))
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            url = f"http://127.0.0.1:{port}/"
+            url = f"http://127.0.0.1:{port}/?code={code}"  # the join link: the door keeps the code in a cookie
             pool = iter(questions(args.baseline + sum(args.sessions)))
             rounds.append(baseline(browser, url, voila, [next(pool) for _ in range(args.baseline)], timeout))
             report(rounds[-1])
@@ -259,6 +284,161 @@ def main():
         for limit in (60, 120):
             fits = 1 + max(0, int((limit - base_answer) // added)) if added > 0 else "any number of"
             print(f"  questions sent together whose slowest answer stays under {limit} s: about {fits}")
+
+# --- the room's load, at the queue -------------------------------------------------------------
+
+MEAN_GAP = 240.0  # seconds between one reader's questions, on average
+LIMIT = 120.0  # the target: 95% of answers within 2 minutes
+
+
+def room_prompts(db: Path, count: int) -> list[list[dict]]:
+    """The messages the chat sends for `count` FAQ questions: each with its 5 passages."""
+    from readingroom.answer.pipeline import build_messages
+    from readingroom.library.store import open_library
+    from readingroom.search.searcher import searcher_for
+
+    with open_library(db, read_only=True) as lib:
+        searcher = searcher_for(lib)
+        return [build_messages(q, searcher.search(q, 5)) for q in questions(count)]
+
+
+def timed_answer(remote, messages, max_tokens: int) -> dict:
+    started = time.monotonic()
+    first = None
+    for _ in remote.stream(messages, max_tokens=max_tokens):
+        first = first or time.monotonic()
+    done = time.monotonic()
+    return {"total": done - started, "first": (first or done) - started, "usage": remote.last_usage}
+
+
+def burst(url, token, prompts, max_tokens) -> list[dict]:
+    """len(prompts) readers asking at the same moment."""
+    from readingroom.ui.service import RemoteGenerator
+
+    results = [None] * len(prompts)
+
+    def one(i):
+        results[i] = timed_answer(RemoteGenerator(url, token), prompts[i], max_tokens)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def readers_at_random(url, token, prompts, readers: int, minutes: float, max_tokens: int, seed: int = 20) -> list[dict]:
+    """`readers` readers, each asking about once every MEAN_GAP seconds (exponential gaps) for `minutes`."""
+    import random
+
+    from readingroom.ui.service import RemoteGenerator
+
+    results, lock = [], threading.Lock()
+    end = time.monotonic() + minutes * 60
+
+    def reader(i):
+        rng = random.Random(seed * 1000 + i)
+        remote = RemoteGenerator(url, token)
+        while True:
+            time.sleep(rng.expovariate(1 / MEAN_GAP))
+            if time.monotonic() >= end:
+                return
+            result = timed_answer(remote, prompts[rng.randrange(len(prompts))], max_tokens)
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(readers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def percentile(values, p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def simulated_p95(service_times: list[float], readers: int, hours: float = 20.0, seed: int = 7) -> float:
+    """The 95th percentile of answer times for `readers` readers at MEAN_GAP
+    in a one-at-a-time queue whose answers take the measured times (drawn
+    at random from them): an M/G/1 queue, simulated."""
+    import random
+
+    rng = random.Random(seed)
+    arrivals = []
+    for _ in range(readers):
+        t = rng.expovariate(1 / MEAN_GAP)
+        while t < hours * 3600:
+            arrivals.append(t)
+            t += rng.expovariate(1 / MEAN_GAP)
+    arrivals.sort()
+    free_at, waits = 0.0, []
+    for t in arrivals:
+        start = max(t, free_at)
+        free_at = start + rng.choice(service_times)
+        waits.append(free_at - t)
+    return percentile(waits, 95)
+
+
+def capacity(service_times: list[float]) -> int:
+    """The most readers whose simulated 95th percentile stays within LIMIT."""
+    n = 1
+    while n < 500 and simulated_p95(service_times, n + 1) <= LIMIT:
+        n += 1
+    return n if simulated_p95(service_times, n) <= LIMIT else 0
+
+
+def room_load(args) -> None:
+    import secrets
+
+    from readingroom.answer.pipeline import MAX_ANSWER_TOKENS
+    from readingroom.ui.app import start_service, stop
+
+    db = Path(args.db or default_library_path()).resolve()
+    max_tokens = args.max_tokens or MAX_ANSWER_TOKENS
+    load = os.getloadavg()
+    print(f"library {db}, model {args.model}, {os.cpu_count()} cores, load average {load[0]:.1f} "
+          f"{load[1]:.1f} {load[2]:.1f} at the start; answers up to {max_tokens} tokens", flush=True)
+    prompts = room_prompts(db, 12)
+    token = secrets.token_urlsafe(16)
+    service, url = start_service(args.model, "llama.cpp", token)
+    try:
+        rounds = {}
+        for n in (1, 4, 8):
+            started = time.monotonic()
+            rounds[n] = burst(url, token, prompts[:n], max_tokens)
+            took = time.monotonic() - started
+            totals = [r["total"] for r in rounds[n]]
+            print(f"{n} at once: all answered in {took:.0f} s ({60 * n / took:.2f} answers a minute); each: "
+                  f"median {statistics.median(totals):.0f} s, slowest {max(totals):.0f} s; first word after "
+                  f"{statistics.median(r['first'] for r in rounds[n]):.0f} s (median)", flush=True)
+        # One at a time, the 8 sent together finish one after another: each
+        # answer's own time is the gap between two finishing times.
+        finished = sorted(r["total"] for r in rounds[8])
+        own = [finished[0]] + [b - a for a, b in zip(finished, finished[1:])]
+        print(f"one answer alone: {rounds[1][0]['total']:.0f} s; an answer's own time in the queue: "
+              f"median {statistics.median(own):.0f} s", flush=True)
+        if args.minutes > 0:
+            started = time.monotonic()
+            results = readers_at_random(url, token, prompts, args.readers, args.minutes, max_tokens)
+            totals = [r["total"] for r in results]
+            print(f"{args.readers} readers, each asking about every {MEAN_GAP / 60:.0f} min, for {args.minutes:g} "
+                  f"min: {len(results)} answers ({60 * len(results) / (time.monotonic() - started):.2f} a minute); "
+                  f"answer time median {statistics.median(totals) if totals else float('nan'):.0f} s, "
+                  f"95th percentile {percentile(totals, 95):.0f} s, slowest {max(totals, default=float('nan')):.0f} s; "
+                  f"{sum(t <= LIMIT for t in totals)} of {len(totals)} within {LIMIT:.0f} s", flush=True)
+        print(f"capacity (simulated from the measured answer times, one at a time): {capacity(own)} readers "
+              f"asking every {MEAN_GAP / 60:.0f} min keep the 95th percentile within {LIMIT:.0f} s "
+              f"(30 readers: {simulated_p95(own, 30):.0f} s)")
+        load = os.getloadavg()
+        print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+              "(above the core count, other work shared the cores: the times are upper bounds)")
+    finally:
+        stop(service)
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ Needs /usr/bin/chromium (`bash setup.sh test` installs it; Playwright's
 own browser download is not used)."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -207,24 +208,65 @@ def test_the_chat_in_jupyterlab(browser, jupyterlab, tmp_path):
 
 # --- the app (Voila) ---------------------------------------------------------------------
 
+ROOM = "Manifesto, week 3"
+ROOM_CODE = "testroom"
+
+
 @pytest.fixture(scope="module")
 def app(environment):
     folder, db, env = environment
     port = free_port()
+    log = folder / "app.log"
     process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", TEST_GENERATOR], env=env,
-                               stdout=open(folder / "app.log", "w"), stderr=subprocess.STDOUT)
+                                "--model", TEST_GENERATOR, "--room", ROOM, "--code", ROOM_CODE], env=env,
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/", process
+        printed = log.read_text()
+        yield f"http://127.0.0.1:{port}/", process, printed
     finally:
         stop_tree(process)
 
 
+def test_the_app_prints_a_join_link_with_its_code_and_a_qr_code_and_turns_away_who_has_not_got_it(app):
+    import re
+    import urllib.error
+    import urllib.request
+
+    url, process, printed = app
+    assert f"Reading Room: {ROOM}" in printed
+    assert f"join:        {url}?code={ROOM_CODE}" in printed
+    qr = Path(re.search(r"QR code:\s+(\S+\.png)", printed).group(1))
+    png = qr.read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width == height >= 300  # large enough to project
+    facilitator = re.search(r"facilitator: (\S+)", printed).group(1)
+    for headers in ({}, {"Host": "evil.example"}, {"Cookie": "readingroom-room=wrong"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30)
+        assert refused.value.code == 403
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the code, but a foreign Host header
+        urllib.request.urlopen(urllib.request.Request(f"{url}?code={ROOM_CODE}", headers={"Host": "evil.example"}),
+                               timeout=30)
+    assert refused.value.code == 403
+    # Voila itself is on another port, behind a token only the door has.
+    voila_port = next(c.laddr.port for p in psutil.Process(process.pid).children(recursive=True)
+                      if "voila" in " ".join(p.cmdline()) for c in p.net_connections("tcp")
+                      if c.status == "LISTEN")
+    connection = http.client.HTTPConnection("127.0.0.1", voila_port, timeout=30)
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    assert response.status in (302, 401, 403), response.status
+    assert response.status != 302 or "/login" in response.getheader("Location")
+    connection.close()
+    with urllib.request.urlopen(facilitator, timeout=30) as page:
+        assert ROOM in page.read().decode()
+
+
 def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_path):
-    url, process = app
+    url, process, printed = app
     page = new_page(browser, tmp_path)
-    page.goto(url, timeout=START)
+    page.goto(f"{url}?code={ROOM_CODE}", timeout=START)
     ask_and_check(page, "app")
     # The code is hidden; the model is the app's, shared.
     assert page.get_by_text("from readingroom.ui.chat import Chat").count() == 0
@@ -234,7 +276,7 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     assert "shared by everyone" in page.locator(".rr-model select").text_content().replace("\xa0", " ")
     # A second browser session has its own kernel, and so its own conversation.
     other = new_page(browser, tmp_path)
-    other.goto(url, timeout=START)
+    other.goto(f"{url}?code={ROOM_CODE}", timeout=START)
     other.locator(".rr-chat").wait_for(state="visible", timeout=START)
     assert other.locator(".rr-turn").count() == 0 and page.locator(".rr-turn").count() == 1
     other.screenshot(path=str(ARTIFACTS / "app-second-session.png"), full_page=True)
@@ -242,8 +284,64 @@ def test_the_chat_as_an_app_with_a_conversation_per_session(browser, app, tmp_pa
     page.context.close()
 
 
+LOAD_SESSIONS = 8  # CI's share of a room; bench/app.py opens more
+LOAD_QUESTIONS = ["When was the Paris Commune crushed?", "Who lived in the damp cellars of Manchester?",
+                  "What is the chief factor of progress?", "What does photosynthesis turn into sugar?",
+                  "What went up in March 1871?", "How long did the Commune last?",
+                  "Where were the decrees of the Commune posted?", "Who wrote about the working class in 1845?"]
+
+
+def test_a_room_of_readers_asking_at_once_each_get_their_answer_and_the_facilitator_sees_the_questions(
+        browser, app, tmp_path):
+    """LOAD_SESSIONS real sessions, each asking a different question at the
+    same moment: every one gets its checked answer, the later ones hear
+    their place in the queue, and the facilitator's page lists every question."""
+    import re
+    import urllib.request
+
+    url, process, printed = app
+    started = time.monotonic()
+    pages = []
+    for _ in range(LOAD_SESSIONS):
+        page = new_page(browser, tmp_path)
+        page.goto(f"{url}?code={ROOM_CODE}", timeout=START)
+        pages.append(page)
+    for page in pages:
+        page.locator("button.rr-send").wait_for(state="visible", timeout=START)
+        page.evaluate("""() => { window.__statuses = [];
+            new MutationObserver(() => document.querySelectorAll('.rr-status').forEach(
+                s => window.__statuses.push(s.innerText))).observe(document.body,
+                {subtree: true, childList: true, characterData: true}); }""")
+    opened = time.monotonic() - started
+    for page, question in zip(pages, LOAD_QUESTIONS):
+        page.locator(".rr-question textarea").fill(question)
+    asked = time.monotonic()
+    for page in pages:
+        page.locator("button.rr-send").click()
+    for page, question in zip(pages, LOAD_QUESTIONS):
+        page.locator(".rr-checked").first.wait_for(state="visible", timeout=ANSWER)
+        assert question in page.locator(".rr-asked").first.inner_text()
+        assert page.locator(".rr-turn").count() == 1  # its own conversation only
+    answered = time.monotonic() - asked
+    statuses = [s for page in pages for s in page.evaluate("window.__statuses")]
+    assert any(re.search(r"waiting: \d+ ahead of you", s) for s in statuses), "no reader saw their place"
+    facilitator = re.search(r"facilitator: (\S+)", printed).group(1)
+    with urllib.request.urlopen(facilitator, timeout=30) as response:
+        page = response.read().decode()
+    assert all(html_escape(q) in page for q in LOAD_QUESTIONS)
+    print(f"\n{LOAD_SESSIONS} sessions: opened in {opened:.0f} s, all answered {answered:.0f} s after asking")
+    for page in pages:
+        page.context.close()
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def test_stopping_the_app_stops_its_service_and_voila(app):
-    url, process = app
+    url, process, _ = app
     started = psutil.Process(process.pid).children(recursive=True)
     assert any("readingroom.ui.service" in " ".join(p.cmdline()) for p in started)
     assert any("voila" in " ".join(p.cmdline()) for p in started)

@@ -10,6 +10,7 @@ import html
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 from urllib.parse import unquote
@@ -21,7 +22,7 @@ from readingroom import open_library
 from readingroom.answer.pipeline import Answer, citation_list, further_reading
 from readingroom.ui.chat import Chat, answer_html, cards_html, conversation_markdown
 from readingroom.models.embed import load_embedder
-from readingroom.models.generate import GeneratorError
+from readingroom.models.generate import Generator, GeneratorError
 from readingroom.ui.service import TOKEN_HEADER, GenerationService, RemoteGenerator
 from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR
 from readingroom.search.searcher import Hit
@@ -256,7 +257,7 @@ def test_the_service_answers_in_order_of_arrival_and_tells_each_its_place(servic
 
     def request(name):
         seen = positions.setdefault(name, [])
-        with remote.watching(seen.append):
+        with remote.watching(lambda n, wait: seen.append(n)):
             texts[name] = remote.generate([{"role": "user", "content": f"Say the word {name}."}], max_tokens=8)
         finished.append(name)
 
@@ -296,6 +297,116 @@ def test_the_service_refuses_requests_without_its_token(service):
     assert service.served == 0 and service.queue_length() == 0
 
 
+def raw_request(service, head: bytes, body: bytes = b"", wait: float = 10.0) -> tuple[int, dict, float]:
+    """Send bytes as they are; (status, JSON body, seconds to the reply)."""
+    started = time.monotonic()
+    with socket.create_connection(service.server.server_address[:2], timeout=wait) as s:
+        s.sendall(head + body)
+        data = b""
+        while chunk := s.recv(65536):  # to the end: the service closes after a refusal
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1] or b"{}"), time.monotonic() - started
+
+
+def post_head(token: str, length: int) -> bytes:
+    return (f"POST /generate HTTP/1.0\r\nContent-Type: application/json\r\n{TOKEN_HEADER}: {token}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+@pytest.mark.slow
+def test_the_token_and_the_size_are_checked_before_the_body_is_read(service):
+    # A gigabyte announced, not a byte of it sent: the refusal comes at once.
+    status, body, seconds = raw_request(service, post_head("not-the-token", 1 << 30))
+    assert status == 401 and TOKEN_HEADER in body["error"] and seconds < 5
+    status, body, seconds = raw_request(service, post_head(service.token, 1 << 30))
+    assert status == 413 and "bytes" in body["error"] and seconds < 5
+    # A client already sending its too-large body hears the refusal too, and the service goes on.
+    status, body, _ = raw_request(service, post_head(service.token, 8 << 20), b"[" * 32_000)
+    assert status == 413
+    assert RemoteGenerator(service.url, service.token).health()["served"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_body, complaint", [
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e999}', "finite"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1000000000}', "max_tokens"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 2.5}', "max_tokens"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}', "finite"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": Infinity}', "finite"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": 7}', "temperature"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": -1}', "temperature"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "seed": -1}', "seed"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "stop": ["' + b"y" * 100 + b'"]}', "stop"),
+    (b'{"messages": ' + b"[" * 30 + b"]" * 30 + b"}", "message"),
+    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+    (b'{"messages": "Hello"}', "messages"),
+    (b"\xff\xfe not JSON", "not JSON"),
+])
+def test_bad_numbers_and_deep_json_are_refused_with_400_not_a_traceback(service, request_body, complaint):
+    status, body, _ = raw_request(service, post_head(service.token, len(request_body)), request_body)
+    assert status == 400 and complaint in body["error"]
+    assert service.queue_length() == 0 and service.served == 0
+
+
+@pytest.mark.slow
+def test_idle_connections_cannot_lock_the_service_up(generator):
+    with GenerationService(generator, max_connections=4, request_seconds=1.0) as small:
+        idle = [socket.create_connection(small.server.server_address[:2], timeout=10) for _ in range(12)]
+        try:
+            remote = RemoteGenerator(small.url, small.token)
+            started = time.monotonic()
+            # Told 503 while the idle ones hold every slot, the client tries again; they are closed after 1 s.
+            assert remote.generate([{"role": "user", "content": "Say yes."}], max_tokens=2)
+            assert time.monotonic() - started < 30
+            for s in idle:  # every idle one was closed by the service (after a 503, or after 1 s idle)
+                while s.recv(4096):
+                    pass
+        finally:
+            for s in idle:
+                s.close()
+
+
+class Counting(Generator):
+    """The real model, counting the pieces it writes (to see a generation stop)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.backend, self.pieces = inner, inner.name, inner.backend, 0
+        self.last_usage = None
+
+    def stream(self, messages, **settings):
+        for piece in self.inner.stream(messages, **settings):
+            self.pieces += 1
+            yield piece
+
+
+@pytest.mark.slow
+def test_stop_cancels_the_request_being_generated(generator):
+    counting = Counting(generator)
+    service = GenerationService(counting).start()
+    remote = RemoteGenerator(service.url, service.token)
+    failures = []
+
+    def ask():
+        try:
+            remote.generate([{"role": "user", "content": "Count from one to five hundred in words."}],
+                            max_tokens=1500)
+        except GeneratorError as e:
+            failures.append(str(e))
+
+    reader = threading.Thread(target=ask)
+    with generator._lock:  # the request is taken by the worker, and waits for the model
+        reader.start()
+        wait_for(lambda: service.running)
+        stopping = threading.Thread(target=service.stop)
+        stopping.start()
+        wait_for(lambda: failures, seconds=30)
+    stopping.join(60)
+    reader.join(60)
+    assert not stopping.is_alive() and "stopping" in failures[0]
+    assert counting.pieces <= 2, f"the model went on writing after stop(): {counting.pieces} pieces"
+
+
 @pytest.mark.slow
 def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
     remote = RemoteGenerator(service.url, service.token)
@@ -308,7 +419,7 @@ def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
         connection.request("POST", "/generate", body=json.dumps({"messages": [{"role": "user", "content": "x"}]}),
                            headers={"Content-Type": "application/json", TOKEN_HEADER: service.token})
         response = connection.getresponse()
-        assert json.loads(response.readline()) == {"queue": 1}
+        assert json.loads(response.readline())["queue"] == 1
         assert service.queue_length() == 1
         response.close()
         connection.close()  # the page was closed
@@ -323,6 +434,7 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
     chat = Chat(shelf, generator=remote, k=2, max_tokens=ANSWER_TOKENS)
     assert chat.model_choice.disabled and "shared by everyone" in chat.model_choice.label
     statuses = []
+    remote.generate([{"role": "user", "content": "Hi"}], max_tokens=2)  # one served: the service can estimate
     blocker = threading.Thread(target=remote.generate, args=([{"role": "user", "content": "Hi"}],),
                                kwargs={"max_tokens": 4})
     with generator._lock:
@@ -331,10 +443,70 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
         turn = chat.ask(COMMUNE_QUESTION)
         turn.status.observe(lambda change: statuses.append(change["new"]), "value")
         wait_for(lambda: any("waiting: 1 ahead of you" in s for s in statuses))
+    assert any("about" in s for s in statuses)  # the service had timed a request: an estimate of the wait
     chat.wait(120)
     blocker.join(60)
     assert chat.answers and chat.answers[-1].model == TEST_GENERATOR
     assert turn.error is None and "rr-checked" in turn.answer.value
+
+
+@pytest.mark.slow
+def test_each_reader_asks_at_most_their_questions_a_minute(shelf, generator):
+    chat = Chat(shelf, generator=generator, k=2, max_tokens=8, questions_per_minute=1)
+    ask(chat, COMMUNE_QUESTION)
+    assert chat.ask("And how did it end?") is None  # a second within the minute: not taken
+    assert "1 question a minute each" in chat.notice.value and "Ask again in" in chat.notice.value
+    assert chat.question.value == "And how did it end?" and len(chat.turns) == 1
+    chat.asked_at[0] -= 61  # a minute later
+    ask(chat, "And how did it end?")
+    assert len(chat.turns) == 2 and chat.notice.value == ""
+
+
+@pytest.mark.slow
+def test_in_the_app_the_chat_reads_the_newest_copy_of_the_library_and_logs_to_the_room(
+        tmp_path, monkeypatch, generator):
+    import readingroom.search.searcher as search_module
+    from conftest import tiny_document as doc
+
+    from readingroom import ingest
+    from readingroom.ui.room import LOG_VARIABLE, RoomLog
+    from readingroom.ui.snapshot import SNAPSHOT_VARIABLE, LibrarySnapshots
+
+    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    db = build_chat_library(tmp_path / "library.duckdb", embed=False)
+    snapshots = LibrarySnapshots(db, tmp_path / "snapshots")
+    first = snapshots.refresh().path
+    monkeypatch.setenv(SNAPSHOT_VARIABLE, str(snapshots.pointer))
+    monkeypatch.setenv(LOG_VARIABLE, str(tmp_path / "room-log.jsonl"))
+    chat = Chat(generator=generator, k=2, max_tokens=ANSWER_TOKENS)
+    assert chat.library.path == first and len(chat.searcher.index) == 5
+    with open_library(db) as lib:  # a writer, while the chat is open
+        ingest(lib, [doc("jura", "The Federation of the Jura met at Sonvilier in November 1871.",
+                         ["James Guillaume"], 1871, "The International")], progress=False)
+    assert snapshots.refresh().made
+    question = "Where did the Federation of the Jura meet in November 1871?"
+    turn = ask(chat, question)
+    assert turn.error is None and chat.library.path != first and len(chat.searcher.index) == 6
+    assert any("Sonvilier" in hit.text for hit in chat.answers[-1].passages)
+    assert "library.duckdb" in chat.markdown()  # the original's name, not the copy's
+    logged = RoomLog(tmp_path / "room-log.jsonl").entries()
+    assert [e.question for e in logged] == [question]
+    assert set(logged[0].to_dict()) == {"question", "answer", "abstained", "model", "minute", "cited"}  # no one's id
+    snapshots.close()
+
+
+def test_the_app_serves_the_chat_notebook_s_reader_cells_shipped_in_the_package(tmp_path):
+    from pathlib import Path
+
+    from readingroom.ui.app import app_page
+
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "06_chat.ipynb").read_text())
+    shown = [c for c in notebook["cells"] if "notebook-only" not in c.get("metadata", {}).get("tags", [])]
+    page = json.loads(app_page(tmp_path).read_text())
+    assert [(c["cell_type"], "".join(c["source"])) for c in page["cells"]] == \
+        [(c["cell_type"], "".join(c["source"])) for c in shown], \
+        "lib/readingroom/ui/chat_page.ipynb is behind notebooks/06_chat.ipynb: copy the cells over"
+    assert all(not c.get("outputs") for c in page["cells"])
 
 
 # --- readingroom app, when it cannot start -------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +166,41 @@ class Stored:
     passages: list[Passage]
 
 
+LOCK_RETRY_SECONDS = 5.0  # a lock held for a moment (`readingroom app` copying the library) is waited for
+
+
+def _connect(path: Path, read_only: bool):
+    """duckdb.connect, waiting a few seconds for a lock another process holds
+    briefly (the app copies the library for its readers, a second or so)."""
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def _lock_holder(error: Exception, read_only: bool) -> str:
+    """Why the file could not be opened, naming the process that holds it
+    (DuckDB's message gives its PID)."""
+    match = re.search(r"PID (\d+)", str(error))
+    holder = "another process"
+    if match:
+        pid = int(match.group(1))
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = ""
+        holder = f"another process (process {pid}" + (f": {command[:160]})" if command else ")")
+    if read_only:  # only a writer keeps a reader out
+        return f"the library is open for writing in {holder}"
+    # DuckDB does not say which: a reader keeps a writer out as surely as another writer.
+    return (f"the library is open in {holder}, for writing or read-only, and either keeps writers out "
+            "(a notebook kernel or a chat that opened it, a running ingest)")
+
+
 class Library:
     """A DuckDB library file. Open it with `open_library()`."""
 
@@ -174,13 +211,10 @@ class Library:
             raise LibraryError(f"{self.path}: no library here yet; ingest something first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            self.con = _connect(self.path, read_only)
         except duckdb.IOException as e:
             if "lock" in str(e).lower():
-                raise LibraryError(
-                    f"{self.path}: the library is open for writing in another process "
-                    "(a notebook kernel or a running ingest); close it and try again"
-                ) from e
+                raise LibraryError(f"{self.path}: {_lock_holder(e, read_only)}; close it and try again") from e
             if "not a valid DuckDB database" in str(e):
                 raise LibraryError(f"{self.path}: not a Reading Room library (not a DuckDB file)") from e
             raise LibraryError(f"{self.path}: cannot open the library: {e}") from e

@@ -1,23 +1,24 @@
-"""`readingroom app`: the chat notebook (notebooks/06_chat.ipynb) served as a
-web page with Voila, for a workshop room.
+"""`readingroom app`: the chat as a web page for a workshop room.
 
-    readingroom app [--db FILE] [--port 8866] [--host 127.0.0.1] [--model NAME]
+    readingroom app [--room "Manifesto, week 3"] [--db FILE] [--port 8866] [--host 127.0.0.1]
+                    [--model NAME] [--max-readers 40] [--questions-per-minute 4]
 
-Three processes:
-1. this one, which starts the other two, prints the address and stops them
-   both on Ctrl-C;
-2. the generation service (readingroom.ui.service), holding the
-   one model: loaded once, whatever the number of readers, and answering
-   one request at a time in order of arrival;
-3. Voila, which gives every browser session a kernel of its own (its own
-   conversation) running the notebook with its code hidden. The kernels
-   inherit the service's address and token through environment variables,
-   and the library's path through READINGROOM_DB; each opens the library
-   read-only, so any number of them can read the one file.
-
-It listens on 127.0.0.1 unless told otherwise: `--host 0.0.0.0` lets anyone
-on the network use it (there is no login), which is what a workshop room
-may want, and nothing else should.
+It prints a join link with the room's code (and writes it as a QR code
+picture to project), and a facilitator's link. Four parts:
+1. this process: the door (readingroom.ui.gate, on host:port): the Host
+   header on the allowlist, the room's code, a cap on readers; the
+   facilitator's pages; the library's snapshots (readingroom.ui.snapshot),
+   refreshed when the library changes; and it stops the others on Ctrl-C;
+2. the generation service (readingroom.ui.service), holding the one
+   model: loaded once, whatever the number of readers;
+3. Voila, on 127.0.0.1 at a port of its own behind a token only the door
+   sends, which gives every browser session a kernel (its own
+   conversation) running the app's page (chat_page.ipynb, shipped in the
+   package: the chat notebook without its notebook-only cells);
+4. the kernels, which read the newest snapshot of the library (never the
+   library itself: writers are never blocked), ask the service for
+   generation, append what was asked to the room's log, and limit each
+   reader's questions per minute.
 """
 from __future__ import annotations
 
@@ -28,76 +29,71 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from readingroom.ui.service import TOKEN_VARIABLE, URL_VARIABLE
 from readingroom.library.store import LibraryError
 from readingroom.paths import cache_dir, default_library_path
+from readingroom.ui.room import LOG_VARIABLE, QUESTIONS_VARIABLE, ROOM_VARIABLE
+from readingroom.ui.service import TOKEN_VARIABLE, URL_VARIABLE
+from readingroom.ui.snapshot import SNAPSHOT_VARIABLE
 
-NOTEBOOK = "06_chat.ipynb"
-APP_HIDDEN_TAG = "notebook-only"  # cells of the notebook the app's page leaves out
+PAGE = "chat_page.ipynb"  # package data: readingroom/ui/chat_page.ipynb
 DEFAULT_PORT = 8866  # Voila's own default
 START_SECONDS = 600  # loading a model from a slow disk, or building the search index the first time
 IDLE_KERNEL_SECONDS = 900  # a session whose page is gone (closed without saying so) gives its memory back after this
-
-FALLBACK_NOTEBOOK = {
-    "cells": [{"cell_type": "code", "execution_count": None, "id": "chat", "metadata": {}, "outputs": [],
-               "source": ["from readingroom.ui.chat import Chat\n", "Chat()"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}
+SNAPSHOT_SECONDS = 5.0  # how often the library is looked at for changes (a stat, no lock)
+DEFAULT_MAX_READERS = 40
+DEFAULT_QUESTIONS_PER_MINUTE = 4
 
 
 class AppError(Exception):
     pass
 
 
-def chat_notebook() -> Path:
-    """The page the app serves: the project's chat notebook without the
-    cells tagged `notebook-only` (how long it takes, what the code does: words
-    for someone in JupyterLab, not for a reader in a workshop), written to
-    the cache; when the package is installed without the project's folders,
-    a one-cell notebook that opens the chat."""
-    here = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK
-    notebook = json.loads(here.read_text(encoding="utf-8")) if here.exists() else FALLBACK_NOTEBOOK
-    notebook = {**notebook, "cells": [c for c in notebook["cells"]
-                                      if APP_HIDDEN_TAG not in c.get("metadata", {}).get("tags", [])]}
-    folder = cache_dir() / "app"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / NOTEBOOK
-    path.write_text(json.dumps(notebook), encoding="utf-8")
+def app_page(folder: Path) -> Path:
+    """The page the app serves, copied from the package into `folder`
+    (Voila's working folder, which also holds its configuration)."""
+    path = folder / PAGE
+    path.write_bytes(resources.files("readingroom.ui").joinpath(PAGE).read_bytes())
     return path
 
 
 def prepare_library(db: Path) -> None:
-    """Check the library opens read-only, and build its BM25 index into the
-    cache now, once, rather than in every session's kernel at the same time."""
+    """Check the library opens, upgrading its schema once if an earlier
+    Reading Room wrote it (the sessions open copies read-only)."""
     from readingroom.library.store import LibraryOutdated, open_library
-    from readingroom.search.searcher import SearchIndex
 
     if not db.exists():
         raise AppError(f"{db}: no library here yet; `bash setup.sh` builds the default one "
                        "(or `readingroom corpus add anarchist-faq`)")
     try:
         try:
-            lib = open_library(db, read_only=True)
+            open_library(db, read_only=True).close()
         except LibraryOutdated:
-            # Written by an earlier Reading Room: the sessions open it
-            # read-only, so upgrade its schema here, once, before they start.
             open_library(db).close()
-            lib = open_library(db, read_only=True)
-        with lib:
-            SearchIndex.load(lib, vectors=False, progress=True)
     except LibraryError as e:
         raise AppError(str(e)) from e
+
+
+def index_snapshot(path: Path) -> None:
+    """Build a snapshot's BM25 index into the cache now, once, rather than in
+    every session's kernel at the same time."""
+    from readingroom.library.store import open_library
+    from readingroom.search.searcher import SearchIndex
+
+    with open_library(path, read_only=True) as lib:
+        SearchIndex.load(lib, vectors=False, progress=True)
 
 
 def child_environment(**variables) -> dict:
     """The environment of the app's processes: this one's, with this
     readingroom first on the path, so that the service and the kernels run
     the same code as the app that started them."""
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **variables}
 
@@ -120,14 +116,27 @@ def start_service(model: str, backend: str, token: str) -> tuple[subprocess.Pope
     return process, ready["url"]
 
 
-def start_voila(notebook: Path, host: str, port: int, env: dict) -> subprocess.Popen:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_voila(folder: Path, port: int, token: str, env: dict) -> subprocess.Popen:
+    """Voila on the loopback only, wanting `token` (the door sends it). The
+    token is in a configuration file in Voila's working folder, readable by
+    this user only, not on its command line, which every user can read."""
+    config = folder / "voila.json"
+    config.touch(mode=0o600)
+    config.write_text(json.dumps({"Voila": {"token": token}}), encoding="utf-8")
+    page = app_page(folder)
     return subprocess.Popen(
-        [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",
-         "--Voila.port_retries=0",  # the address printed must be the one served
+        [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+         "--Voila.port_retries=0",
          "--strip_sources=True", "--show_tracebacks=False", "--preheat_kernel=True", "--pool_size=1",
          f"--MappingKernelManager.cull_idle_timeout={IDLE_KERNEL_SECONDS}",
          "--MappingKernelManager.cull_interval=60"],
-        cwd=notebook.parent, env=env)
+        cwd=folder, env=env)
 
 
 def wait_until_serving(host: str, port: int, process: subprocess.Popen, seconds: float = START_SECONDS) -> None:
@@ -136,7 +145,7 @@ def wait_until_serving(host: str, port: int, process: subprocess.Popen, seconds:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AppError(f"Voila stopped (exit code {process.returncode}); is the port already in use?")
+            raise AppError(f"Voila stopped (exit code {process.returncode})")
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.settimeout(2)
             if s.connect_ex((host, port)) == 0:
@@ -156,46 +165,162 @@ def stop(process: subprocess.Popen | None) -> None:
         process.wait()
 
 
+# --- the room's addresses ---------------------------------------------------------------
+
+def network_address() -> str | None:
+    """This machine's address on its network, as others in the room reach
+    it. A UDP socket "connected" to a private address sends nothing; it only
+    makes the system choose the interface it would use."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.254.254.254", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+@dataclass(frozen=True)
+class Door:
+    """Where the room is reached and who may come in."""
+
+    shown_host: str  # the host in the join link
+    hosts: frozenset[str]  # Host headers allowed (DNS rebinding: nothing else)
+    port: int
+    code: str
+    facilitator_code: str
+
+    def url(self, path: str = "/") -> str:
+        host = f"[{self.shown_host}]" if ":" in self.shown_host else self.shown_host
+        return f"http://{host}:{self.port}{path}"
+
+    @property
+    def join_link(self) -> str:
+        return self.url(f"/?code={self.code}")
+
+    @property
+    def facilitator_link(self) -> str:
+        return self.url(f"/facilitator/?key={self.facilitator_code}")
+
+
+def plan_door(host: str, port: int, code: str | None = None, extra_hosts=()) -> Door:
+    from readingroom.ui.gate import LOCAL_HOSTS, room_code
+
+    hosts = set(LOCAL_HOSTS) | {h.lower() for h in extra_hosts}
+    if host in ("", "0.0.0.0", "::"):
+        address = network_address()
+        shown = address or "127.0.0.1"
+        name = socket.gethostname().lower()
+        hosts |= {name, f"{name}.local"} | ({address} if address else set())
+    else:
+        shown = "127.0.0.1" if host == "localhost" else host
+        hosts.add(host.lower())
+    return Door(shown, frozenset(hosts), port, code or room_code(), secrets.token_urlsafe(12))
+
+
+def write_qr(link: str, path: Path) -> Path:
+    """The join link as a QR code picture (PNG), large enough to project."""
+    import segno
+
+    segno.make(link, error="m").save(str(path), scale=12, border=4)
+    return path
+
+
+# --- running it ------------------------------------------------------------------------------
+
 def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None,
-            backend: str = "llama.cpp", echo=print) -> None:
-    """Serve the chat until interrupted (see the module notes)."""
+            backend: str = "llama.cpp", room: str | None = None, code: str | None = None,
+            max_readers: int = DEFAULT_MAX_READERS, questions_per_minute: int = DEFAULT_QUESTIONS_PER_MINUTE,
+            allow_hosts=(), echo=print) -> None:
+    """Serve the room until interrupted (see the module notes)."""
+    import tornado.ioloop
+
     from readingroom import deployment
     from readingroom.models.catalogue import DEFAULT_GENERATOR
+    from readingroom.ui.gate import Room, facilitator_handlers, gate_application
+    from readingroom.ui.room import RoomLog
+    from readingroom.ui.snapshot import LibrarySnapshots
 
     db = Path(db).expanduser().resolve() if db else default_library_path()
     model = model or deployment.current().generator or DEFAULT_GENERATOR
     echo(f"library: {db}")
     prepare_library(db)
+    folder = cache_dir() / "app" / f"room-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    snapshots = LibrarySnapshots(db)
+    made = snapshots.refresh(prepare=index_snapshot)
+    if made.path is None:
+        raise AppError(f"the library could not be copied for the room: {made.reason}")
+    door = plan_door(host, port, code, allow_hosts)
+    log = RoomLog(folder / "room-log.jsonl")
     echo(f"loading the model {model} once, for every session ...")
     with_signal = _stop_on_terminate()
-    token = secrets.token_urlsafe(32)
-    service, service_url = start_service(model, backend, token)
-    voila = None
+    service_token, voila_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    service, service_url = start_service(model, backend, service_token)
+    voila, loop = None, None
     try:
-        env = child_environment(**{"READINGROOM_DB": str(db), URL_VARIABLE: service_url, TOKEN_VARIABLE: token,
-                                   "READINGROOM_GENERATOR": model})
-        voila = start_voila(chat_notebook(), host, port, env)
-        shown_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
-        url = f"http://[{shown_host}]:{port}/" if ":" in shown_host else f"http://{shown_host}:{port}/"
-        wait_until_serving(shown_host, port, voila)
-        echo(f"\nReading Room chat: {url}   (Ctrl-C to stop)")
+        env = child_environment(**{
+            SNAPSHOT_VARIABLE: str(snapshots.pointer), URL_VARIABLE: service_url, TOKEN_VARIABLE: service_token,
+            "READINGROOM_GENERATOR": model, LOG_VARIABLE: str(log.path), ROOM_VARIABLE: room or "",
+            QUESTIONS_VARIABLE: str(questions_per_minute),
+            "READINGROOM_DB": str(snapshots.current)})
+        voila_port = free_port()
+        voila = start_voila(folder, voila_port, voila_token, env)
+        wait_until_serving("127.0.0.1", voila_port, voila)
+        qr = write_qr(door.join_link, folder / "join-qr.png")
+        the_room = Room(door.code, set(door.hosts), max_readers, door.facilitator_code)
+        application = gate_application(the_room, voila_port, voila_token,
+                                       facilitator_handlers(the_room, log, room, qr))
+        application.listen(port, address=host or "")
+        name = f"Reading Room: {room}" if room else "Reading Room chat"
+        echo(f"\n{name}\n  join:        {door.join_link}\n  QR code:     {qr}  (project it; it holds the join link)"
+             f"\n  facilitator: {door.facilitator_link}  (for you only: the questions asked, the handout)"
+             f"\n  up to {max_readers} readers, {questions_per_minute} questions a minute each   (Ctrl-C to stop)")
         if host not in ("127.0.0.1", "localhost", "::1"):
-            echo(f"listening on {host}: anyone who can reach this machine on port {port} can use the chat")
-        while voila.poll() is None and service.poll() is None:
-            time.sleep(0.5)
+            echo(f"listening on {host}: anyone on the network with the code can join")
+
+        loop = tornado.ioloop.IOLoop.current()
+        refreshing = threading.Lock()
+
+        def refresh():
+            if not refreshing.acquire(blocking=False):
+                return
+            try:
+                done = snapshots.refresh(prepare=index_snapshot)
+                if done.made:
+                    echo("the library changed: the room now reads its new passages")
+            except Exception as e:  # the room goes on with the copy it has
+                echo(f"the library's new copy could not be made ({type(e).__name__}: {e}); the room keeps the last")
+            finally:
+                refreshing.release()
+
+        def watch():
+            if voila.poll() is not None or service.poll() is not None:
+                loop.stop()
+            elif snapshots.changed():
+                loop.run_in_executor(None, refresh)
+
+        tornado.ioloop.PeriodicCallback(watch, SNAPSHOT_SECONDS * 1000).start()
+        loop.start()
         if service.poll() is not None:
             raise AppError(f"the generation service stopped (exit code {service.returncode})")
+        if voila.poll() is not None:
+            raise AppError(f"Voila stopped (exit code {voila.returncode})")
     except KeyboardInterrupt:
         echo("stopping ...")
     finally:
         stop(voila)
         stop(service)
+        snapshots.close()
+        (folder / "voila.json").unlink(missing_ok=True)  # its token is no use to anyone now
+        if log.path.exists():
+            echo(f"the room's questions and answers (no names): {log.path}")
         with_signal()
 
 
 def _stop_on_terminate():
     """SIGTERM (a service manager, a test) ends the app as Ctrl-C does, so
-    that its two processes are stopped too; returns what puts it back."""
+    that its processes are stopped too; returns what puts it back."""
     try:
         previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     except ValueError:  # not the main thread: leave signals alone

@@ -34,7 +34,12 @@ service gone) are shown in the chat, not as a traceback.
 
 In the app, the model runs once for all sessions in a generation service
 (readingroom.ui.service); the chat finds it through environment
-variables and shows "waiting: N ahead of you" while its request is queued.
+variables and shows "waiting: N ahead of you, about M s" while its request
+is queued. There the chat also reads the app's newest copy of the library
+(readingroom.ui.snapshot: new passages without a restart, writers never
+blocked), records each answer in the room's log for the facilitator
+(readingroom.ui.room, no names), and takes at most `questions_per_minute`
+questions a minute from its reader.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 
@@ -57,6 +63,8 @@ from readingroom.library.store import Library, LibraryError, open_library
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
 from readingroom.models.fetch import state
 from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
+from readingroom.ui.room import QUESTIONS_VARIABLE, ROOM_VARIABLE
+from readingroom.ui.snapshot import SNAPSHOT_VARIABLE, current_snapshot, snapshot_source
 
 MODEL_VARIABLE = "READINGROOM_GENERATOR"  # the model a chat uses unless told otherwise (tests: the small one)
 STREAM_INTERVAL = 0.1  # seconds between updates of the streamed text: each update is a message to the browser
@@ -145,11 +153,22 @@ class _Reporting(Generator):
         self._report("loading")
         generator = self._load()
         watching = getattr(generator, "watching", None)
-        with (watching(lambda n: self._report("queue", n)) if watching else contextlib.nullcontext()):
+        with (watching(lambda n, wait=None: self._report("queue", (n, wait))) if watching
+              else contextlib.nullcontext()):
             self._report("waiting")
             yield from generator.stream(messages, **settings)
         self.last_usage = getattr(generator, "last_usage", None)
         self._report("written")
+
+
+def waiting_words(ahead: int, seconds: float | None) -> str:
+    """"waiting: 3 ahead of you, about 2 min" (no estimate before the room's first answer)."""
+    words = f"waiting: {ahead} ahead of you"
+    if seconds is None:
+        return words
+    if seconds < 60:
+        return words + f", about {max(5, round(seconds / 5) * 5):.0f} s"
+    return words + f", about {round(seconds / 60):.0f} min"
 
 
 # --- one question and its answer ---------------------------------------------------
@@ -362,8 +381,17 @@ class Chat(widgets.VBox):
     model, loaded at the first question); `k`: passages per answer."""
 
     def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
-                 k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS):
+                 k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS, questions_per_minute: int | None = None,
+                 room_log=None):
+        from readingroom.ui.room import RoomLog
+
         self.answers: list[Answer] = []
+        self.snapshot_pointer = os.environ.get(SNAPSHOT_VARIABLE) if library is None else None
+        if questions_per_minute is None and os.environ.get(QUESTIONS_VARIABLE):
+            questions_per_minute = int(os.environ[QUESTIONS_VARIABLE])
+        self.questions_per_minute = questions_per_minute
+        self.asked_at: deque[float] = deque()
+        self.room_log = room_log if room_log is not None else RoomLog.from_environment()
         self.turns: list[Turn] = []
         self.thread: threading.Thread | None = None
         self.max_tokens = max_tokens
@@ -395,6 +423,8 @@ class Chat(widgets.VBox):
         self.new_button.add_class("rr-new")
         self.export_link = widgets.HTML()
         self.export_link.add_class("rr-export")
+        self.notice = widgets.HTML()
+        self.notice.add_class("rr-notice")
 
         self._open(library)
         self._build_settings(model, k)
@@ -407,7 +437,7 @@ class Chat(widgets.VBox):
         settings.add_class("rr-settings")
         super().__init__([widgets.HTML(STYLE), self.header, self.conversation,
                           widgets.HBox([self.question, self.send_button], layout=widgets.Layout(width="100%")),
-                          settings, widgets.HBox([self.new_button, self.export_link])])
+                          self.notice, settings, widgets.HBox([self.new_button, self.export_link])])
         self.add_class("rr-chat")
         if self.problem:
             self.send_button.disabled = True
@@ -421,6 +451,8 @@ class Chat(widgets.VBox):
         try:
             if isinstance(library, Library):
                 self.library = library
+            elif self.snapshot_pointer:
+                self.library = open_library(current_snapshot(self.snapshot_pointer), read_only=True)
             else:
                 self.library = open_library(library, read_only=True)
             with _quiet_loading(self.library):
@@ -431,12 +463,43 @@ class Chat(widgets.VBox):
             return
         index = self.searcher.index
         self._warm_up()
+        self._describe()
+
+    def _describe(self) -> None:
+        index = self.searcher.index
         how = ("words and meaning (BM25 and vectors)" if index.embedder is not None
                else "words only (BM25): this library has no passage vectors yet, `readingroom embed` adds them")
         documents = len(index.docs.doc_ids)
+        room = os.environ.get(ROOM_VARIABLE) if self.snapshot_pointer else None
+        where = f"the room “{room}”’s library" if room else self.library_name
         self.header.value = (f"<div><b>Ask the library.</b> {documents:,} documents, {len(index):,} passages in "
-                             f"{escape(self.library.path.name)}; search by {escape(how)}. Answers come only from "
+                             f"{escape(where)}; search by {escape(how)}. Answers come only from "
                              "these passages, and the program checks every citation.</div>")
+
+    @property
+    def library_name(self) -> str:
+        if self.snapshot_pointer:  # a copy in the app's cache: the original's name means something
+            return snapshot_source(self.snapshot_pointer).name
+        return self.library.path.name if self.library else "the library"
+
+    def _follow_snapshot(self, turn: "Turn") -> None:
+        """In the app: when the library has changed since this session
+        opened its copy, move to the newest copy (new passages without a
+        restart). Called in the answer's thread, before searching."""
+        if not self.snapshot_pointer or self.library is None:
+            return
+        newest = current_snapshot(self.snapshot_pointer)
+        if newest == self.library.path:
+            return
+        from readingroom.search.searcher import searcher_for
+
+        turn.say("the library has new passages: reading them …")
+        library = open_library(newest, read_only=True)
+        with _quiet_loading(library):
+            searcher = searcher_for(library)
+        old, self.library, self.searcher = self.library, library, searcher
+        old.close()
+        self._describe()
 
     def _warm_up(self) -> None:
         """Load now what the first question would otherwise wait for: the
@@ -524,7 +587,7 @@ class Chat(widgets.VBox):
 
     def markdown(self) -> str:
         """The conversation so far as Markdown, with each answer's citations."""
-        return conversation_markdown(self.answers, self.library.path.name if self.library else None)
+        return conversation_markdown(self.answers, self.library_name if self.library else None)
 
     def save_markdown(self, path) -> Path:
         path = Path(path)
@@ -541,10 +604,31 @@ class Chat(widgets.VBox):
         self.send_button.description = "Answering …" if busy else "Send"
 
     # --- handlers --------------------------------------------------------------------
+    def too_many_questions(self) -> float | None:
+        """Seconds to wait when this reader has asked their questions for
+        the minute (the room shares one model); None when they may ask."""
+        if not self.questions_per_minute:
+            return None
+        now = time.monotonic()
+        while self.asked_at and now - self.asked_at[0] >= 60:
+            self.asked_at.popleft()
+        if len(self.asked_at) < self.questions_per_minute:
+            return None
+        return 60 - (now - self.asked_at[0])
+
     def _on_send(self, _button=None) -> None:
         question = self.question.value.strip()
         if not question or self.busy or self.problem:
             return
+        wait = self.too_many_questions()
+        if wait is not None:
+            n = self.questions_per_minute
+            self.notice.value = (f'<div class="rr-note rr-limit">{n} question{"s" if n != 1 else ""} a minute '
+                                 f'each: the room shares one model. Ask again in {max(1, round(wait))} s (your '
+                                 'question is still in the box).</div>')
+            return
+        self.notice.value = ""
+        self.asked_at.append(time.monotonic())
         self.question.value = ""
         turn = Turn(question)
         self.turns.append(turn)
@@ -576,8 +660,8 @@ class Chat(widgets.VBox):
         def report(what, n=None):
             if what == "loading" and not self.shared_model:
                 turn.say(f"loading the model {job['model']} …")
-            elif what == "queue" and n:
-                turn.say(f"waiting: {n} ahead of you")
+            elif what == "queue" and n and n[0]:
+                turn.say(waiting_words(*n))
             elif what == "waiting":
                 turn.say("the model is reading the passages …")
             elif what == "written" and turn.pieces:  # not after a follow-up's rewrite, which shows nothing
@@ -588,6 +672,7 @@ class Chat(widgets.VBox):
 
         generator = _Reporting(lambda: self._generator_for(job["model"]), job["model"], report)
         try:
+            self._follow_snapshot(turn)
             result = None
             for item in answer_stream(self.searcher, turn.question, generator=generator, k=job["k"],
                                       filters=job["filters"], history=job["history"], max_tokens=self.max_tokens):
@@ -599,6 +684,11 @@ class Chat(widgets.VBox):
                     turn.add(item)
             turn.show(result)
             self.answers.append(result)
+            if self.room_log is not None:
+                try:
+                    self.room_log.record(result)
+                except OSError:
+                    pass  # the facilitator's log is a convenience: the reader's answer stands
         except (ModelError, LibraryError, ValueError, LookupError, OSError) as e:
             turn.fail(str(e))
         except Exception as e:  # shown in the chat: a traceback means nothing to a workshop's readers

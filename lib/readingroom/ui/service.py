@@ -19,8 +19,10 @@ the machine can reach the loopback too).
 
 The reply to POST /generate, one JSON object a line:
 
-    {"queue": 2}                  requests ahead of this one (at arrival, whenever it
-                                  changes, and every few seconds while it waits)
+    {"queue": 2, "wait": 41.5}    requests ahead of this one, and the seconds it should
+                                  wait, estimated from the requests served so far ("wait"
+                                  absent before the first); at arrival, whenever it
+                                  changes, and every few seconds while it waits
     {"text": "The Commune"}       pieces of the model's text, as they come
     {"done": true, "usage": {"prompt_tokens": 412, "completion_tokens": 57}}
     {"error": "..."}              instead of "done", when generation failed
@@ -28,6 +30,15 @@ The reply to POST /generate, one JSON object a line:
 A reader who goes away (the connection closes) is taken out of the queue,
 or their generation stopped, so the next reader does not wait for text
 nobody reads. GET /health gives the model's name and the queue's length.
+
+Limits, because anyone on the machine can reach the loopback: the token
+is checked on the headers, before the body is read; bodies are at most
+MAX_REQUEST_BYTES; every number is finite and bounded (max_tokens up to
+MAX_TOKENS, temperature 0..2; NaN, 1e999 and JSON nested past the
+parser's depth are refused with 400); a connection must send its request
+within REQUEST_SECONDS and at most MAX_CONNECTIONS are served at once (one
+more is told 503, which the client retries), so idle connections cannot
+lock the service up; `stop()` cancels the request being generated.
 
     service = GenerationService(load_generator("smollm2-135m-instruct-q4_1")).start()
     remote = RemoteGenerator(service.url, service.token)
@@ -63,6 +74,15 @@ TOKEN_VARIABLE = "READINGROOM_GENERATION_TOKEN"
 HEARTBEAT_SECONDS = 5.0  # a waiting reader hears its place this often
 PEER_CHECK_SECONDS = 0.5  # how soon a reader who closed the connection while waiting leaves the queue
 MAX_REQUEST_BYTES = 1 << 20  # prompts are a few passages: a megabyte is far more than any
+MAX_TOKENS = 2048  # more than any answer needs; bounds how long one request can hold the model
+MAX_TEMPERATURE = 2.0
+MAX_MESSAGES = 64
+MAX_STOP_STRINGS, MAX_STOP_CHARS = 8, 64
+MAX_CONNECTIONS = 128  # more than the sessions a room holds (each has at most one request open)
+REQUEST_SECONDS = 10.0  # to send the request line, headers and body: an idle connection is closed after this
+WRITE_SECONDS = 60.0  # a reader whose connection takes no text for this long has gone
+BUSY_RETRIES = 6  # a client told 503 (every connection taken) tries again this often, backing off, ~10 s in all
+DISCARD_BYTES = 1 << 16  # read and thrown away after a refusal, so the refusal is not lost to a reset
 
 
 # --- the service -------------------------------------------------------------------
@@ -73,24 +93,128 @@ class Job:
     def __init__(self, messages, settings: dict):
         self.messages = messages
         self.settings = settings
-        self.events: Queue = Queue()  # ("queue", n), ("text", piece), ("done", usage), ("error", message)
+        self.events: Queue = Queue()  # ("queue", (n, wait)), ("text", piece), ("done", usage), ("error", message)
         self.cancelled = threading.Event()
+        self.started: float | None = None  # when the model began on it (time.monotonic)
+
+
+class RequestRefused(ValueError):
+    """A request the service will not take, with the HTTP status to say so."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"numbers must be finite, not {text}")
+    return value
+
+
+def _no_constants(name: str):
+    raise ValueError(f"numbers must be finite, not {name}")
+
+
+def parse_request(raw: bytes) -> tuple[list, dict]:
+    """(messages, settings) of a /generate body, every part bounded: finite
+    numbers (1e999, NaN and Infinity refused), max_tokens 1..MAX_TOKENS,
+    temperature 0..MAX_TEMPERATURE, a few short stop strings. Raises
+    RequestRefused(400) saying what is wrong; nesting too deep for the
+    parser is refused the same way, never a traceback."""
+    try:
+        request = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constants)
+    except RecursionError:
+        raise RequestRefused(400, "the request's JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestRefused(400, f"the request is not JSON: {e}") from None
+    if not isinstance(request, dict):
+        raise RequestRefused(400, "the request must be a JSON object")
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not 0 < len(messages) <= MAX_MESSAGES:
+        raise RequestRefused(400, f"messages must be a list of 1 to {MAX_MESSAGES} messages")
+    if not all(isinstance(m, dict) for m in messages):
+        raise RequestRefused(400, "each message must be an object {'role': ..., 'content': ...}")
+    try:
+        messages = checked_messages(messages)
+    except ValueError as e:
+        raise RequestRefused(400, str(e)) from None
+
+    def integer(name, default, low, high):
+        value = request.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise RequestRefused(400, f"{name} must be a whole number from {low} to {high}, not {value!r}")
+        return value
+
+    temperature = request.get("temperature", 0.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise RequestRefused(400, f"temperature must be a number from 0 to {MAX_TEMPERATURE}, not {temperature!r}")
+    stop = request.get("stop") or []
+    if not isinstance(stop, list) or len(stop) > MAX_STOP_STRINGS or \
+            not all(isinstance(x, str) and 0 < len(x) <= MAX_STOP_CHARS for x in stop):
+        raise RequestRefused(400, f"stop must be a list of at most {MAX_STOP_STRINGS} strings "
+                                  f"of 1 to {MAX_STOP_CHARS} characters")
+    return messages, {"max_tokens": integer("max_tokens", 256, 1, MAX_TOKENS),
+                      "temperature": float(temperature),
+                      "seed": integer("seed", 0, 0, 2**31 - 1),
+                      "stop": stop or None}
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once: one more
+    is told 503 at once and closed, so no number of idle or slow connections
+    can take every thread (each is closed after `request_seconds` anyway)."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address, handler, max_connections: int):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\n\r\n"
+                                b'{"error": "too many connections to the generation service; try again"}\n')
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class GenerationService:
     """A Generator served over HTTP on `host`, one completion at a time, in
     order of arrival. `port=0` takes a free port; `token=None` makes a
-    random one."""
+    random one. `max_connections` and `request_seconds` bound what
+    connections can hold (see _BoundedServer)."""
 
-    def __init__(self, generator: Generator, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None):
+    def __init__(self, generator: Generator, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 max_connections: int = MAX_CONNECTIONS, request_seconds: float = REQUEST_SECONDS):
         self.generator = generator
         self.token = token or secrets.token_urlsafe(32)
+        self.request_seconds = request_seconds
         self._waiting: deque[Job] = deque()
         self._lock = threading.Condition()
         self._stopping = False
         self.served = 0  # completions finished, for the tests and the bench
-        self.server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self.server.daemon_threads = True
+        self.job_seconds: float | None = None  # a running average of one request's time, for wait estimates
+        self.server = _BoundedServer((host, port), _handler_class(self), max_connections)
         self._threads: list[threading.Thread] = []
 
     @property
@@ -107,16 +231,22 @@ class GenerationService:
         return self
 
     def stop(self) -> None:
+        """Refuse new requests, tell the waiting ones, cancel the one being
+        generated (it stops at its next token), and close."""
         with self._lock:
             self._stopping = True
             for job in self._waiting:
+                job.cancelled.set()
                 job.events.put(("error", "the generation service is stopping"))
             self._waiting.clear()
+            if self._running is not None:
+                self._running.cancelled.set()
+                self._running.events.put(("error", "the generation service is stopping"))
             self._lock.notify_all()
         self.server.shutdown()
         self.server.server_close()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=30)
 
     def __enter__(self):
         return self.start()
@@ -140,8 +270,8 @@ class GenerationService:
         with self._lock:
             if self._stopping:
                 raise RuntimeError("the generation service is stopping")
-            job.events.put(("queue", len(self._waiting) + self._busy()))
             self._waiting.append(job)
+            job.events.put(("queue", self._place(len(self._waiting) - 1)))
             self._lock.notify_all()
 
     def withdraw(self, job: Job) -> None:
@@ -152,21 +282,30 @@ class GenerationService:
                 self._waiting.remove(job)
                 self._tell_positions()
 
-    def position(self, job: Job) -> int:
-        """Requests ahead of `job`: those before it in the queue, and the one running."""
+    def position(self, job: Job) -> tuple[int, float | None]:
+        """(requests ahead of `job`, estimated seconds until it starts)."""
         with self._lock:
             if job not in self._waiting:
-                return 0
-            return self._waiting.index(job) + self._busy()
+                return 0, 0.0
+            return self._place(self._waiting.index(job))
 
     _running: Job | None = None
 
-    def _busy(self) -> int:
-        return 1 if self._running is not None else 0
+    def _place(self, index: int) -> tuple[int, float | None]:
+        """(ahead, estimated wait) for the job at `index` in the queue: the
+        running job's remaining time and a whole job for each one waiting
+        before it, from the average so far (None before any has finished)."""
+        ahead = index + (1 if self._running is not None else 0)
+        if self.job_seconds is None:
+            return ahead, None
+        left = 0.0
+        if self._running is not None and self._running.started is not None:
+            left = max(0.0, self.job_seconds - (time.monotonic() - self._running.started))
+        return ahead, round(left + index * self.job_seconds, 1)
 
     def _tell_positions(self) -> None:
         for i, waiting in enumerate(self._waiting):
-            waiting.events.put(("queue", i + self._busy()))
+            waiting.events.put(("queue", self._place(i)))
 
     def _work(self) -> None:
         while True:
@@ -176,6 +315,7 @@ class GenerationService:
                 if self._stopping:
                     return
                 job = self._waiting.popleft()
+                job.started = time.monotonic()
                 self._running = job
                 self._tell_positions()
             try:
@@ -184,17 +324,20 @@ class GenerationService:
                 with self._lock:
                     self._running = None
                     self.served += 1
+                    if not job.cancelled.is_set():
+                        took = time.monotonic() - job.started
+                        self.job_seconds = took if self.job_seconds is None else 0.7 * self.job_seconds + 0.3 * took
                     self._tell_positions()
 
     def _generate(self, job: Job) -> None:
         if job.cancelled.is_set():
             return
-        job.events.put(("queue", 0))
+        job.events.put(("queue", (0, 0.0)))
         pieces = self.generator.stream(job.messages, **job.settings)
         try:
             for piece in pieces:
                 if job.cancelled.is_set():
-                    break  # the reader has gone: stop, and free the model for the next one
+                    break  # the reader has gone, or the service is stopping: free the model
                 job.events.put(("text", piece))
         except Exception as e:  # told to the reader; the service goes on serving the others
             job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
@@ -202,6 +345,8 @@ class GenerationService:
         finally:
             if hasattr(pieces, "close"):
                 pieces.close()
+        if job.cancelled.is_set():
+            return
         usage = getattr(self.generator, "last_usage", None)
         job.events.put(("done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
                                                             "completion_tokens": usage.completion_tokens}))
@@ -213,64 +358,86 @@ def _handler_class(service: GenerationService):
         # stream without a length or chunked encoding.
         protocol_version = "HTTP/1.0"
         server_version = "readingroom-generation"
+        timeout = service.request_seconds  # reading the request; raised for the streamed reply
 
         def log_message(self, format, *args):  # quiet: one line per request is noise in a notebook's log
             pass
 
+        def handle(self):
+            try:
+                super().handle()
+            except (TimeoutError, ConnectionError):
+                pass  # a connection that sent nothing in time, or went away: closed, nothing to tell
+
         def _authorised(self) -> bool:
             given = self.headers.get(TOKEN_HEADER, "")
-            if hmac.compare_digest(given.encode(), service.token.encode()):
-                return True
-            self._reply(401, {"error": f"a valid {TOKEN_HEADER} header is required"})
-            return False
+            return hmac.compare_digest(given.encode(), service.token.encode())
 
         def _reply(self, status: int, body: dict) -> None:
             data = (json.dumps(body) + "\n").encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
+        def _refuse(self, status: int, message: str) -> None:
+            """Say no without reading the request's body: the reply is sent
+            and the sending side closed first, then a little of what the
+            client is still sending is read and dropped, so that its side
+            sees the reply rather than a reset."""
+            self._reply(status, {"error": message})
+            self.wfile.flush()
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(1.0)
+                dropped = 0
+                while dropped < DISCARD_BYTES:
+                    chunk = self.connection.recv(8192)
+                    if not chunk:
+                        break
+                    dropped += len(chunk)
+            except OSError:
+                pass
+
         def do_GET(self):
             if not self._authorised():
-                return
+                return self._refuse(401, f"a valid {TOKEN_HEADER} header is required")
             if urlsplit(self.path).path != "/health":
                 return self._reply(404, {"error": "not found"})
             generator = service.generator
             self._reply(200, {"model": getattr(generator, "name", None), "backend": getattr(generator, "backend", None),
-                              "queue": service.queue_length(), "served": service.served})
+                              "queue": service.queue_length(), "served": service.served,
+                              "job_seconds": service.job_seconds})
 
         def do_POST(self):
-            # The body is read before anything is refused: a connection
-            # closed with unread data is reset, and the client would see the
-            # reset instead of the reason.
+            # The token and the size are checked on the headers, before a
+            # byte of the body is read.
+            if not self._authorised():
+                return self._refuse(401, f"a valid {TOKEN_HEADER} header is required")
+            if urlsplit(self.path).path != "/generate":
+                return self._refuse(404, "not found")
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = 0
             if not 0 < length <= MAX_REQUEST_BYTES:
-                return self._reply(400, {"error": f"the request body must be 1 to {MAX_REQUEST_BYTES} bytes of JSON"})
+                return self._refuse(413 if length > MAX_REQUEST_BYTES else 400,
+                                    f"the request body must be 1 to {MAX_REQUEST_BYTES} bytes of JSON")
             raw = self.rfile.read(length)
-            if not self._authorised():
-                return
-            if urlsplit(self.path).path != "/generate":
-                return self._reply(404, {"error": "not found"})
+            if len(raw) < length:
+                return  # the client stopped sending: nobody to answer
             try:
-                request = json.loads(raw)
-                messages = checked_messages(request.get("messages"))
-                settings = {"max_tokens": int(request.get("max_tokens", 256)),
-                            "temperature": float(request.get("temperature", 0.0)),
-                            "seed": int(request.get("seed", 0)),
-                            "stop": [str(s) for s in request.get("stop") or []] or None}
-                check_settings(settings["max_tokens"], settings["temperature"])
-            except (ValueError, TypeError, AttributeError) as e:
-                return self._reply(400, {"error": str(e)})
+                messages, settings = parse_request(raw)
+            except RequestRefused as e:
+                return self._reply(e.status, {"error": str(e)})
             job = Job(messages, settings)
             try:
                 service.submit(job)
             except RuntimeError as e:
                 return self._reply(503, {"error": str(e)})
+            self.connection.settimeout(WRITE_SECONDS)
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Cache-Control", "no-store")
@@ -293,14 +460,14 @@ def _handler_class(service: GenerationService):
                     if self._peer_gone():
                         return
                     if time.monotonic() - last_write >= HEARTBEAT_SECONDS:
-                        self._send({"queue": service.position(job)})  # still waiting: say so again
+                        self._send(self._queue_event(service.position(job)))  # still waiting: say so again
                         last_write = time.monotonic()
                     continue
                 last_write = time.monotonic()
                 if kind == "queue":
-                    if value != told:
-                        told = value
-                        self._send({"queue": value})
+                    if value[0] != told:
+                        told = value[0]
+                        self._send(self._queue_event(value))
                 elif kind == "text":
                     self._send({"text": value})
                 elif kind == "done":
@@ -309,6 +476,11 @@ def _handler_class(service: GenerationService):
                 else:
                     self._send({"error": value})
                     return
+
+        @staticmethod
+        def _queue_event(place) -> dict:
+            ahead, wait = place
+            return {"queue": ahead} if wait is None else {"queue": ahead, "wait": wait}
 
         def _peer_gone(self) -> bool:
             """Whether the reader closed the connection: it has sent its
@@ -359,7 +531,9 @@ class RemoteGenerator(Generator):
 
     @contextlib.contextmanager
     def watching(self, on_queue):
-        """Call `on_queue(n)` with the requests ahead, while this thread's requests wait."""
+        """Call `on_queue(n, seconds)` with the requests ahead and the
+        estimated wait (None until the service has timed one), while this
+        thread's requests wait."""
         previous = getattr(self._local, "on_queue", None)
         self._local.on_queue = on_queue
         try:
@@ -395,14 +569,28 @@ class RemoteGenerator(Generator):
         body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
                            "seed": seed, "stop": list(stop) if stop else None}).encode()
         on_queue = getattr(self._local, "on_queue", None)
-        connection = self._connection()
-        try:
+        for attempt in range(BUSY_RETRIES + 1):
+            connection = self._connection()
             try:
                 connection.request("POST", "/generate", body=body, headers={
                     TOKEN_HEADER: self.token, "Content-Type": "application/json"})
                 response = connection.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected) as e:
+                # Turned away while sending: every connection was taken (the
+                # 503 came with a close). Idle ones are closed within seconds: again.
+                connection.close()
+                if attempt == BUSY_RETRIES:
+                    raise self._failed(e) from e
+                time.sleep(min(2.0, 0.25 * 2 ** attempt))
+                continue
             except (OSError, http.client.HTTPException) as e:
+                connection.close()
                 raise self._failed(e) from e
+            if response.status != 503 or attempt == BUSY_RETRIES:
+                break
+            connection.close()
+            time.sleep(min(2.0, 0.25 * 2 ** attempt))
+        try:
             if response.status != 200:
                 try:
                     reason = json.loads(response.read() or b"{}").get("error")
@@ -422,7 +610,7 @@ class RemoteGenerator(Generator):
                     yield event["text"]
                 elif "queue" in event:
                     if on_queue is not None:
-                        on_queue(int(event["queue"]))
+                        on_queue(int(event["queue"]), event.get("wait"))
                 elif "done" in event:
                     usage = event.get("usage")
                     if usage:
