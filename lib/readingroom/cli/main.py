@@ -20,6 +20,7 @@ from readingroom.library.store import LibraryError, open_library
 from readingroom.corpus.passages import Splitter
 from readingroom.paths import default_library_path
 from readingroom.corpus.textio import DEFAULT_MAX_MB
+from readingroom.cli.terminal import guard_terminal
 
 
 def db_option(f):
@@ -47,6 +48,7 @@ def _finish(report: IngestReport) -> None:
 @click.version_option(package_name="readingroom")
 def main():
     """Reading Room: your study group's library, searchable, with cited answers."""
+    guard_terminal()  # nothing printed carries control characters from corpus text
 
 
 @main.command()
@@ -667,11 +669,11 @@ def news_update(locations, max_mb, no_embed, quiet, db):
     that are URLs are fetched now, and only now."""
     from readingroom.news import FeedError, update
 
-    with _library(db) as lib:
-        try:
-            report = update(lib, locations or None, max_mb=max_mb, embed=not no_embed, progress=not quiet)
-        except FeedError as e:
-            raise click.ClickException(str(e)) from e
+    try:  # the path, not an open library: it is opened for writing only once a feed is read
+        report = update(db or default_library_path(), locations or None, max_mb=max_mb, embed=not no_embed,
+                        progress=not quiet)
+    except (FeedError, LibraryError) as e:
+        raise click.ClickException(str(e)) from e
     click.echo(report.summary(), err=bool(report.problems))
     if report.errors:
         sys.exit(1)  # some feeds or items did not go in; the rest did

