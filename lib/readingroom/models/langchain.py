@@ -89,7 +89,7 @@ class ReadingRoomChatModel(BaseChatModel):
         """What LangSmith (and LangChain's callbacks) record of a call."""
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "readingroom"
-        params["ls_model_name"] = self.generator.name
+        params["ls_model_name"] = kwargs.get("model") or self.generator.name
         params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
         params["ls_temperature"] = kwargs.get("temperature", self.temperature)
         return params
