@@ -589,7 +589,7 @@ def test_strip_controls_keeps_text_and_newlines():
 
 
 def test_the_cli_prints_no_control_characters(tmp_path):
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     folder = tmp_path / "in"
     folder.mkdir()
