@@ -472,7 +472,8 @@ def test_alerts_are_raised_once_and_handed_to_the_command_without_a_shell(librar
     with pytest.raises(duckdb.ConstraintException):
         library.con.execute("INSERT INTO news_alerts (profile, topic, item_id, score) "
                             "SELECT profile, topic, item_id, 1.0 FROM news_alerts")
-    # In the environment instead, for another profile; and a failing command is recorded, not retried.
+    # In the environment instead, for another profile; and a failing command is recorded (the alert stays
+    # pending: the next check hands it on again, tests/test_hardening.py).
     by_env = check_alerts(library, profile("by env"), *WINDOW, command=command, alert_input="env")
     assert by_env.delivered == 1
     assert json.loads(log.read_text().splitlines()[-1])["title"].startswith("Dockers strike: $(touch PWNED)")

@@ -271,7 +271,7 @@ def test_wiki_articles_only_no_redirects_or_talk(wiki_items):
 def test_wiki_metadata(wiki_items):
     commune = documents(wiki_items)[0]
     assert commune.source == "mediawiki"
-    assert commune.key == "ProleWiki/Paris Commune"
+    assert commune.key == "prolewiki-sample.xml/Paris Commune"  # the file, not the wiki, keys it
     assert commune.url == "https://en.prolewiki.org/wiki/Paris_Commune"
     assert (commune.date, commune.year) == ("2024-05-28", 2024)  # the latest revision
     assert commune.language == "en"
@@ -347,7 +347,7 @@ def test_wiki_end_to_end_compressed(tmp_path):
     packed.write_bytes(bz2.compress(WIKI.read_bytes()))
     items = list(read_paths([packed]))
     assert not problems(items)
-    assert [d.key for d in documents(items)] == ["ProleWiki/Paris Commune", "ProleWiki/Rosa Luxemburg"]
+    assert [d.key for d in documents(items)] == ["prolewiki.xml.bz2/Paris Commune", "prolewiki.xml.bz2/Rosa Luxemburg"]
     assert all(d.location == str(packed) for d in documents(items))
 
 

@@ -32,7 +32,7 @@ def test_jsonl_articles_with_bad_records_reported(fixtures):
     assert any("articles.jsonl, line 3: has no body text" in p for p in problems)
     assert any("articles.jsonl, line 4: is not valid JSON" in p for p in problems)
     dock, commune, match = docs
-    assert dock.key == dock.url == "https://example.org/1889/dock-strike"
+    assert dock.key == "articles.jsonl#" + dock.url and dock.url == "https://example.org/1889/dock-strike"
     assert (dock.date, dock.year, dock.authors) == ("1889-08-20", 1889, ["Labour Correspondent"])
     assert [b.text for b in dock.blocks][1] == "The strike committee meets daily at Wade's Arms."
     assert commune.authors == ["Foreign Desk", "Paris Correspondent"] and commune.year == 1871

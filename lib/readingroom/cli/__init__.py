@@ -13,12 +13,14 @@ from __future__ import annotations
 import click
 
 from readingroom.cli import answers, app, evaluate, library, models, news, search, tune
+from readingroom.cli.terminal import guard_terminal
 
 
 @click.group()
 @click.version_option(package_name="readingroom")
 def main():
     """Reading Room: your study group's library, searchable, with cited answers."""
+    guard_terminal()  # nothing printed carries control characters from corpus text
 
 
 for command in (library.ingest, library.corpus, library.stats, models.models_group, search.embed,

@@ -10,6 +10,8 @@ import click
 
 from readingroom.cli.options import db_option, generator_options, open_library_or_fail
 from readingroom.corpus import corpora
+from readingroom.library.store import LibraryError
+from readingroom.paths import default_library_path
 
 
 @click.group(name="news")
@@ -78,11 +80,11 @@ def news_update(locations, max_mb, no_embed, quiet, db):
     that are URLs are fetched now, and only now."""
     from readingroom.news import FeedError, update
 
-    with open_library_or_fail(db) as lib:
-        try:
-            report = update(lib, locations or None, max_mb=max_mb, embed=not no_embed, progress=not quiet)
-        except FeedError as e:
-            raise click.ClickException(str(e)) from e
+    try:  # the path, not an open library: it is opened for writing only once a feed is read
+        report = update(db or default_library_path(), locations or None, max_mb=max_mb, embed=not no_embed,
+                        progress=not quiet)
+    except (FeedError, LibraryError) as e:
+        raise click.ClickException(str(e)) from e
     click.echo(report.summary(), err=bool(report.problems))
     if report.errors:
         sys.exit(1)  # some feeds or items did not go in; the rest did

@@ -6,11 +6,17 @@ written in batches, each batch in one transaction, so a run that is killed
 leaves every document either fully stored or absent, and the next run picks up
 where it stopped. One bad file is a line in the report, never the end of the
 batch.
+
+Corpus text is untrusted: control characters (ESC, OSC and CSI sequences,
+the C1 range) are stripped from titles, authors and text here, the one
+path every document takes into the library, so nothing stored can drive a
+terminal that prints it later.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,7 +29,7 @@ from readingroom.corpus.language import detect_language
 from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Passage, Splitter
 from readingroom.corpus.sources import Problem, iter_files, read_paths
-from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError
+from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError, strip_controls
 from readingroom.workers import ordered_map
 
 BATCH_CHARS = 8_000_000  # a transaction every ~8 MB of text
@@ -55,6 +61,18 @@ class IngestReport:
         return "\n".join(lines)
 
 
+def without_controls(doc: Document) -> Document:
+    """The document with control characters stripped from what a terminal
+    may show: its title, authors, text, sections and metadata values."""
+    doc.title = " ".join(strip_controls(doc.title).split()) or doc.key
+    doc.authors = [a for a in (" ".join(strip_controls(a).split()) for a in doc.authors) if a]
+    doc.blocks = [dataclasses.replace(b, text=strip_controls(b.text),
+                                      section=tuple(strip_controls(s) for s in b.section))
+                  for b in doc.blocks]
+    doc.metadata = {k: strip_controls(v) if isinstance(v, str) else v for k, v in doc.metadata.items()}
+    return doc
+
+
 def ingest(
     library: Library,
     items: Iterable[Document | Problem],
@@ -65,11 +83,15 @@ def ingest(
     batch_docs: int = BATCH_DOCS,
     workers: int = 1,
     executor=None,
+    then: Callable[[object, list[Stored]], None] | None = None,
 ) -> IngestReport:
     """Store documents (and collect problems) from any reader's output.
     With `workers` > 1, languages are detected and documents split in that
     many processes, or on `executor` (a Dask cluster's: workers.cluster);
-    what is stored is the same, ids included."""
+    what is stored is the same, ids included. `then(con, batch)`, if given,
+    runs inside each batch's transaction with the documents stored by it
+    (news writes its items there: an item and its document are stored
+    together or not at all)."""
     splitter = splitter or Splitter()
     report = IngestReport()
     fingerprints = library.fingerprints()
@@ -77,7 +99,8 @@ def ingest(
     batch: list[Stored] = []
     batch_size = 0
     bar = tqdm(items, total=total, unit="file", desc="ingesting", disable=not progress)
-    for item in prepared(bar, splitter, set(fingerprints.values()), workers, executor):
+    cleaned = (item if isinstance(item, Problem) else without_controls(item) for item in bar)
+    for item in prepared(cleaned, splitter, set(fingerprints.values()), workers, executor):
         if isinstance(item, Problem):
             report.problems.append(item)
             continue
@@ -107,11 +130,16 @@ def ingest(
         report.characters += len(doc.text)
         batch_size += len(doc.text)
         if batch_size >= batch_chars or len(batch) >= batch_docs:
-            library.store(batch)
+            _store(library, batch, then)
             batch, batch_size = [], 0
         bar.set_postfix_str(f"{report.characters / 1e6:.1f} M chars", refresh=False)
-    library.store(batch)
+    _store(library, batch, then)
     return report
+
+
+def _store(library: Library, batch: list[Stored], then) -> None:
+    if batch:
+        library.store(batch, then=(lambda con: then(con, batch)) if then else None)
 
 
 @dataclass

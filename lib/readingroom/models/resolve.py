@@ -11,7 +11,7 @@ from pathlib import Path
 
 from readingroom.models.catalogue import (CATALOGUE, EMBEDDER, GENERATOR, GGUF, PICKLE_SUFFIXES, SAFETENSORS_WEIGHTS,
                                           SENTENCE_TRANSFORMERS, Artifact, ModelError, main_file, model_path)
-from readingroom.models.fetch import checked_sha256, safetensors_weights
+from readingroom.models.fetch import check_folder, checked_sha256, safetensors_weights
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ def _resolve_catalogue(artifact: Artifact, progress: bool) -> ResolvedModel:
         raise ModelError(f"{file}: sha256 {digest} does not match the pinned {artifact.sha256} for "
                          f"{artifact.name}; the file is damaged or was changed: "
                          f"run `readingroom models fetch {artifact.name}` to replace it")
+    if artifact.format == SENTENCE_TRANSFORMERS:
+        check_folder(artifact, model_path(artifact), progress)  # configs, tokenizer, modules: no code
     return ResolvedModel(artifact.name, model_path(artifact), artifact.format, artifact.role,
                          artifact.sha256, artifact)
 
@@ -91,6 +93,7 @@ def resolve_path(path: Path, progress: bool, name: str | None = None) -> Resolve
     path = path.absolute()  # not resolve(): a Hugging Face cache links names to blobs without suffixes
     if path.is_dir():
         weights = safetensors_weights(path)
+        check_folder(None, path, progress)  # no code, only sentence-transformers' own modules
         return ResolvedModel(name or path.name, path, SENTENCE_TRANSFORMERS, EMBEDDER,
                              checked_sha256(weights, progress))
     if path.suffix.lower() == ".gguf":

@@ -12,8 +12,12 @@ shell, with the alert as JSON on its standard input (input = "stdin", the
 default) or in READINGROOM_ALERT_* environment variables (input = "env").
 Feed text is never put into the command line, so a headline such as
 "$(rm -rf ~)" or "; reboot" is only ever data. A command that fails, hangs
-(COMMAND_TIMEOUT_S) or cannot be started is recorded in the alert's
-`delivery`, and the alert is not handed on again.
+(COMMAND_TIMEOUT_S) or cannot be started (any OSError: no such program, a
+script without a shebang, an environment too large) is recorded in the
+alert's `delivery`; the alert stays pending (`delivered` empty) and is
+handed on again by the next check that finds its item, and the rest of the
+batch is delivered meanwhile. Long fields are cut (MAX_FIELD_CHARS), so an
+enormous headline cannot make the command impossible to start.
 """
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ from readingroom.news.interests import Profile, score_items
 from readingroom.news.store import item_table, now
 
 COMMAND_TIMEOUT_S = 60
+MAX_FIELD_CHARS = 2000  # a title or passage handed on; the whole item is in the library
+
+
+def cut(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -43,6 +53,10 @@ class Alert:
     time: str  # ISO 8601, UTC
     undated: bool
     passage: str  # the passage that matched the topic best
+
+    def __post_init__(self):
+        self.outlet, self.title, self.passage = cut(self.outlet), cut(self.title), cut(self.passage)
+        self.url = cut(self.url) if self.url else self.url
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -59,11 +73,13 @@ class Alert:
 class AlertReport:
     new: list[Alert] = field(default_factory=list)
     already: int = 0  # matches that had raised their alert before
+    retried: list[Alert] = field(default_factory=list)  # raised before, not delivered yet: handed on again
     delivered: int = 0
     failed: list[str] = field(default_factory=list)  # what went wrong, one line per alert
 
     def summary(self) -> str:
-        lines = [f"{len(self.new)} new alerts ({self.already} raised before)"
+        lines = [f"{len(self.new)} new alerts ({self.already} raised before"
+                 + (f", {len(self.retried)} of them pending, handed on again" if self.retried else "") + ")"
                  + (f"; {self.delivered} handed to the command" if self.delivered or self.failed else "")]
         for a in self.new:
             lines.append(f"  [{a.topic}] {a.outlet}: {a.title} ({a.score:.2f})")
@@ -91,16 +107,20 @@ def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days
                                  [items["doc_id"].tolist()]).fetchall())
     by_item = {r.item_id: r for r in items.itertuples()}
     matches = (scores if scores is not None else score_items(searcher, profile, items)).above()
-    known = {(t, i) for t, i in lib.con.execute(
-        "SELECT topic, item_id FROM news_alerts WHERE profile = ?", [profile.name]).fetchall()}
+    # (topic, item) -> delivered yet?
+    known = {(t, i): d for t, i, d in lib.con.execute(
+        "SELECT topic, item_id, delivered IS NOT NULL FROM news_alerts WHERE profile = ?", [profile.name]).fetchall()}
     for m in matches:
+        r = by_item[m.item_id]
+        alert = Alert(profile.name, m.topic, m.item_id, m.score, r.outlet, r.title, r.url,
+                      r.time.to_pydatetime().isoformat(), bool(r.undated),
+                      " ".join(texts.get(m.passage_id, "").split()))
         if (m.topic, m.item_id) in known:
             report.already += 1
+            if not known[(m.topic, m.item_id)]:
+                report.retried.append(alert)
             continue
-        r = by_item[m.item_id]
-        report.new.append(Alert(profile.name, m.topic, m.item_id, m.score, r.outlet, r.title, r.url,
-                                r.time.to_pydatetime().isoformat(), bool(r.undated),
-                                " ".join(texts.get(m.passage_id, "").split())))
+        report.new.append(alert)
     if report.new:
         # Only the rows this run inserted are new: another run at the same
         # time may have raised some of them a moment ago.
@@ -115,7 +135,9 @@ def check_alerts(lib: Library, profile: Profile, since=None, until=None, *, days
         report.new = inserted
     command = command if command is not None else profile.alert_command
     how = alert_input or profile.alert_input
-    for alert in report.new:
+    if not deliver or not command:
+        report.retried = []  # they stay pending, as they were
+    for alert in report.new + report.retried:
         if not deliver or not command:
             _record(lib, alert, None, "not handed on (no alert command)")
             continue
@@ -144,6 +166,8 @@ def run_command(command: list[str], alert: Alert, how: str = "stdin") -> tuple[b
         return False, f"cannot run {command[0]!r}: not allowed to execute it"
     except subprocess.TimeoutExpired:
         return False, f"{command[0]!r} did not finish within {COMMAND_TIMEOUT_S} s"
+    except (OSError, ValueError, subprocess.SubprocessError) as e:  # ENOEXEC (no shebang), E2BIG, a NUL
+        return False, f"cannot run {command[0]!r}: {getattr(e, 'strerror', None) or e}"
     if done.returncode != 0:
         tail = done.stderr.decode("utf-8", "replace").strip()[-300:]
         return False, f"exit status {done.returncode}" + (f": {tail}" if tail else "")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import lzma
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +31,9 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from readingroom.corpus.document import Block
+from readingroom.corpus.document import Block, split_authors
 from readingroom.corpus.sources import Problem
-from readingroom.corpus.document import split_authors
-from readingroom.corpus.sources.articles import first
+from readingroom.corpus.sources.articles import capped_lines, first, parse_json_line
 from readingroom.corpus.sources.html import language_code
 from readingroom.corpus.textio import MB, SourceError
 from readingroom.dates import parse_date
@@ -46,6 +44,7 @@ DEFAULT_MAX_MB = 20.0  # one feed, decompressed; raise it with --max-mb
 ATOM = "{http://www.w3.org/2005/Atom}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+MAX_ITEM_MB = 5.0  # one line of a JSON Lines feed: a longer one is skipped, not held
 
 
 class FeedTooLarge(Exception):
@@ -253,41 +252,43 @@ def iter_xml(stream, feed: str, location: str, outlet: str | None = None,
 OUTLET_FIELDS = ("outlet", "source", "publisher", "site", "site_name")
 
 
+def _jsonl_item(record: dict, feed: str, outlet: str | None, where: str) -> NewsItem | Problem:
+    who = outlet or next((str(record[f]) for f in OUTLET_FIELDS if record.get(f)), None)
+    info = _FeedInfo(plain_line(who) if who else None)
+    body = first(record, "body")
+    title = first(record, "title")
+    date = first(record, "date")
+    url = first(record, "url")
+    return _item(feed, info, plain_line(str(title)) if title else "", str(body) if body else "",
+                 str(first(record, "id")) if first(record, "id") else None,
+                 str(url) if url else None, str(date) if date else None,
+                 [plain_line(a) for a in split_authors(first(record, "authors"))], where,
+                 language_code(str(first(record, "language") or "")))
+
+
 def iter_jsonl(stream, feed: str, location: str, outlet: str | None = None,
                max_mb: float = DEFAULT_MAX_MB) -> Iterator[NewsItem | Problem]:
     """Items of a JSON Lines article export (the fields of
     sources/articles.py, plus `outlet`), read line by line."""
     capped = io.BufferedReader(CappedReader(stream, int(max_mb * MB)))
+    line_mb = min(max_mb, MAX_ITEM_MB)
     n = 0
     try:
-        for n, raw in enumerate(capped, start=1):
+        for n, raw in capped_lines(capped, int(line_mb * MB)):
             where = f"{location}, line {n}"
+            if raw is None:
+                yield Problem(where, f"is over the {line_mb:g} MB limit for one item; skipped")
+                continue
             if not raw.strip():
                 continue
+            record = parse_json_line(raw)
+            if isinstance(record, str):
+                yield Problem(where, f"{record}; skipped")
+                continue
             try:
-                record = json.loads(raw.decode("utf-8-sig"))
-            except UnicodeDecodeError:
-                yield Problem(where, "is not UTF-8; skipped")
-                continue
-            except json.JSONDecodeError as e:
-                yield Problem(where, f"is not valid JSON ({e.msg} at column {e.colno}); skipped")
-                continue
-            if not isinstance(record, dict):
-                yield Problem(where, "is not a JSON object; skipped")
-                continue
-            record = {str(k).lower(): v for k, v in record.items()}
-            who = outlet or next((str(record[f]) for f in OUTLET_FIELDS if record.get(f)), None)
-            info = _FeedInfo(plain_line(who) if who else None)
-            body = first(record, "body")
-            title = first(record, "title")
-            date = first(record, "date")
-            url = first(record, "url")
-            item = _item(feed, info, plain_line(str(title)) if title else "", str(body) if body else "",
-                         str(first(record, "id")) if first(record, "id") else None,
-                         str(url) if url else None, str(date) if date else None,
-                         [plain_line(a) for a in split_authors(first(record, "authors"))], where,
-                         language_code(str(first(record, "language") or "")))
-            yield item
+                yield _jsonl_item({str(k).lower(): v for k, v in record.items()}, feed, outlet, where)
+            except RecursionError:  # markup nested deeper than the HTML parser goes
+                yield Problem(where, "is nested too deeply to read; skipped")
     except FeedTooLarge:
         raise too_large(location, max_mb) from None
     if n == 0:

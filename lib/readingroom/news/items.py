@@ -1,9 +1,12 @@
 """A news item: one article from a feed, with where it came from and when.
 
-An item's id is stable across machines and re-reads: the sha256 of its URL
-when it has one (the same article reached through two feeds is one item),
-else of its feed and its guid (the id the feed gives it), else of its feed,
-title and date. Re-reading a feed therefore finds the items it already has.
+An item's id is stable across machines and re-reads: the sha256 of its feed
+and its URL when it has one, else of its feed and its guid (the id the feed
+gives it), else of its feed, title and date. Re-reading a feed therefore
+finds the items it already has. The feed is part of every id: a feed that
+names another outlet's URLs first cannot make that outlet's real items look
+known (and skipped); the same text reached through two feeds is stored once
+all the same, by ingest's check for duplicate text.
 
 Its text becomes an ordinary Document (source "news:<outlet>"): the headline
 as the first paragraph, then the body, so that search, embeddings and
@@ -20,6 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from readingroom.corpus.document import Block, Document, sha256_hex
+from readingroom.corpus.textio import strip_controls
 
 # HTML elements whose presence means a feed put markup in a text field;
 # anything else in angle brackets is text ("COMPUTER TERMINAL SYSTEMS <CPML>",
@@ -39,8 +43,9 @@ def has_markup(text: str) -> bool:
 def plain_line(text: str | None) -> str:
     """One line of plain text from a feed's title or name: HTML elements
     removed with what scripts and styles hold, entities decoded, white
-    space collapsed. Angle brackets that are not HTML stay."""
-    text = text or ""
+    space collapsed, control characters stripped. Angle brackets that are
+    not HTML stay."""
+    text = strip_controls(text or "")
     if has_markup(text):
         text = " ".join(block.text for block in markup_blocks(text)) or _soup_text(text)
     else:
@@ -95,7 +100,7 @@ class NewsItem:
     @property
     def item_id(self) -> str:
         if self.url:
-            return sha256_hex("url", self.url.strip())[:16]
+            return sha256_hex("url", self.feed, self.url.strip())[:16]
         if self.guid:
             return sha256_hex("guid", self.feed, self.guid.strip())[:16]
         when = self.published.isoformat() if self.published else ""

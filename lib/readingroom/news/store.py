@@ -18,7 +18,10 @@ that is killed leaves each feed either stored or not.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import math
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,11 +34,11 @@ from tqdm.auto import tqdm
 
 from readingroom.corpus.corpora import CorpusError
 from readingroom.corpus.document import sha256_hex
-from readingroom.corpus.language import detect_language
+from readingroom.library.ingest import ingest
 from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Splitter
 from readingroom.corpus.sources import Problem
-from readingroom.corpus.textio import SourceError
+from readingroom.corpus.textio import SourceError, strip_controls
 from readingroom.dates import as_utc
 from readingroom.news import reuters
 from readingroom.news.feeds import DEFAULT_MAX_MB, read_file, read_stream
@@ -89,7 +92,7 @@ def add_feed(lib: Library, location: str | Path, outlet: str | None = None) -> F
                             f"or one of: {', '.join(SAMPLE_FEEDS)})")
         if not path.is_file():
             raise FeedError(f"{location}: is not a file")
-    outlet = " ".join(outlet.split()) if outlet else None
+    outlet = " ".join(strip_controls(outlet).split()) if outlet else None
     with lib.transaction():
         lib.con.execute(
             "INSERT INTO news_feeds (feed_id, location, outlet) VALUES (?, ?, ?) "
@@ -172,105 +175,142 @@ class UpdateReport:
         return "\n".join(lines)
 
 
-def update(lib: Library, locations: Iterable[str] | None = None, *, max_mb: float = DEFAULT_MAX_MB,
-           splitter: Splitter | None = None, embed: bool = True, embedder=None, download: bool = True,
-           progress: bool = True) -> UpdateReport:
+def update(library: Library | str | Path, locations: Iterable[str] | None = None, *,
+           max_mb: float = DEFAULT_MAX_MB, splitter: Splitter | None = None, embed: bool = True, embedder=None,
+           download: bool = True, progress: bool = True) -> UpdateReport:
     """Read feeds (all recorded ones, or those named) and store their new
     items; then embed the new items' passages (with the embedder that has
     embedded most of the library, else the default) so they can be matched
-    to interests by meaning as well as by words."""
+    to interests by meaning as well as by words.
+
+    `library` is an open Library, or the path of one: then the library is
+    opened only to list the feeds and, after each feed has been read (and
+    fetched: that may take up to fetch.DEADLINE_S), for writing its items,
+    so a slow server never holds the library's write lock. One feed that
+    fails, whatever the reason, is recorded as failed and the others are
+    read all the same."""
     started = time.perf_counter()
     splitter = splitter or Splitter()
-    chosen = feeds(lib)
-    if locations is not None:
-        named = []
-        for given in locations:
-            found = [f for f in chosen if f.location == feed_location(given) or f.feed_id == given]
-            if not found:
-                raise FeedError(f"{given}: not a recorded feed (add it with `readingroom news add-feed`)")
-            named += [f for f in found if f not in named]
-        chosen = named
+    with _opened(library, read_only=True) as lib:
+        chosen = _chosen_feeds(lib, locations)
     report = UpdateReport()
     for feed in tqdm(chosen, desc="reading feeds", unit="feed", disable=not progress):
         result = FeedResult(feed)
+        items = None
         try:
             items = list(read_feed(feed, max_mb, download))
         except SourceError as e:
             result.error = e.problem if e.location in (feed.location, str(Path(feed.location))) else str(e)
-            items = None
-        if items is not None:
-            new_items, new_docs = _store_items(lib, feed, items, splitter, result)
-            report.new_items += new_items
-            report.new_documents += new_docs
-        lib.con.execute("UPDATE news_feeds SET last_read = ?, last_status = ? WHERE feed_id = ?",
-                        [now(), result.status[:2000], feed.feed_id])
+        except Exception as e:  # a reader's own failure: this feed fails, the others are read
+            result.error = f"could not be read ({type(e).__name__}: {e}); nothing of it was stored"
+        with _opened(library) as lib:
+            if items is not None:
+                try:
+                    new_items, new_docs = _store_items(lib, feed, items, splitter, result)
+                    report.new_items += new_items
+                    report.new_documents += new_docs
+                except Exception as e:  # rolled back: nothing of this feed is stored
+                    result.error = f"could not be stored ({type(e).__name__}: {e}); nothing of it was stored"
+                    result.new = 0
+            lib.con.execute("UPDATE news_feeds SET last_read = ?, last_status = ? WHERE feed_id = ?",
+                            [now(), result.status[:2000], feed.feed_id])
         report.results.append(result)
     if embed and report.new_documents:
-        report.embedded = _embed(lib, report, embedder, progress)
+        with _opened(library) as lib:
+            report.embedded = _embed(lib, report, embedder, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
+@contextlib.contextmanager
+def _opened(library: Library | str | Path, read_only: bool = False):
+    """The library given, or the one at the path given, opened for this step only."""
+    if isinstance(library, Library):
+        yield library
+        return
+    lib = Library(library, read_only=read_only)
+    try:
+        yield lib
+    finally:
+        lib.close()
+
+
+def _chosen_feeds(lib: Library, locations: Iterable[str] | None) -> list[Feed]:
+    chosen = feeds(lib)
+    if locations is None:
+        return chosen
+    named = []
+    for given in locations:
+        found = [f for f in chosen if f.location == feed_location(given) or f.feed_id == given]
+        if not found:
+            raise FeedError(f"{given}: not a recorded feed (add it with `readingroom news add-feed`)")
+        named += [f for f in found if f not in named]
+    return named
+
+
 def _store_items(lib: Library, feed: Feed, items: list, splitter: Splitter,
                  result: FeedResult) -> tuple[list[str], list[str]]:
+    """The feed's new items through the one ingest path: their documents,
+    passages and news rows in one transaction (the whole feed is one batch)."""
     ids = [i.item_id for i in items if isinstance(i, NewsItem)]
     known = {r[0] for r in lib.con.execute(
         "SELECT item_id FROM news_items WHERE item_id IN (SELECT unnest(?))", [ids]).fetchall()}
     seen: set[str] = set()
-    batch: list[Stored] = []
-    rows: list[dict] = []
+    rows: dict[str, dict] = {}  # doc_id -> its news_items row
     first_seen = now()
-    for item in items:
-        if isinstance(item, Problem):
-            result.problems.append(item)
-            continue
-        item_id = item.item_id
-        if item_id in seen:
-            result.repeated += 1
-            result.problems.append(Problem(item.location, "repeats an item read before in this feed (same "
-                                                          "url or guid); stored once", "warning"))
-            continue
-        seen.add(item_id)
-        if item_id in known:
-            result.known += 1
-            continue
-        if item.published is None:
-            unreadable = item.metadata.get("unreadable_date")
-            why = f"has a date that cannot be read ({unreadable!r})" if unreadable else "has no date"
-            result.problems.append(Problem(item.location, f"{why}; stored with the time it was first seen",
-                                           "warning"))
-        doc = item.document()
-        if doc.language is None:
-            doc.language = detect_language(doc.text)
-        passages = splitter.split(doc)
-        if not passages:
-            result.problems.append(Problem(item.location, "has no text to store", "warning"))
-            continue
-        batch.append(Stored(doc, doc.fingerprint(splitter.signature), passages))
-        rows.append({"item_id": item_id, "doc_id": doc.doc_id, "feed_id": feed.feed_id, "outlet": item.outlet,
-                     "guid": item.guid, "url": item.url, "title": item.title or doc.title,
-                     "published": item.published, "first_seen": first_seen})
-    if not batch:
-        return [], []
-    table = pa.table({
-        "item_id": [r["item_id"] for r in rows], "doc_id": [r["doc_id"] for r in rows],
-        "feed_id": [r["feed_id"] for r in rows], "outlet": [r["outlet"] for r in rows],
-        "guid": pa.array([r["guid"] for r in rows], pa.string()), "url": pa.array([r["url"] for r in rows], pa.string()),
-        "title": [r["title"] for r in rows],
-        "published": pa.array([r["published"] for r in rows], pa.timestamp("us")),
-        "first_seen": pa.array([r["first_seen"] for r in rows], pa.timestamp("us")),
-    })
 
-    def write_items(con):
+    def documents():
+        for item in items:
+            if isinstance(item, Problem):
+                result.problems.append(item)
+                continue
+            item_id = item.item_id
+            if item_id in seen:
+                result.repeated += 1
+                result.problems.append(Problem(item.location, "repeats an item read before in this feed (same "
+                                                              "url or guid); stored once", "warning"))
+                continue
+            seen.add(item_id)
+            if item_id in known:
+                result.known += 1
+                continue
+            if item.published is None:
+                unreadable = item.metadata.get("unreadable_date")
+                why = f"has a date that cannot be read ({unreadable!r})" if unreadable else "has no date"
+                result.problems.append(Problem(item.location, f"{why}; stored with the time it was first seen",
+                                               "warning"))
+            doc = item.document()
+            rows[doc.doc_id] = {"item_id": item_id, "doc_id": doc.doc_id, "feed_id": feed.feed_id,
+                                "outlet": item.outlet, "guid": item.guid, "url": item.url,
+                                "title": item.title or doc.title, "published": item.published,
+                                "first_seen": first_seen}
+            yield doc
+
+    stored: list[dict] = []
+
+    def write_items(con, batch: list[Stored]):
+        batch_rows = [rows[s.document.doc_id] for s in batch]
+        table = pa.table({
+            "item_id": [r["item_id"] for r in batch_rows], "doc_id": [r["doc_id"] for r in batch_rows],
+            "feed_id": [r["feed_id"] for r in batch_rows], "outlet": [r["outlet"] for r in batch_rows],
+            "guid": pa.array([r["guid"] for r in batch_rows], pa.string()),
+            "url": pa.array([r["url"] for r in batch_rows], pa.string()),
+            "title": [r["title"] for r in batch_rows],
+            "published": pa.array([r["published"] for r in batch_rows], pa.timestamp("us")),
+            "first_seen": pa.array([r["first_seen"] for r in batch_rows], pa.timestamp("us")),
+        })
         con.register("new_news_items", table)
         try:
             con.execute(f"INSERT INTO news_items ({', '.join(table.column_names)}) SELECT * FROM new_news_items")
         finally:
             con.unregister("new_news_items")
+        stored.extend(batch_rows)
 
-    lib.store(batch, then=write_items)
-    result.new = len(rows)
-    return [r["item_id"] for r in rows], [r["doc_id"] for r in rows]
+    report = ingest(lib, documents(), splitter=splitter, progress=False, batch_chars=math.inf,
+                    batch_docs=sys.maxsize, then=write_items)
+    result.problems += report.problems
+    result.new = len(stored)
+    return [r["item_id"] for r in stored], [r["doc_id"] for r in stored]
 
 
 def _embed(lib: Library, report: UpdateReport, embedder, progress: bool):

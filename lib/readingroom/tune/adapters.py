@@ -99,8 +99,20 @@ def export_adapter(name: str, target: Path) -> Path:
     target = Path(target)
     if target.exists():
         raise AdapterError(f"{target} exists already; name a new folder")
-    shutil.copytree(source, target)
+    _refuse_links(source)
+    shutil.copytree(source, target, symlinks=True)
     return target
+
+
+def _refuse_links(folder: Path) -> None:
+    """A symbolic link in an adapter folder would hand on (or take in) the
+    content of whatever file it points to: refused, never followed."""
+    if folder.is_symlink():
+        raise AdapterError(f"{folder} is a symbolic link; name the folder itself")
+    for item in sorted(folder.rglob("*")):
+        if item.is_symlink():
+            raise AdapterError(f"{item}: a symbolic link (to {item.readlink()}); an adapter folder holds "
+                               "plain files only, and links are never followed")
 
 
 def check_adapter_folder(folder: Path) -> dict:
@@ -108,6 +120,7 @@ def check_adapter_folder(folder: Path) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise AdapterError(f"{folder} is not a folder")
+    _refuse_links(folder)
     for item in sorted(folder.iterdir()):
         if item.suffix in PICKLE_SUFFIXES:
             raise AdapterError(f"{item}: weights in a pickle format can run code when they are loaded; "
@@ -165,7 +178,7 @@ def import_adapter(folder: Path, name: str | None = None, *, replace: bool = Fal
     staging.mkdir(parents=True)
     for file in ALLOWED:
         if (Path(folder) / file).exists():
-            shutil.copy2(Path(folder) / file, staging / file)
+            shutil.copy2(Path(folder) / file, staging / file, follow_symlinks=False)
     card["name"] = name
     write_card(staging, card)
     if target.exists():

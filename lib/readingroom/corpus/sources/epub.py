@@ -16,7 +16,7 @@ import ebooklib
 from ebooklib import epub
 
 from readingroom.corpus.document import Block, Document
-from readingroom.corpus.textio import SourceError, read_bytes
+from readingroom.corpus.textio import MB, SourceError, check_zip, read_bytes
 from readingroom.corpus.sources import Problem
 from readingroom.corpus.sources.html import html_blocks, language_code
 from readingroom.dates import date_and_year
@@ -25,6 +25,9 @@ from readingroom.corpus.sources.text import title_from_filename
 
 def _load_book(path: Path, max_mb: float) -> epub.EpubBook:
     data = read_bytes(path, max_mb)  # also undoes .gz and refuses empty files
+    # ebooklib unpacks every member into memory: the sizes the zip declares
+    # are checked first (a 205 KB EPUB of zeros once took 277 MB).
+    check_zip(path, data, int(max_mb * MB), "EPUB")
     # ebooklib warns about its own future defaults on every call; not our reader's business.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

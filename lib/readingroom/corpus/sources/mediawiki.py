@@ -28,7 +28,7 @@ from mwparserfromhell.nodes import Heading
 from mwparserfromhell.wikicode import Wikicode
 
 from readingroom.corpus.document import Block, Document
-from readingroom.corpus.textio import SourceError, open_binary
+from readingroom.corpus.textio import MB, SourceError, open_binary
 from readingroom.corpus.sources import Problem
 from readingroom.corpus.sources.html import language_code
 from readingroom.dates import date_and_year
@@ -179,7 +179,7 @@ def _latest_revision(revision, latest: dict | None) -> dict | None:
     }
 
 
-def _page_document(page, revision: dict | None, site: SiteInfo, path: Path):
+def _page_document(page, revision: dict | None, site: SiteInfo, path: Path, origin: str):
     """A Document for an article page, a Problem for one with no text, None
     for anything that is not an article."""
     title = _child_text(page, "title")
@@ -194,7 +194,10 @@ def _page_document(page, revision: dict | None, site: SiteInfo, path: Path):
     date, year = date_and_year(revision["timestamp"])
     return Document(
         source="mediawiki",
-        key=f"{site.name}/{title}",
+        # The dump's own file (not the wiki's name) in the key: a later dump
+        # from elsewhere, or another wiki that calls itself the same, never
+        # silently replaces these; reading the same file again updates them.
+        key=f"{origin}/{title}",
         title=title,
         blocks=blocks,
         year=year,
@@ -210,6 +213,29 @@ def _page_document(page, revision: dict | None, site: SiteInfo, path: Path):
     )
 
 
+class PageCap:
+    """A stream that counts the bytes read since the last page ended, and
+    stops the dump when one page passes the limit for one document: the
+    parser holds a page in memory until its end tag."""
+
+    def __init__(self, raw, path: Path, max_mb: float):
+        self.raw, self.path, self.max_mb = raw, path, max_mb
+        self.limit, self.since_page = int(max_mb * MB), 0
+        self.last_title = None
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size if size and size > 0 else 64 * 1024)
+        self.since_page += len(data)
+        if self.since_page > self.limit + 64 * 1024:  # the parser reads ahead by a chunk
+            after = f" after '{self.last_title}'" if self.last_title else ""
+            raise SourceError(self.path, f"has a page{after} over the {self.max_mb:g} MB limit for one "
+                                         "document; the pages before it were read")
+        return data
+
+    def page_ended(self, title: str | None) -> None:
+        self.since_page, self.last_title = 0, title or self.last_title
+
+
 def read(path: Path, key: str, options):
     if path.stat().st_size == 0:
         raise SourceError(path, "is empty")
@@ -217,7 +243,8 @@ def read(path: Path, key: str, options):
     root = None
     latest = None  # newest revision of the page being read
     try:
-        with open_binary(path) as f:
+        with open_binary(path) as raw:
+            f = PageCap(raw, path, options.max_mb)
             for event, element in iterparse(f, events=("start", "end")):
                 name = _local(element.tag)
                 if event == "start":
@@ -238,7 +265,8 @@ def read(path: Path, key: str, options):
                     latest = _latest_revision(element, latest)
                     element.clear()  # a full-history dump holds many per page
                 elif name == "page":
-                    item = _page_document(element, latest, site, path)
+                    item = _page_document(element, latest, site, path, key)
+                    f.page_ended(_child_text(element, "title"))
                     root.clear()  # forget the page: dumps do not fit in memory
                     if item is not None:
                         yield item
