@@ -221,7 +221,7 @@ def related_passages(searcher, story: Story, sources: tuple[str, ...], threshold
     """Passages of the library's own texts that bear on the story (see the
     module notes): each of its first items' headline and lead is searched,
     and a passage is kept at its best strength over them. Best first."""
-    from readingroom.answer.pipeline import retrieval_evidence
+    from readingroom.search.relevance import retrieval_evidence
     from readingroom.search.searcher import Filters
 
     best: dict[str, dict] = {}

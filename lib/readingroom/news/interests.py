@@ -189,7 +189,7 @@ def example_texts(lib, topic: Topic) -> dict[str, str]:
 def score_items(searcher, profile: Profile, items: pd.DataFrame) -> Scores:
     """Score items (rows of store.item_table: item_id, doc_id) against each
     topic of the profile; see the module notes."""
-    from readingroom.answer.pipeline import retrieval_evidence
+    from readingroom.search.relevance import retrieval_evidence
     from readingroom.search.searcher import Filters
 
     scores = Scores()

@@ -35,6 +35,7 @@ import numpy as np
 
 from readingroom.library.store import Library
 from readingroom.paths import cache_dir
+from readingroom.text import tokenize
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
 # not reused.
@@ -123,26 +124,6 @@ class Hit:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def tokenize(texts: list[str]):
-    """bm25s tokens: lower case, English stop words out, Snowball-stemmed
-    (PyStemmer), so that "states" finds "state"."""
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)
-
-
-_STEMMER = None
-
-
-def _stemmer():
-    global _STEMMER
-    if _STEMMER is None:
-        import Stemmer
-
-        _STEMMER = Stemmer.Stemmer("english")
-    return _STEMMER
 
 
 def corpus_fingerprint(lib: Library) -> str:
