@@ -7,11 +7,12 @@ splits a rendered answer back into its parts.
 Text from the library, the feeds and the model is untrusted wherever it
 becomes markup. There is one escaper per format: `escape_html` (every
 "<", ">", "&" and quote) and `escape_markdown` (HTML escaped too, since
-Markdown viewers pass raw HTML through, and the characters that make links,
-images, emphasis and code backslashed, a line-leading "#", ">", "+", "-" or
-"1." defused), so `![](https://tracker…)` or `[verify](https://evil…)` in a
-title, a quotation or the model's words comes out as inert text. The chat's
-export, the CLI and the news digests use these.
+Markdown viewers pass raw HTML through; the characters that make links,
+emphasis and code backslashed, so an image's "![" becomes "!\\[", no
+image; a line-leading "#", ">", "+", "-" or "1." defused). So
+`![](https://tracker…)` or `[verify](https://evil…)` in a title, a
+quotation or the model's words comes out as inert text. The chat's export
+and the news digests use these.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def escape_html(text) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|!])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|])")
 _MD_LINE_START = re.compile(r"^(\s*)([#>+-]|\d+\.)", re.MULTILINE)
 
 

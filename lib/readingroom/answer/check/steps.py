@@ -184,18 +184,26 @@ def inherit_paragraph_citations(sentences: Sentences) -> Sentences:
     return tuple(out)
 
 
+def _scores_of(sentences: Sentences, which: Callable[[Sentence], bool], scorer: Scorer):
+    """(positions of the sentences `which` selects, their scores against
+    every passage given); the scores are None when there is nothing to score."""
+    chosen = [i for i, s in enumerate(sentences) if which(s)]
+    if not chosen:
+        return chosen, None
+    scores = scorer([strip_citations(sentences[i].text) for i in chosen])
+    return chosen, (scores if scores[2].shape[1] else None)
+
+
 def find_citations(sentences: Sentences, scorer: Scorer, checker: SupportChecker) -> Sentences:
     """A claim still without a citation gets the given passage that supports
     it best, when that passage supports it clearly (FOUND_THRESHOLD,
     stricter than the support threshold because the model did not point to
     it)."""
-    uncited = [i for i, s in enumerate(sentences)
-               if s.kind == "claim" and not s.valid and s.words >= checker.min_claim_words]
-    if not uncited:
+    uncited, scores = _scores_of(sentences, lambda s: s.kind == "claim" and not s.valid
+                                 and s.words >= checker.min_claim_words, scorer)
+    if scores is None:
         return sentences
-    _, _, combined = scorer([strip_citations(sentences[i].text) for i in uncited])
-    if combined.shape[1] == 0:
-        return sentences
+    combined = scores[2]
     out = list(sentences)
     for row, i in enumerate(uncited):
         best = int(np.argmax(combined[row]))
@@ -210,12 +218,10 @@ def score(sentences: Sentences, which: Callable[[Sentence], bool], scorer: Score
     the best passage, its support, and whether that makes a supported claim.
     A sentence that cites by name, inheritance or the program's finding is
     read as citing its best passage alone."""
-    chosen = [i for i, s in enumerate(sentences) if which(s)]
-    if not chosen:
+    chosen, scores = _scores_of(sentences, which, scorer)
+    if scores is None:
         return sentences
-    lexical, cosine, combined = scorer([strip_citations(sentences[i].text) for i in chosen])
-    if combined.shape[1] == 0:
-        return sentences
+    lexical, cosine, combined = scores
     out = list(sentences)
     for row, i in enumerate(chosen):
         s = sentences[i]
