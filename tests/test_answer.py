@@ -19,7 +19,9 @@ from readingroom.models.generate import load_generator
 from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
 from readingroom.search.relevance import passages_for, retrieval_evidence
 from readingroom.search.searcher import Hit, Searcher
-from readingroom.answer.check import SUPPORT_THRESHOLD, SupportChecker, check_answer, cited_numbers, speaker, split_sentences
+from readingroom.answer.check import (
+    SUPPORT_THRESHOLD, SupportChecker, check_answer, cited_numbers, speaker, split_sentences,
+)
 from readingroom.answer.check.scoring import lexical_overlap
 from readingroom.text import content_words
 

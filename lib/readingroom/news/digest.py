@@ -13,7 +13,7 @@
    (figures.py), and passages of the library's own texts (everything that
    is not news) that bear on the story are linked: searched with the
    headline and lead of its first items, kept when the answer gate's
-   strength (answer.retrieval_evidence) reaches RELATED_THRESHOLD.
+   strength (search.relevance.retrieval_evidence) reaches RELATED_THRESHOLD.
 4. to_markdown() and to_html() write it out (render.py), escaping all feed text.
 """
 from __future__ import annotations
