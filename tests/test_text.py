@@ -50,3 +50,4 @@ def test_shorten_cuts_at_a_word_and_says_so():
 def test_content_words_are_stemmed_without_stop_question_or_reporting_words():
     assert content_words("What does Engels say about the cellars [2] in 1871 and 12?") == ["engel", "cellar", "1871"]
     assert tokenize(["The States"]) == [["state"]]
+    assert content_words("Die Arbeiter wohnten in feuchten Kellern", "de") == ["arbeit", "wohnt", "feucht", "kell"]

@@ -150,23 +150,26 @@ REFERENCE_MARKER = re.compile(
     r"(\d{1,3}(?:\s*(?:,|;|–|-|and|&)\s*(?:(?:passage|source)\s*)?\d{1,3})*)\s*\]",
     re.IGNORECASE)
 
-_FRAME_STEMS: set[str] | None = None
+_FRAME_STEMS: dict[str, set[str]] = {}
 
 
-def content_words(text: str) -> list[str]:
-    """The stemmed content words of `text`, in order: bm25s tokens without
-    question and reporting words and without bracketed references. Numbers
-    of three digits or more (years) are content; shorter ones mostly not."""
-    global _FRAME_STEMS
-    if _FRAME_STEMS is None:
-        _FRAME_STEMS = set(stemmer().stemWords(FRAME_WORDS)) | set(FRAME_WORDS)
+def content_words(text: str, language: str = "en") -> list[str]:
+    """The stemmed content words of `text`, in order: bm25s tokens of
+    `language` (its stop words out, its stemmer) without bracketed
+    references and, in English, without question and reporting words.
+    Numbers of three digits or more (years) are content; shorter ones
+    mostly not."""
+    if language not in _FRAME_STEMS:
+        frame = FRAME_WORDS if language == "en" else []
+        _FRAME_STEMS[language] = set(stemmer(language).stemWords(frame)) | set(frame)
+    frame_stems = _FRAME_STEMS[language]
     text = REFERENCE_MARKER.sub(" ", text)
     words = []
-    for t in tokenize([text])[0]:
+    for t in tokenize([text], language)[0]:
         if t.isdigit():
             if len(t) >= 3:
                 words.append(t)
-        elif t and t not in _FRAME_STEMS:
+        elif t and t not in frame_stems:
             words.append(t)
     return words
 
