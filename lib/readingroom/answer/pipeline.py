@@ -58,7 +58,7 @@ from readingroom.answer.check import Checked, Sentence, SupportChecker, best_quo
 from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.followup import history_messages, rewrite_question
 from readingroom.answer.prompt import build_messages, question_language
-from readingroom.answer.render import answer_text, not_answered
+from readingroom.answer.render import CLOSEST_SHOWN, answer_text, not_answered
 from readingroom.corpus.document import author_label
 from readingroom.corpus.passages import Citation
 from readingroom.search.relevance import GATE_THRESHOLD, passage_vectors, passages_for, retrieval_evidence
@@ -116,6 +116,7 @@ class Answer:
             "seconds": round(self.seconds, 3),
             "tokens": self.tokens,
         }
+
 
 def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
@@ -176,7 +177,8 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
         sentences = checked.sentences if checked else []
         if abstained:
             body = not_answered(language)
-            citations, reading = [], further_reading(passages[:3], list(range(1, min(3, len(passages)) + 1)))
+            closest = range(1, min(CLOSEST_SHOWN, len(passages)) + 1)  # the passages the reader is shown
+            citations, reading = [], further_reading(passages, closest)
         else:
             body = checked.text
             citations = citation_list(checked, passages)
