@@ -6,15 +6,15 @@ and first paragraphs (`excerpt`), numbered and delimited as the answer
 prompt delimits passages (answer.prompt.sources_block: feed text cannot
 close its own block, and the prompt says it is material, never
 instructions). What it writes goes through the answer checker
-(answer.check.check_answer): invented item numbers are removed, sentences
-no cited item supports are left out, and a kept sentence that does not
-name its outlet gets "According to <outlet>, " in front. A sentence that attributes a claim to someone the
-outlet quotes ("According to the union, ...") is kept as the quoted
-source's claim as that outlet reports it: "According to the union, as
-quoted by The Harbour Gazette, ..." (built from the checker's record of
-the sentence and of the outlet it added, never by repairing a written
-sentence). The outlet's name is the item's speaker (answer.check.speaker
-reads `speaker_label`), never the journalist's.
+(answer.check.check_answer): invented item numbers are removed, sentences no
+cited item supports are left out, and a kept sentence that does not name its
+outlet gets "According to <outlet>, " in front. A sentence that attributes a
+claim to someone the outlet quotes ("According to the union, ...") is kept
+as the quoted source's claim as that outlet reports it: "According to the
+union, as quoted by The Harbour Gazette, ..." (built from the checker's
+record of the sentence and of the outlet it added, never by repairing a
+written sentence). The outlet's name is the item's speaker
+(answer.check.speaker reads `speaker_label`), never the journalist's.
 
 Without a generator, or when nothing the model wrote survives the check,
 the summary is extractive: the lead sentence of each item (one per outlet
