@@ -247,6 +247,7 @@ def test_an_answer_cites_only_passages_it_was_given_and_ends_with_further_readin
     assert result.further_reading and result.further_reading[0]["title"] in result.text
 
 
+@pytest.mark.slow
 def test_an_answer_the_passages_do_not_support_is_an_abstention_after_the_check(shelf, generator):
     # The gate opened wide: the model is asked, but nothing in the passages
     # (the Commune, Manchester's cellars) can support an answer about football.

@@ -106,6 +106,7 @@ def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_
     assert result.supported and "checked answer" in turn.status.value, result.raw
 
 
+@pytest.mark.slow
 def test_a_question_the_library_cannot_answer_is_shown_as_not_answered_with_the_closest_passages(chat):
     turn = ask(chat, "Who won the 2018 FIFA World Cup final in Moscow?")
     result = chat.answers[-1]
