@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from readingroom.answer.check import Checked, Sentence, SupportChecker, best_quote, check_answer
+from readingroom.answer.check.attribution import author_names
 from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.followup import history_messages, rewrite_question
 from readingroom.answer.prompt import build_messages, question_language
@@ -264,8 +265,7 @@ def place_in_document(hit) -> str:
     passage's citation (written by passages.render_citation) after the part
     that names its document, which is made the same way from the hit's
     authors, title and year."""
-    document = Citation(author=author_label(hit.authors or [a for a in (hit.author or "").split("; ") if a]),
-                        title=hit.title or "", year=hit.year).document
+    document = Citation(author=author_label(author_names(hit)), title=hit.title or "", year=hit.year).document
     citation = hit.citation or ""
     return citation[len(document) + 2:] if citation.startswith(document + ", ") else citation
 

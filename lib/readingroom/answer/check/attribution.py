@@ -13,18 +13,15 @@ from __future__ import annotations
 import re
 
 from readingroom.answer.check.citations import append_markers, cited_numbers, markers
-from readingroom.corpus.document import name_list
+from readingroom.corpus.document import name_list, split_authors
 
 COLLECTIVE_WORDS = {"editorial", "collective", "committee", "editors", "team", "staff", "group", "board"}
 
 
 def author_names(hit) -> list[str]:
     """The passage's authors, one name each ("A; B" in a single `author`
-    string is two)."""
-    names = [a for a in (getattr(hit, "authors", None) or []) if a and a.strip()]
-    if not names and getattr(hit, "author", ""):
-        names = [a.strip() for a in hit.author.split(";") if a.strip()]
-    return names
+    string is two: corpus.document.split_authors)."""
+    return split_authors(list(getattr(hit, "authors", None) or [])) or split_authors(getattr(hit, "author", ""))
 
 
 def _collective(words: list[str]) -> bool:
