@@ -6,7 +6,7 @@ the same real model."""
 from __future__ import annotations
 
 import base64
-import html
+import dataclasses
 import http.client
 import json
 import re
@@ -20,6 +20,7 @@ from conftest import CELLARS, COMMUNE, EVIL, build_chat_library
 
 from readingroom import open_library
 from readingroom.answer.pipeline import Answer, citation_list, further_reading
+from readingroom.answer.render import escape_markdown
 from readingroom.ui.chat import Chat, answer_html, cards_html, conversation_markdown
 from readingroom.models.embed import load_embedder
 from readingroom.models.generate import Generator, GeneratorError
@@ -96,7 +97,17 @@ def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_
     assert result.passages[0].text == COMMUNE and "seventy-two days" in turn.sources.value
     assert "The Civil War in France" in turn.sources.value and "#ch05" in turn.sources.value
     assert 'href="https://www.marxists.org/archive/marx/works/1871/civil-war-france/#ch05"' in turn.sources.value
-    assert "checked answer" in turn.status.value or "not answered" in turn.status.value
+    assert result.supported and "checked answer" in turn.status.value, result.raw
+
+
+@pytest.mark.slow
+def test_a_question_the_library_cannot_answer_is_shown_as_not_answered_with_the_closest_passages(chat):
+    turn = ask(chat, "Who won the 2018 FIFA World Cup final in Moscow?")
+    result = chat.answers[-1]
+    assert result.abstained and not result.raw  # stopped by the gate: the model was not asked
+    assert "not answered" in turn.status.value and "checked answer" not in turn.status.value
+    assert "rr-abstained" in turn.answer.value and "do not answer this question" in turn.answer.value
+    assert "The closest passages:" in turn.answer.value
 
 
 @pytest.mark.slow
@@ -110,16 +121,17 @@ def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat
     assert "&lt;img src=x onerror=&quot;window.__pwned = &#x27;img&#x27;&quot;&gt;" in turn.sources.value
     assert "Mallory &lt;b&gt;Markup&lt;/b&gt;" in turn.sources.value
     # Whatever the model wrote, even if it repeated the markup, is escaped too.
-    raw_shown = re.search(r'<details class="rr-raw">.*?</details>', turn.answer.value, re.S)
-    if raw_shown and "<" in result.raw:
-        assert "&lt;" in raw_shown.group(0)
+    repeated = dataclasses.replace(result, raw=f"The model repeats the passage: {EVIL} [1]")
+    raw_shown = re.search(r'<details class="rr-raw">.*?</details>', answer_html(repeated), re.S)
+    assert raw_shown and "&lt;script&gt;" in raw_shown.group(0)
+    no_markup_from_the_corpus(answer_html(repeated))
     # The Markdown export escapes it too (Markdown viewers pass HTML through),
     # whether or not the model cited the passage: an answer that cites it, checked.
     n = next(i for i, h in enumerate(result.passages, start=1) if h.text == EVIL)
     raw = f"The barricades of the Paris Commune went up in March 1871, and its decrees were posted on the walls [{n}]."
     checked = check_answer(raw, result.passages, SupportChecker(load_embedder(DEFAULT_EMBEDDER)))
     cited = Answer(question="When did the barricades go up?", rewritten_question="When did the barricades go up?",
-                   language="en", passages=result.passages, raw=raw, sentences=checked.sentences, text=checked.text,
+                   language="en", passages=result.passages, raw=raw, sentences=checked.sentences, body=checked.text,
                    citations=citation_list(checked, result.passages), supported=True, abstained=False,
                    further_reading=further_reading(result.passages, checked.cited), invented_citations=[])
     assert [c["n"] for c in cited.citations] == [n]
@@ -129,6 +141,38 @@ def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat
     # A question typed with markup is shown as text.
     turn = ask(chat, "<img src=x onerror=alert(1)> Who won the 2018 FIFA World Cup final in Moscow?")
     assert "&lt;img src=x onerror=alert(1)&gt;" in turn.asked.value and "<img" not in turn.asked.value
+
+
+TRACKER = "![](https://tracker.example/pixel.gif)"
+PHISH = "[verify](https://evil.example/login)"
+
+
+def test_markdown_links_and_images_from_titles_quotes_and_model_text_come_out_inert():
+    """Issue 18, finding 8: a title, a quotation or the model's words holding
+    Markdown link or image syntax must not become a link or a loaded image
+    in the exported conversation (nor in a news digest, same escaper)."""
+    from readingroom.answer.render import escape_markdown as one_escaper
+    from readingroom.news.render import md as news_md
+
+    text = f"Working families in Manchester lived in damp cellars {PHISH} and slept seven to a room {TRACKER}."
+    hits = [Hit(passage_id="p1", doc_id="d1", title=f"The Condition {TRACKER}", author=f"Friedrich {PHISH} Engels",
+                year=1845, citation=f"Engels, The Condition {TRACKER} (1845), ¶1", anchor=None, score=1.0, text=text,
+                authors=[f"Friedrich {PHISH} Engels"], url="https://example.org/condition")]
+    raw = f"Engels writes that working families in Manchester lived in damp cellars {PHISH} {TRACKER} [1]."
+    checked = check_answer(raw, hits, SupportChecker(None))  # words alone: no model needed
+    assert checked.supported, checked.sentences
+    result = Answer(question=f"Where did they live? {TRACKER}", rewritten_question="Where did they live?",
+                    language="en", passages=hits, raw=raw, sentences=checked.sentences, body=checked.text,
+                    citations=citation_list(checked, hits), supported=True, abstained=False,
+                    further_reading=further_reading(hits, checked.cited), invented_citations=[])
+    assert TRACKER in result.body and PHISH in result.citations[0]["quote"]  # the case is really there
+    exported = conversation_markdown([result])
+    # Live syntax would be an unescaped "![" or "](": every one must be backslashed.
+    assert "![" not in exported and "](" not in exported.replace("\\](", "")
+    assert "!\\[\\](https://tracker.example/pixel.gif)" in exported  # shown as text, escaped
+    assert "\\[verify\\](https://evil.example/login)" in exported
+    for escaped in (one_escaper(TRACKER), news_md(PHISH)):
+        assert "![" not in escaped and "](" not in escaped.replace("\\]", "")
 
 
 @pytest.mark.slow
@@ -143,7 +187,7 @@ def test_source_cards_show_the_checkers_marks_kept_and_dropped(shelf):
            "The moon is made of green cheese and orbits Jupiter [2].\n\nWorkers sailed to the moon [7].")
     checked = check_answer(raw, hits, SupportChecker(load_embedder(DEFAULT_EMBEDDER)))
     result = Answer(question="How long did the Commune last?", rewritten_question="How long did the Commune last?",
-                    language="en", passages=hits, raw=raw, sentences=checked.sentences, text=checked.text,
+                    language="en", passages=hits, raw=raw, sentences=checked.sentences, body=checked.text,
                     citations=citation_list(checked, hits), supported=True, abstained=False,
                     further_reading=further_reading(hits, checked.cited), invented_citations=checked.invented)
     cards = cards_html(result)
@@ -198,12 +242,12 @@ def test_a_follow_up_uses_the_conversation_which_exports_as_markdown_and_new_con
     assert "## 2. And how many people slept in one room there?" in text
     assert f"_searched for: {follow_up.rewritten_question}_" in text
     for a in chat.answers:
-        assert a.body.split("\n")[0] in text
+        assert escape_markdown(a.body.split("\n")[0]) in text
         for c in a.citations:
-            assert f"- [{c['n']}] {c['citation']}" in text
+            assert f"- \\[{c['n']}\\] {escape_markdown(c['citation'])}" in text
         for doc in a.further_reading:
-            assert html.escape(doc["title"], quote=False) in text
-    assert "model: " + TEST_GENERATOR in text
+            assert escape_markdown(doc["title"]) in text
+    assert "model: " + escape_markdown(TEST_GENERATOR) in text
     # The download link carries exactly this text, and so does the saved file.
     link = re.search(r'href="data:text/markdown;charset=utf-8;base64,([^"]+)"', chat.export_link.value).group(1)
     assert base64.b64decode(unquote(link)).decode() == text

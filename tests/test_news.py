@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
+from readingroom.answer.check import SupportChecker, check_answer
 from readingroom.library import store as library_module
 from readingroom.cli import main
 from readingroom.library.store import Stored
@@ -33,7 +34,7 @@ from readingroom.news.feeds import iter_xml
 from readingroom.news.interests import profile_from_dict
 from readingroom.news.items import plain_line
 from readingroom.news.render import html_page, markdown, safe_url
-from readingroom.news.summary import NewsHit, news_problem, quoted_attribution
+from readingroom.news.summary import NewsHit, attributed, news_problem
 from readingroom.news.timeline import items_per_day, plot_timeline
 from readingroom.corpus.passages import Splitter
 from readingroom.search.searcher import Filters, Searcher, searcher_for
@@ -409,8 +410,22 @@ def test_the_news_rules_drop_misattributed_sentences_and_figures_no_item_gives()
         "The Harbour Gazette reports that 4,000 dockworkers in Maine walked off the job [1].", hits)
     assert news_problem("According to the union, as quoted by the Harbour Gazette's report, "
                         "4,000 dockworkers walked off the job [1].", hits) is None
-    assert quoted_attribution("According to Reuters, according to the ministry, output fell [1].") == \
-        "According to the ministry, as quoted by Reuters, output fell [1]."
+
+
+def test_a_source_the_outlet_quotes_is_named_as_quoted_by_the_outlet_never_according_to_twice():
+    wire = NewsHit("p1", "d1", "Factory report", "", 2024, "c1", None, 0.0,
+                   "The ministry said output fell by 4 percent in March.", speaker_label="Reuters")
+    checked = check_answer("According to the ministry, output fell by 4 percent in March [1].", [wire],
+                           SupportChecker(None))
+    (sentence,) = checked.sentences
+    assert sentence.supported and sentence.attributed_to == "Reuters"  # the checker named the outlet
+    said = attributed(sentence)
+    assert said == "According to the ministry, as quoted by Reuters, output fell by 4 percent in March [1]."
+    assert said.lower().count("according to") == 1
+    # A sentence the model attributed to the outlet itself is left as written.
+    (own,) = check_answer("Reuters reports that output fell by 4 percent in March [1].", [wire],
+                          SupportChecker(None)).sentences
+    assert own.attributed_to is None and attributed(own) == own.final
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from readingroom import Block, Document, Splitter
-from readingroom.corpus.passages import count_tokens, sentence_spans
+from readingroom.corpus.passages import count_tokens
+from readingroom.text import sentence_spans
 from readingroom.corpus.sources.text import paragraph_blocks
 
 PROSE = (

@@ -123,7 +123,7 @@ def test_question_filters(question, reason):
 
 
 def test_a_near_copy_of_a_kept_question_is_a_duplicate():
-    from readingroom.answer.check import content_words
+    from readingroom.text import content_words
 
     kept = [set(content_words("What did Proudhon mean when he said that property is theft?"))]
     assert reject_reason("What did Proudhon mean when saying property is theft?", PASSAGE, kept) == "duplicate"

@@ -24,6 +24,7 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
     sentences no cited passage supports are left out, and when nothing is
     left it says the sources do not answer and shows the closest passages."""
     from readingroom.answer.pipeline import answer
+    from readingroom.answer.render import body_text, reading_text
     from readingroom.search.searcher import Filters
 
     filters = Filters.of(author=author, year_from=year_from, year_to=year_to, language=lang, source=source)
@@ -49,7 +50,7 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
     if streamed:
         click.echo("\n")
         click.echo(click.style("checked answer:", bold=True))
-    click.echo(result.body)
+    click.echo(body_text(result))
     if result.citations:
         click.echo("")
         click.echo(click.style("sources:", bold=True))
@@ -60,7 +61,7 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
             click.echo(f"    “{c['quote']}”")
     if result.further_reading:
         click.echo("")
-        click.echo(result.text[len(result.body):].strip())
+        click.echo(reading_text(result.further_reading, result.language))
     dropped = sum(1 for s in result.sentences if s.kind == "claim" and not s.final)
     notes = []
     if dropped:

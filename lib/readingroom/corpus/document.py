@@ -91,8 +91,12 @@ class Document:
 
     @property
     def author_label(self) -> str:
-        """How a citation names the authors: surnames, 'A and B', 'A et al.'"""
-        return name_list([_surname(a) for a in self.authors])
+        return author_label(self.authors)
+
+
+def author_label(authors) -> str:
+    """How a citation names the authors: surnames, 'A and B', 'A et al.'"""
+    return name_list([_surname(a) for a in authors or ()])
 
 
 # Several authors in one field: 'Marx; Engels' or 'Marx | Engels' (a comma

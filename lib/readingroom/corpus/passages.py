@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from readingroom.corpus.document import Document, sha256_hex
+from readingroom.text import sentence_spans
 
 SPLITTER_VERSION = "1"
 
@@ -32,17 +33,6 @@ PUNCTUATION_RE = re.compile(r"[.,;:!?\"'()\[\]\-\u2013\u2014\u201c\u201d\u2018\u
 # Where a cut between words has to be made, it is made at these tokens.
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
-# A sentence ends at . ! ? or … (with closing quotes or brackets after it),
-# followed by space and something that can start a sentence.
-SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+(?=[\"'“‘«(\[¿¡]*[^\W_a-z])")
-# Words after which a period does not end a sentence.
-ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof st mt sr jr vol vols p pp ch chap cf e.g i.e etc
-    no nos ed eds trans fig op cit ibid viz vs esp approx dept gen gov col capt
-    lt rev hon jan feb mar apr jun jul aug sep sept oct nov dec""".split()
-)
-
-
 def count_tokens(text: str) -> int:
     if "  " in text or "\n" in text or "\t" in text or text[:1].isspace() or text[-1:].isspace():
         words = len(text.split())  # the slow, exact way, for text with runs of space
@@ -51,24 +41,47 @@ def count_tokens(text: str) -> int:
     return words + len(PUNCTUATION_RE.findall(text))
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, trailing space excluded."""
-    spans, start = [], 0
-    for m in SENTENCE_END_RE.finditer(text):
-        # The word before the period: an abbreviation or an initial ("J. S.
-        # Mill") does not end the sentence.
-        word = text[max(start, m.start() - 12): m.start()].rsplit(None, 1)[-1:] or [""]
-        word = word[0].lstrip("([\"'“‘").lower()
-        if text[m.start()] == "." and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
-            continue
-        end = m.end() - (len(m.group()) - len(m.group().rstrip()))
-        spans.append((start, end))
-        start = m.end()
-    if start < len(text):
-        end = len(text.rstrip())
-        if end > start:
-            spans.append((start, end))
-    return spans
+@dataclass(frozen=True)
+class Citation:
+    """Where a passage is: what a reader needs to find it in the original.
+    `render_citation` writes it out, the same way for every surface."""
+
+    author: str  # how the citation names the authors: 'Engels', 'Marx and Engels', 'Marx et al.'; '' unknown
+    title: str
+    year: int | None = None
+    section: tuple[str, ...] = ()  # headings from the outermost in
+    paragraphs: str | None = None  # '¶12', '¶3–5', '¶2, part 1 of 3', 'part 3 of 12'
+    page: str | None = None  # 'p. 4', 'pp. 4–5' (a PDF's pages, in place of paragraphs)
+    anchor: str | None = None  # the place in the original's page ('ch05', 'page=4')
+    url: str | None = None
+
+    @property
+    def document(self) -> str:
+        """'Engels, The Condition of the Working-Class in England (1845)'."""
+        head = self.title + (f" ({self.year})" if self.year else "")
+        return f"{self.author}, {head}" if self.author else head
+
+    @property
+    def place(self) -> str:
+        """Where in the document: '“Results”, ¶12', 'p. 4'. A section is
+        named unless the document's own title already names it."""
+        parts = []
+        if self.section and self.section[-1] not in self.document:
+            parts.append(f"\u201c{self.section[-1]}\u201d")
+        where = self.page or self.paragraphs
+        if where:
+            parts.append(where)
+        return ", ".join(parts)
+
+
+def render_citation(citation: Citation, *, document: bool = True) -> str:
+    """A reference a person can follow to the original, e.g.
+    'Engels, The Condition of the Working-Class in England (1845), “Results”, ¶12'
+    or '..., p. 4' for a PDF, or '..., part 3 of 12' within a text that has
+    no paragraphs (the State of the Union dataset keeps none). Without
+    `document`, only the place in it (a reading list names each document once)."""
+    parts = ([citation.document] if document else []) + ([citation.place] if citation.place else [])
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class Passage:
     page_end: int | None = None
     para_start: int | None = None
     para_end: int | None = None
+    reference: Citation | None = field(default=None, compare=False)  # `citation`, as a structure
 
 
 @dataclass(frozen=True)
@@ -128,7 +142,6 @@ class Splitter:
         # A paragraph cut into several passages: each piece says which part it is.
         pieces = Counter(run[0].block for run in runs if run[0].block == run[-1].block)
         done: Counter = Counter()
-        head = citation_head(doc)
         passages: list[Passage] = []
         seen: dict[str, int] = {}
         for run in runs:
@@ -138,7 +151,7 @@ class Splitter:
                 done[first] += 1
                 part = (done[first], pieces[first])
             paragraphs = (numbers[first], numbers[last], section_sizes[first] == 1)
-            passages.append(_make_passage(doc, head, text, run, len(passages), paragraphs, part, seen))
+            passages.append(_make_passage(doc, text, run, len(passages), paragraphs, part, seen))
         return passages
 
     def _units(self, text: str, span: tuple[int, int], block: int) -> list[_Unit]:
@@ -209,7 +222,7 @@ def _paragraph_numbers(doc: Document) -> tuple[list[int], list[int]]:
     return numbers, sizes
 
 
-def _make_passage(doc, head, text, run, ordinal, paragraphs, part, seen) -> Passage:
+def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
     start, end = run[0].start, run[-1].end
     passage_text = text[start:end]
     first, last = doc.blocks[run[0].block], doc.blocks[run[-1].block]
@@ -219,13 +232,16 @@ def _make_passage(doc, head, text, run, ordinal, paragraphs, part, seen) -> Pass
     seen[passage_text] = occurrence + 1
     anchor = next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
     para_start, para_end, sole_paragraph = paragraphs
+    page = numbers = None
     if first.page is not None:
-        where = f"p. {first.page}" if last.page in (None, first.page) else f"pp. {first.page}\u2013{last.page}"
+        page = f"p. {first.page}" if last.page in (None, first.page) else f"pp. {first.page}\u2013{last.page}"
     elif part:
         piece = f"part {part[0]} of {part[1]}"
-        where = piece if sole_paragraph else f"\u00b6{para_start}, {piece}"
+        numbers = piece if sole_paragraph else f"\u00b6{para_start}, {piece}"
     else:
-        where = f"\u00b6{para_start}" if para_end == para_start else f"\u00b6{para_start}\u2013{para_end}"
+        numbers = f"\u00b6{para_start}" if para_end == para_start else f"\u00b6{para_start}\u2013{para_end}"
+    reference = Citation(author=doc.author_label, title=doc.title, year=doc.year, section=tuple(first.section),
+                         paragraphs=numbers, page=page, anchor=anchor, url=doc.url)
     return Passage(
         passage_id=sha256_hex(doc.doc_id, passage_text, str(occurrence))[:20],
         doc_id=doc.doc_id,
@@ -236,27 +252,10 @@ def _make_passage(doc, head, text, run, ordinal, paragraphs, part, seen) -> Pass
         char_end=end,
         text=passage_text,
         n_tokens=sum(u.n_tokens for u in run),
-        citation=format_citation(head, first.section, where),
+        citation=render_citation(reference),
         page_start=first.page,
         page_end=last.page,
         para_start=para_start,
         para_end=para_end,
+        reference=reference,
     )
-
-
-def citation_head(doc: Document) -> str:
-    """'Engels, The Condition of the Working-Class in England (1845)'."""
-    head = doc.title + (f" ({doc.year})" if doc.year else "")
-    return f"{doc.author_label}, {head}" if doc.author_label else head
-
-
-def format_citation(head: str, section: tuple[str, ...], where: str) -> str:
-    """A reference a person can follow to the original, e.g.
-    'Engels, The Condition of the Working-Class in England (1845), "Results", ¶12'
-    or '..., p. 4' for a PDF, or '..., part 3 of 12' within a text that has
-    no paragraphs (the State of the Union dataset keeps none)."""
-    parts = [head]
-    if section and section[-1] not in head:  # a title that already names its section
-        parts.append(f"\u201c{section[-1]}\u201d")
-    parts.append(where)
-    return ", ".join(parts)

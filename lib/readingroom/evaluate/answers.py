@@ -25,7 +25,7 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
       point to a passage it was given;
     - support: the share of the model's claim sentences (not connectives,
       not "the sources do not say") supported by what they cite
-      (readingroom.support);
+      (readingroom.answer.check);
     - gold_citation_rate: the share of answerable questions whose checked
       answer cites a passage that overlaps the gold (GoldFinder), next to
       gold_in_passages, the share where such a passage was given at all;
@@ -36,7 +36,8 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
 
     `limit` takes the first n questions of each file. The run goes to the
     runs table as kind "answers" unless record=False."""
-    from readingroom.answer.pipeline import answer, count_markers
+    from readingroom.answer.check import count_markers
+    from readingroom.answer.pipeline import answer
     from readingroom.search.searcher import corpus_fingerprint, searcher_for
 
     with_gold, dataset, dataset_sha256 = dataset_of(questions_file)
@@ -70,7 +71,7 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
             "attribution_added": sum(1 for s in claims if s.final and s.attribution_added),
             "gold_passages": len(gold), "gold_given": any(h.passage_id in gold for h in result.passages),
             "gold_cited": bool(gold & cited_ids), "seconds": round(result.seconds, 3), "tokens": result.tokens,
-            "raw": result.raw, "answer": result.text.split("\n\n")[0],
+            "raw": result.raw, "answer": result.body,
             "sentences": [{"text": s.text, "kind": s.kind, "cited": s.cited, "best": s.best,
                            "support": s.support, "lexical": s.lexical, "cosine": s.cosine,
                            "supported": s.supported} for s in result.sentences],
@@ -78,12 +79,12 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
         })
     metrics = answer_metrics(details)
     settings = {"k": k, "limit": limit, "unanswerable_file": unanswerable_file}
-    from readingroom.answer import pipeline as answer_module
-    from readingroom.answer import check as support_module
+    from readingroom.answer.check import scoring
+    from readingroom.search import relevance
 
-    settings |= {"gate_threshold": answer_module.GATE_THRESHOLD, "gate_cosine_weight": answer_module.GATE_COSINE_WEIGHT,
-                 "support_threshold": support_module.SUPPORT_THRESHOLD,
-                 "lexical_weight": support_module.LEXICAL_WEIGHT,
+    settings |= {"gate_threshold": relevance.GATE_THRESHOLD, "gate_cosine_weight": relevance.GATE_COSINE_WEIGHT,
+                 "support_threshold": scoring.SUPPORT_THRESHOLD,
+                 "lexical_weight": scoring.LEXICAL_WEIGHT,
                  "embedder": searcher.index.embedder.name if searcher.index.embedder else None}
     if label:
         settings["label"] = label

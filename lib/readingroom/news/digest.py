@@ -13,7 +13,7 @@
    (figures.py), and passages of the library's own texts (everything that
    is not news) that bear on the story are linked: searched with the
    headline and lead of its first items, kept when the answer gate's
-   strength (answer.retrieval_evidence) reaches RELATED_THRESHOLD.
+   strength (search.relevance.retrieval_evidence) reaches RELATED_THRESHOLD.
 4. to_markdown() and to_html() write it out (render.py), escaping all feed text.
 """
 from __future__ import annotations
@@ -222,7 +222,7 @@ def related_passages(searcher, story: Story, sources: tuple[str, ...], threshold
     """Passages of the library's own texts that bear on the story (see the
     module notes): each of its first items' headline and lead is searched,
     and a passage is kept at its best strength over them. Best first."""
-    from readingroom.answer.pipeline import retrieval_evidence
+    from readingroom.search.relevance import retrieval_evidence
     from readingroom.search.searcher import Filters
 
     best: dict[str, dict] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from readingroom.corpus.passages import sentence_spans
+from readingroom.text import sentence_spans
 
 _NUMBER = re.compile(r"(?<![\w.,:/-])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d:/]|[.,]\d)")
 _WORD = re.compile(r"%|[A-Za-z][A-Za-z'’-]*")

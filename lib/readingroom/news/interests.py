@@ -20,7 +20,7 @@ Scoring. Each of a topic's queries (its description, and the text of each
 example passage) is searched with the library's hybrid search, kept to the
 items being scored (Filters(doc_ids=...), no MMR, so that similar items are
 all scored). Fused ranks cannot be compared with a threshold, so each passage
-found gets the strength the answer gate uses (answer.retrieval_evidence):
+found gets the strength the answer gate uses (search.relevance.retrieval_evidence):
 
     strength = 0.5 * cosine(query, passage) + 0.5 * coverage
 
@@ -189,7 +189,7 @@ def example_texts(lib, topic: Topic) -> dict[str, str]:
 def score_items(searcher, profile: Profile, items: pd.DataFrame) -> Scores:
     """Score items (rows of store.item_table: item_id, doc_id) against each
     topic of the profile; see the module notes."""
-    from readingroom.answer.pipeline import retrieval_evidence
+    from readingroom.search.relevance import retrieval_evidence
     from readingroom.search.searcher import Filters
 
     scores = Scores()

@@ -10,9 +10,11 @@ it a link, emphasis or heading.
 """
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import urlparse
+
+from readingroom.answer.render import escape_html, escape_markdown
+from readingroom.text import shorten
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
 STYLE = """
@@ -49,14 +51,9 @@ def day_range(start, end) -> str:
 
 # --- Markdown --------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|])")
-
-
 def md(text: str) -> str:
-    """Feed text made inert in Markdown: HTML escaped, link and emphasis
-    characters backslashed, a leading '#', '>' or list marker defused."""
-    text = _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
-    return re.sub(r"^([#>+-]|\d+\.)", r"\\\1", text)
+    """Feed text on one line, made inert in Markdown (answer.render.escape_markdown)."""
+    return escape_markdown(" ".join(str(text).split()))
 
 
 def _md_citations(sentence: str) -> str:
@@ -112,14 +109,12 @@ def markdown(digest) -> str:
 
 
 def _snippet(text: str, limit: int = 220) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+    return shorten(" ".join(text.split()), limit)
 
 
 # --- HTML ------------------------------------------------------------------------------------------
 
-def e(text) -> str:
-    return html.escape(str(text), quote=True)
+e = escape_html
 
 
 def _html_citations(sentence: str, anchor_prefix: str) -> str:

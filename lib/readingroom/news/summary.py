@@ -3,16 +3,18 @@ and cites the item it comes from.
 
 With a generator, the model is given the story's items, each its headline
 and first paragraphs (`excerpt`), numbered and delimited as the answer
-prompt delimits passages (answer.sources_block: feed text cannot close its
-own block, and the prompt says it is material, never instructions). What it
-writes goes through the answer checker (support.check_answer): invented
-item numbers are removed, sentences no cited item supports are left out,
-and a kept sentence that does not name its outlet gets "According to
-<outlet>, " in front. A sentence that attributes a claim to someone the
-outlet quotes ("According to the union, ...") is kept as the quoted
-source's claim as that outlet reports it: "According to the union, as
-quoted by The Harbour Gazette, ...". The outlet's name is the item's
-speaker (support.speaker reads `speaker_label`), never the journalist's.
+prompt delimits passages (answer.prompt.sources_block: feed text cannot
+close its own block, and the prompt says it is material, never
+instructions). What it writes goes through the answer checker
+(answer.check.check_answer): invented item numbers are removed, sentences no
+cited item supports are left out, and a kept sentence that does not name its
+outlet gets "According to <outlet>, " in front. A sentence that attributes a
+claim to someone the outlet quotes ("According to the union, ...") is kept
+as the quoted source's claim as that outlet reports it: "According to the
+union, as quoted by The Harbour Gazette, ..." (built from the checker's
+record of the sentence and of the outlet it added, never by repairing a
+written sentence). The outlet's name is the item's speaker
+(answer.check.speaker reads `speaker_label`), never the journalist's.
 
 Without a generator, or when nothing the model wrote survives the check,
 the summary is extractive: the lead sentence of each item (one per outlet
@@ -23,12 +25,13 @@ states nothing the outlet did not write.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from readingroom.answer.pipeline import sources_block
-from readingroom.corpus.passages import sentence_spans
+from readingroom.answer.check import Sentence, SupportChecker, check_answer, cited_numbers
+from readingroom.answer.check.attribution import own_source
+from readingroom.answer.prompt import sources_block
 from readingroom.search.searcher import Hit
-from readingroom.answer.check import SupportChecker, check_answer, cited_numbers
+from readingroom.text import sentence_spans, shorten
 
 MAX_ITEMS = 4  # items given to the model, or quoted, per story
 SUMMARY_TOKENS = 100  # three or four short sentences; small models otherwise ramble on to the limit
@@ -85,9 +88,7 @@ def lead_sentence(text: str, title: str = "") -> str:
     body = " ".join(paragraphs[0].split())
     spans = sentence_spans(body)
     lead = body[spans[0][0]:spans[0][1]] if spans else body
-    if len(lead) > LEAD_CHARS:
-        lead = lead[:LEAD_CHARS].rsplit(" ", 1)[0] + " …"
-    return lead
+    return shorten(lead, LEAD_CHARS)
 
 
 def excerpt(text: str, title: str = "", limit: int = EXCERPT_CHARS) -> str:
@@ -100,7 +101,7 @@ def excerpt(text: str, title: str = "", limit: int = EXCERPT_CHARS) -> str:
     for p in paragraphs:
         if kept and sum(len(k) for k in kept) + len(p) > limit:
             break
-        kept.append(p if len(p) <= limit else p[:limit].rsplit(" ", 1)[0] + " …")
+        kept.append(shorten(p, limit))
     return "\n\n".join(([title] if title else []) + kept)
 
 
@@ -121,16 +122,17 @@ def extractive(hits: list[NewsHit], numbers: list[int], leads: list[str], note: 
     return Summary(sentences, "extractive", note=note)
 
 
-_QUOTED_SOURCE = re.compile(r"^According to (?P<outlet>.+?), according to (?P<source>[^,]{2,80}),\s*", re.IGNORECASE)
-
-
-def quoted_attribution(sentence: str) -> str:
-    """'According to Reuters, according to the ministry, output fell [1].'
-    -> 'According to the ministry, as quoted by Reuters, output fell [1].'"""
-    m = _QUOTED_SOURCE.match(sentence)
-    if not m:
-        return sentence
-    return f"According to {m.group('source')}, as quoted by {m.group('outlet')}, " + sentence[m.end():]
+def attributed(sentence: Sentence) -> str:
+    """A kept sentence as the summary says it. When the checker put the
+    outlet in front of a sentence that names a source of its own ("According
+    to the ministry, output fell [1]."), the claim is the source's, as the
+    outlet reports it: "According to the ministry, as quoted by Reuters,
+    output fell [1]."."""
+    quoted = own_source(sentence.body) if sentence.attributed_to else None
+    if quoted is None:
+        return sentence.final
+    source, rest = quoted
+    return f"According to {source}, as quoted by {sentence.attributed_to}, {rest}"
 
 
 _FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
@@ -202,12 +204,11 @@ def summarise(hits: list[NewsHit], numbers: list[int], leads: list[str], *, gene
     except Exception as e:  # a failing model must not stop the digest: the extract still works
         return extractive(hits, numbers, leads, note=f"the model failed ({type(e).__name__}); extract shown")
     checked = check_answer(raw, hits, checker or SupportChecker(), passage_vectors=passage_vectors)
-    kept = [s for s in checked.sentences if s.final]
-    for s in kept:
-        if s.kind == "claim" and news_problem(s.final, hits):
-            s.final = ""  # news rules on top of the checker's (see news_problem)
-    kept = [s for s in kept if s.final]
-    dropped = sum(1 for s in checked.sentences if s.kind == "claim" and not s.final)
+    # News rules on top of the checker's (see news_problem).
+    sentences = [replace(s, final="") if s.final and s.kind == "claim" and news_problem(s.final, hits) else s
+                 for s in checked.sentences]
+    kept = [s for s in sentences if s.final]
+    dropped = sum(1 for s in sentences if s.kind == "claim" and not s.final)
     if not any(s.kind == "claim" for s in kept):
         summary = extractive(hits, numbers, leads, note="nothing the model wrote passed the check; extract shown")
         summary.raw, summary.dropped, summary.invented = raw, dropped, checked.invented
@@ -216,7 +217,7 @@ def summarise(hits: list[NewsHit], numbers: list[int], leads: list[str], *, gene
     renumber = {k: n for k, n in enumerate(numbers, start=1)}
     out = []
     for s in kept:
-        text = quoted_attribution(s.final)
+        text = attributed(s)
         text = re.sub(r"\[(\d{1,3})\]", lambda m: f"[{renumber.get(int(m.group(1)), m.group(1))}]", text)
         out.append(text)
     return Summary(out, "model", raw=raw, dropped=dropped, invented=checked.invented)

@@ -25,6 +25,7 @@ from readingroom.library.store import Library
 from readingroom.paths import cache_dir
 from readingroom.search.ann import text_keys
 from readingroom.search.fusion import top_rows
+from readingroom.text import tokenize
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
 # not reused.
@@ -37,26 +38,6 @@ class DocumentTable:
     years: np.ndarray  # float, NaN where unknown
     languages: np.ndarray  # str, "" where unknown
     sources: np.ndarray
-
-def tokenize(texts: list[str]):
-    """bm25s tokens: lower case, English stop words out, Snowball-stemmed
-    (PyStemmer), so that "states" finds "state"."""
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False, return_ids=False)
-
-
-_STEMMER = None
-
-
-def _stemmer():
-    global _STEMMER
-    if _STEMMER is None:
-        import Stemmer
-
-        _STEMMER = Stemmer.Stemmer("english")
-    return _STEMMER
-
 
 def corpus_fingerprint(lib: Library) -> str:
     """Changes when any passage is added, removed or changed (passage ids are

@@ -20,7 +20,7 @@ from readingroom.library.store import Library
 from readingroom.search.fusion import mmr, rrf, top_rows
 from readingroom.search.index import (  # noqa: F401  (re-exported: callers import them from here)
     BM25_VERSION, DocumentTable, SearchIndex, as_precision, build_bm25, corpus_fingerprint,
-    preferred_embedder, tokenize, _stemmer,
+    preferred_embedder,
 )
 
 MODES = ("hybrid", "bm25", "vector")

@@ -36,7 +36,8 @@ from types import SimpleNamespace
 from tqdm.auto import tqdm
 
 from readingroom.library.store import Library
-from readingroom.answer.check import content_words, speaker, split_sentences
+from readingroom.answer.check import speaker, split_sentences
+from readingroom.text import content_words
 from readingroom.tune.dataset import Example
 
 QUESTION_SYSTEM = "You write questions for a reading group. Reply with one question only, ending with a question mark."
@@ -160,7 +161,7 @@ def extractive_answer(question: str, passage) -> str:
 def write_answer(question: str, passage, generator, checker) -> tuple[str, str]:
     """(response, how it was written): the model's answer as the check left
     it, or the extractive one when nothing of it survives."""
-    from readingroom.answer.pipeline import build_messages
+    from readingroom.answer.prompt import build_messages
     from readingroom.answer.check import check_answer
 
     if generator is not None:

@@ -89,7 +89,7 @@ class TrainResult:
 def prompt_and_response(tokenizer, example: Example) -> tuple[str, str]:
     """The text the model reads and the text it should write: a question
     inside the answer prompt (chat template), or a passage's start."""
-    from readingroom.answer.pipeline import build_messages
+    from readingroom.answer.prompt import build_messages
 
     if example.kind == "continuation":
         return example.instruction + " ", example.response + (tokenizer.eos_token or "")

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import html
 import os
 import re
 import threading
@@ -58,6 +57,7 @@ import ipywidgets as widgets
 
 from readingroom import deployment  # on Binder, the small generator
 from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
+from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
@@ -97,9 +97,7 @@ STYLE = """<style>
 </style>"""
 
 
-def escape(text) -> str:
-    """Text made safe to put in HTML, quotes included (it may land in an attribute)."""
-    return html.escape("" if text is None else str(text), quote=True)
+escape = escape_html  # text made safe to put in HTML, quotes included (it may land in an attribute)
 
 
 def safe_link(url: str | None, anchor: str | None = None) -> str | None:
@@ -231,7 +229,7 @@ class Turn:
 
 def answer_html(result: Answer) -> str:
     kind = "rr-checked rr-abstained" if result.abstained else "rr-checked"
-    parts = [f'<div class="{kind}">{marked_citations(escape(result.body))}</div>']
+    parts = [f'<div class="{kind}">{marked_citations(escape(body_text(result)))}</div>']
     notes = []
     dropped = [s for s in result.sentences if s.kind == "claim" and not s.final]
     kept = [s for s in result.sentences if s.final]
@@ -306,12 +304,6 @@ def cards_html(result: Answer) -> str:
 
 # --- the conversation as Markdown ---------------------------------------------------
 
-def md(text) -> str:
-    """Text for the Markdown export, with <, > and & escaped: Markdown
-    viewers pass raw HTML through, so passage text stays text there too."""
-    return html.escape("" if text is None else str(text), quote=False)
-
-
 def conversation_markdown(answers: list[Answer], library: str | None = None) -> str:
     lines = ["# A conversation with the library", ""]
     about = [f"exported {datetime.now().strftime('%Y-%m-%d %H:%M')}"]
@@ -320,33 +312,14 @@ def conversation_markdown(answers: list[Answer], library: str | None = None) -> 
     models_used = sorted({a.model for a in answers if a.model})
     if models_used:
         about.append("model: " + ", ".join(models_used))
-    lines += ["_" + md("; ".join(about)) + "_", "",
+    lines += ["_" + escape_markdown("; ".join(about)) + "_", "",
               "Answers were checked by the program: every claim cites a passage it was given and shares enough "
               "of its words and meaning to count as supported. Overlap is not proof: read the sources.", ""]
     for i, a in enumerate(answers, start=1):
-        lines += [f"## {i}. {md(a.question)}", ""]
+        lines += [f"## {i}. {escape_markdown(a.question)}", ""]
         if a.rewrite != "none":
-            lines += [f"_searched for: {md(a.rewritten_question)}_", ""]
-        lines += [md(a.body), ""]
-        if a.citations:
-            lines += ["**Sources**", ""]
-            for c in a.citations:
-                hit = a.passages[c["n"] - 1]
-                where = f" #{hit.anchor}" if hit.anchor else ""
-                url = f" <{hit.url}>" if safe_link(hit.url) else ""
-                lines.append(f"- [{c['n']}] {md(c['citation'])}{md(where)}{md(url)}")
-                if c.get("quote"):
-                    lines.append(f"  > {md(' '.join(c['quote'].split()))}")
-            lines.append("")
-        if a.further_reading:
-            lines += ["**Read further**", ""]
-            for doc in a.further_reading:
-                who = f"{doc['author']}, " if doc["author"] else ""
-                year = f" ({doc['year']})" if doc["year"] else ""
-                places = "; ".join(f"[{p['n']}] {p['citation']}" + (f" #{p['anchor']}" if p["anchor"] else "")
-                                   for p in doc["passages"])
-                lines.append(f"- {md(who)}{md(doc['title'])}{md(year)}: {md(places)}")
-            lines.append("")
+            lines += [f"_searched for: {escape_markdown(a.rewritten_question)}_", ""]
+        lines += answer_markdown(a)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -506,7 +479,7 @@ class Chat(widgets.VBox):
         question-language detector (a model per language) and the
         embedder's first call. A page opens a second or two later; the
         first answer comes that much sooner."""
-        from readingroom.answer.pipeline import question_language
+        from readingroom.answer.prompt import question_language
 
         index = self.searcher.index
         question_language("What does the library say about this?", {x for x in index.docs.languages.tolist() if x})

@@ -27,10 +27,10 @@ from readingroom.corpus.document import Block, Document
 from readingroom.corpus.textio import SourceError, read_bytes
 from readingroom.corpus.sources import Problem
 from readingroom.corpus.sources.text import title_from_filename
+from readingroom.text import ends_sentence
 
 PARAGRAPH_GAP = 1.4  # times the usual line spacing
 SHORT_LINE = 0.8  # of the page's longest line
-SENTENCE_END = re.compile(r"""[.!?:…]["'”’)\]]*$""")
 HYPHENATED = re.compile(r"[^\W\d_]-$")  # 'revolu-' but not '1917-' or '--'
 PAGE_NUMBER = re.compile(r"\d{1,4}")  # a printed page number standing alone
 
@@ -89,7 +89,7 @@ def paragraphs(lines: list[Line]) -> list[str]:
         gap = previous.y - line.y if spacing and previous.y is not None and line.y is not None else None
         wide_gap = gap is not None and (gap > PARAGRAPH_GAP * spacing or gap < -spacing)
         last_text = previous.text.strip()
-        ends_paragraph = SENTENCE_END.search(last_text) and len(last_text) < SHORT_LINE * longest
+        ends_paragraph = ends_sentence(last_text, colon=True) and len(last_text) < SHORT_LINE * longest
         if wide_gap or ends_paragraph:
             groups.append([text])
         else:

@@ -1,0 +1,134 @@
+"""Whose claim a sentence states.
+
+A supported sentence must say whose claim it is: it names an author
+(surname), a collective author or a title of a passage it cites, or it
+follows, in the same paragraph, a sentence attributed to the same author
+("According to Engels, A [1]. B [1]." reads as Engels's A and B). Otherwise
+the program prefixes "According to <author>, " (the author of the passage
+that supports it best). This is deliberately simple: it never judges
+whether a claim is true, only that it is presented as somebody's claim.
+"""
+from __future__ import annotations
+
+import re
+
+from readingroom.answer.check.citations import append_markers, cited_numbers, markers
+from readingroom.corpus.document import name_list, split_authors
+
+COLLECTIVE_WORDS = {"editorial", "collective", "committee", "editors", "team", "staff", "group", "board"}
+
+
+def author_names(hit) -> list[str]:
+    """The passage's authors, one name each ("A; B" in a single `author`
+    string is two: corpus.document.split_authors)."""
+    return split_authors(list(getattr(hit, "authors", None) or [])) or split_authors(getattr(hit, "author", ""))
+
+
+def _collective(words: list[str]) -> bool:
+    return any(w.lower() in COLLECTIVE_WORDS for w in words) or len(words) > 4
+
+
+def speaker(hit) -> str:
+    """How an answer names the author of a passage: a surname ("Engels"),
+    two ("Marx and Engels"), a collective ("the Anarchist FAQ"), or the
+    title when there is no author. A hit may name its speaker itself
+    (`speaker_label`: a news item's outlet, "Reuters")."""
+    if getattr(hit, "speaker_label", None):
+        return hit.speaker_label
+    names = author_names(hit)
+    if not names:
+        title = (getattr(hit, "title", "") or "the source").split(":")[0].strip()
+        return f"“{title}”"
+    return name_list([_name_label(n) for n in names])
+
+
+def _name_label(name: str) -> str:
+    words = name.split()
+    if _collective(words):
+        kept = [w for w in words if w.lower() not in COLLECTIVE_WORDS]
+        return "the " + " ".join(kept or words)
+    return words[-1]
+
+
+def name_keys(hit) -> set[str]:
+    """Lower-case strings whose presence in a sentence names this passage's
+    author or work: surnames, full names, a collective's distinctive words,
+    the title (before any colon)."""
+    keys: set[str] = set()
+    if getattr(hit, "speaker_label", None):
+        label = hit.speaker_label.lower()
+        keys |= {label, label.removeprefix("the ")}
+    for name in author_names(hit):
+        words = name.split()
+        keys.add(name.lower())
+        if _collective(words):
+            keys |= {w.lower() for w in words if w.lower() not in COLLECTIVE_WORDS and len(w) >= 3}
+        else:
+            keys.add(words[-1].lower())
+    title = (getattr(hit, "title", "") or "").strip()
+    if title:
+        keys.add(title.lower())
+        main = title.split(":")[0].strip().lower()
+        if len(main) >= 6:
+            keys.add(main)
+    return {k for k in keys if k}
+
+
+def names_author(sentence: str, hits) -> bool:
+    low = sentence.lower()
+    for hit in hits:
+        for key in name_keys(hit):
+            if re.search(r"(?<!\w)" + re.escape(key) + r"(?!\w)", low):
+                return True
+    return False
+
+
+_LOWERABLE = set("the a an this that these those it its there in on at for with by from as all some most many "
+                 "each every no not one two three when while if after before during since because although "
+                 "though however thus therefore so".split())
+
+
+def with_attribution(sentence: str, who: str, context: str = "") -> str:
+    """'The state is ... [1].' -> 'According to Engels, the state is ... [1].'
+    The first word keeps its capital only when `context` (the cited
+    passages) writes it with one in the middle of a sentence, as names are."""
+    first, _, rest = sentence.partition(" ")
+    word = re.sub(r"\W+$", "", first)
+    lowered = first
+    if word[:1].isupper() and word[1:].islower() and word != "I":
+        # A name is written with its capital in the middle of sentences too;
+        # a common word ("Historically") only at their start.
+        is_name = re.search(r"[a-z,;]\s+" + re.escape(word) + r"\b", context) and word.lower() not in _LOWERABLE
+        if not is_name:
+            lowered = first[:1].lower() + first[1:]
+    return f"According to {who}, {lowered}{(' ' + rest) if rest else ''}"
+
+
+_OWN_SOURCE = re.compile(r"^according to (?P<source>[^,]{2,80}),\s*", re.IGNORECASE)
+
+
+def own_source(sentence: str) -> tuple[str, str] | None:
+    """(source, the rest) when the sentence opens by naming a source of its
+    own: 'According to the ministry, output fell [1].' -> ('the ministry',
+    'output fell [1].'); else None."""
+    m = _OWN_SOURCE.match(sentence)
+    return (m.group("source"), sentence[m.end():]) if m else None
+
+
+_PASSAGE_SUBJECT = re.compile(
+    r"^(?:the\s+)?(?:passage|source|text)\s*((?:\[\d{1,3}\])+)\s*(?:also\s+|further\s+)?"
+    r"(states|says|notes|argues|explains|claims|mentions|describes|adds|suggests|emphasi[sz]es|provides|"
+    r"elaborates|shows|writes|points\s+out|highlights)\b", re.IGNORECASE)
+
+
+def name_the_passage(text: str, passages) -> str:
+    """'The passage [2] states that ...' -> 'Engels states that ... [2]'."""
+    m = _PASSAGE_SUBJECT.match(text)
+    if not m:
+        return text
+    numbers = cited_numbers(m.group(1))
+    if not numbers or not all(1 <= n <= len(passages) for n in numbers):
+        return text
+    who = speaker(passages[numbers[0] - 1])
+    rest = text[m.end():]
+    return append_markers(f"{who} {m.group(2).lower()}{rest}", [n for n in numbers if markers([n]) not in rest])
