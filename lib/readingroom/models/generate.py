@@ -77,13 +77,26 @@ class Generator(ABC):
 
     @abstractmethod
     def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               seed: int = 0, stop: Sequence[str] | None = None) -> Iterator[str]:
+               seed: int = 0, stop: Sequence[str] | None = None,
+               json_schema: Mapping | None = None) -> Iterator[str]:
         """The reply to `messages`, as text pieces while they are produced."""
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                 seed: int = 0, stop: Sequence[str] | None = None) -> str:
+                 seed: int = 0, stop: Sequence[str] | None = None, json_schema: Mapping | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, temperature=temperature,
-                                   seed=seed, stop=stop))
+                                   seed=seed, stop=stop, json_schema=json_schema))
+
+    # `json_schema`: the text must be JSON of that schema. llama.cpp enforces
+    # it with a grammar while decoding; a backend that cannot says so in
+    # `enforces_json_schema`, and the caller reads what it gets.
+    enforces_json_schema = False
+
+    def choice_probabilities(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """The probability that the reply to `messages` starts with each of
+        `options` (one word each, any case, with or without a leading space),
+        read from the model's next-token distribution: a judgement with a
+        confidence, not a sampled word."""
+        raise GeneratorError(f"the {self.backend} backend cannot score choices")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} ({self.backend})>"
@@ -251,15 +264,18 @@ class LlamaCppGenerator(Generator):
             raise GeneratorError(f"llama.cpp could not load the model file {path}: {e}") from e
         self._lock = threading.Lock()  # one completion at a time: a Llama holds one context
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    enforces_json_schema = True
+
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         messages = checked_messages(messages)
         check_settings(max_tokens, temperature)
+        response_format = {"type": "json_object", "schema": dict(json_schema)} if json_schema else None
         with self._lock:
             self.last_usage = None
             self.llama.prompt_tokens = None  # stays None if the call fails before generating
             chunks = self.llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                stop=list(stop) if stop else None, stream=True)
+                stop=list(stop) if stop else None, stream=True, response_format=response_format)
             try:
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
@@ -269,6 +285,56 @@ class LlamaCppGenerator(Generator):
                 chunks.close()
                 if self.llama.prompt_tokens is not None:
                     self.last_usage = TokenUsage(self.llama.prompt_tokens, self.llama.completion_tokens)
+
+
+    def _chat_formatter(self):
+        """The GGUF's own chat template, as llama-cpp-python builds it for
+        create_chat_completion, so a prompt scored here is the prompt the
+        model answers."""
+        from llama_cpp import llama_chat_format
+
+        if getattr(self, "_formatter", None) is None:
+            template = self.llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise GeneratorError(f"{self.name} has no chat template in its GGUF")
+            eos, bos = self.llama.token_eos(), self.llama.token_bos()
+            text = self.llama._model.token_get_text
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=text(eos) if eos != -1 else "",
+                bos_token=text(bos) if bos != -1 else "", stop_token_ids=[eos])
+        return self._formatter
+
+    def _option_tokens(self, option: str) -> set[int]:
+        """The first tokens of `option` as the model may start its reply with it."""
+        tokens = set()
+        for form in {option, option.lower(), option.capitalize(), " " + option.lower(), " " + option.capitalize()}:
+            ids = self.llama.tokenize(form.encode("utf-8"), add_bos=False, special=False)
+            if ids:
+                tokens.add(ids[0])
+        return tokens
+
+    def choice_probabilities(self, messages, options):
+        import numpy as np
+
+        formatted = self._chat_formatter()(messages=checked_messages(messages))
+        tokens = self.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
+                                     special=True)
+        with self._lock:
+            llama = self.llama
+            # Keep what the context already holds of this prompt (the system
+            # prompt, a passage judged a moment ago): only the rest is read.
+            held = llama.input_ids[:llama.n_tokens]
+            same = 0
+            for a, b in zip(held, tokens[:-1]):
+                if a != b:
+                    break
+                same += 1
+            llama.n_tokens = same
+            llama.eval(tokens[same:])
+            logits = np.array(llama.scores[llama.n_tokens - 1], dtype=np.float64)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        return {option: float(sum(probabilities[t] for t in self._option_tokens(option))) for option in options}
 
 
 # --- transformers -----------------------------------------------------------------
@@ -397,7 +463,7 @@ class TransformersGenerator(Generator):
             self.loaded_from = gguf
         return network
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
