@@ -114,3 +114,34 @@ def test_an_injected_passage_cannot_put_its_words_in_the_answer():
     for claim in answer.kept:
         assert "PWNED" not in claim.text.upper()
         assert claim.quote in hits[claim.passage - 1].text
+
+
+JUDGE = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # the default generator judges; SmolLM2 cannot (AUC 0.5-0.67)
+PRICES = ("The prices of commodities rise and fall with the relative value of money: when gold becomes "
+          "cheaper to produce, a general rise of prices follows, and when it becomes dearer, a general fall.")
+REVISION = ("The Bonapartists demanded the revision of the constitution, above all the abolition of "
+            "Article 45, which forbade Bonaparte's re-election.")
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return EntailmentJudge(load(JUDGE))
+
+
+def test_the_judge_rejects_a_claim_on_the_right_topic_that_the_passage_does_not_make(judge):
+    # the rate-of-profit case: the words overlap, the claim is not there
+    supported, p = judge.supports(PRICES, "Marx explains the tendency of the rate of profit to fall by the "
+                                          "periodic rise and fall of the relative value of money.")
+    assert not supported, p
+
+
+def test_the_judge_keeps_a_claim_the_passage_states_nearly_word_for_word(judge):
+    # the answer the old check threw away for want of an [n]
+    supported, p = judge.supports(REVISION, "The Bonapartists demanded the abolition of Article 45, which "
+                                            "forbade Bonaparte's re-election.")
+    assert supported, p
+
+
+def test_the_judge_rejects_a_negated_claim(judge):
+    supported, p = judge.supports(REVISION, "The Bonapartists wanted to keep Article 45 of the constitution.")
+    assert not supported, p
