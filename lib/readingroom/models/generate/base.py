@@ -35,13 +35,26 @@ class Generator(ABC):
 
     @abstractmethod
     def stream(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-               seed: int = 0, stop: Sequence[str] | None = None) -> Iterator[str]:
+               seed: int = 0, stop: Sequence[str] | None = None,
+               json_schema: Mapping | None = None) -> Iterator[str]:
         """The reply to `messages`, as text pieces while they are produced."""
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                 seed: int = 0, stop: Sequence[str] | None = None) -> str:
+                 seed: int = 0, stop: Sequence[str] | None = None, json_schema: Mapping | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, temperature=temperature,
-                                   seed=seed, stop=stop))
+                                   seed=seed, stop=stop, json_schema=json_schema))
+
+    # `json_schema`: the text must be JSON of that schema. llama.cpp enforces
+    # it with a grammar while decoding; a backend that cannot says so in
+    # `enforces_json_schema`, and the caller reads what it gets.
+    enforces_json_schema = False
+
+    def choice_probabilities(self, messages: Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """The probability that the reply to `messages` starts with each of
+        `options` (one word each, any case, with or without a leading space),
+        read from the model's next-token distribution: a judgement with a
+        confidence, not a sampled word."""
+        raise GeneratorError(f"the {self.backend} backend cannot score choices")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} ({self.backend})>"

@@ -100,15 +100,18 @@ class LlamaCppGenerator(Generator):
             raise GeneratorError(f"llama.cpp could not load the model file {path}: {e}") from e
         self._lock = threading.Lock()  # one completion at a time: a Llama holds one context
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    enforces_json_schema = True
+
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         messages = checked_messages(messages)
         check_settings(max_tokens, temperature)
+        response_format = {"type": "json_object", "schema": dict(json_schema)} if json_schema else None
         with self._lock:
             self.last_usage = None
             self.llama.prompt_tokens = None  # stays None if the call fails before generating
             chunks = self.llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                stop=list(stop) if stop else None, stream=True)
+                stop=list(stop) if stop else None, stream=True, response_format=response_format)
             try:
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
@@ -118,3 +121,55 @@ class LlamaCppGenerator(Generator):
                 chunks.close()
                 if self.llama.prompt_tokens is not None:
                     self.last_usage = TokenUsage(self.llama.prompt_tokens, self.llama.completion_tokens)
+
+
+    def _chat_formatter(self):
+        """The GGUF's own chat template, as llama-cpp-python builds it for
+        create_chat_completion, so a prompt scored here is the prompt the
+        model answers."""
+        from llama_cpp import llama_chat_format
+
+        if getattr(self, "_formatter", None) is None:
+            template = self.llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise GeneratorError(f"{self.name} has no chat template in its GGUF")
+            eos, bos = self.llama.token_eos(), self.llama.token_bos()
+            text = self.llama._model.token_get_text
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=text(eos) if eos != -1 else "",
+                bos_token=text(bos) if bos != -1 else "", stop_token_ids=[eos])
+        return self._formatter
+
+    def _option_tokens(self, option: str) -> set[int]:
+        """The first tokens of `option` as the model may start its reply with it."""
+        tokens = set()
+        for form in {option, option.lower(), option.capitalize(), " " + option.lower(), " " + option.capitalize()}:
+            ids = self.llama.tokenize(form.encode("utf-8"), add_bos=False, special=False)
+            if ids:
+                tokens.add(ids[0])
+        return tokens
+
+    def choice_probabilities(self, messages, options):
+        import numpy as np
+
+        formatted = self._chat_formatter()(messages=checked_messages(messages))
+        tokens = self.llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
+                                     special=True)
+        with self._lock:
+            llama = self.llama
+            # Keep what the context already holds of this prompt (the system
+            # prompt, a passage judged a moment ago): only the rest is read.
+            held = llama.input_ids[:llama.n_tokens]
+            same = 0
+            for a, b in zip(held, tokens[:-1]):
+                if a != b:
+                    break
+                same += 1
+            llama.n_tokens = same
+            llama.eval(tokens[same:])
+            # The last position's logits, straight from the context: the
+            # Llama object copies them only when built with logits_all.
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        return {option: float(sum(probabilities[t] for t in self._option_tokens(option))) for option in options}

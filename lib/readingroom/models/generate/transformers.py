@@ -125,7 +125,7 @@ class TransformersGenerator(Generator):
             self.loaded_from = gguf
         return network
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 

@@ -1,0 +1,107 @@
+"""Quote-anchored claims, the pure parts: locating a quote in its passage
+(normal form, repair, ambiguity) and reading claims out of JSON while it
+streams."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from readingroom.answer.claims import ClaimReader, DraftClaim, claims_schema, read_claims
+from readingroom.answer.entailment import calibrate, quote_context
+from readingroom.answer.quotes import locate_quote, normal_form
+
+PASSAGE = ("The history of all hitherto existing soci-\nety is the history of _class_ struggles.\n\n"
+           "Freeman and slave, patrician and plebeian, lord and serf, guild\u2011master and "
+           "journeyman, in a word, oppressor and oppressed, stood in constant opposition "
+           "to one another, carried on an uninterrupted, now hidden, now open fight.")
+
+
+def quoted(span):
+    return PASSAGE[span.start:span.end]
+
+
+def test_a_quote_is_found_whatever_its_quote_marks_dashes_case_hyphenation_and_spaces():
+    span = locate_quote("“the history of all hitherto existing society is the history of class struggles”",
+                        PASSAGE)
+    assert span is not None and not span.repaired and span.similarity == 100.0
+    assert quoted(span) == "The history of all hitherto existing soci-\nety is the history of _class_ struggles"
+    span = locate_quote("lord and serf, guild-master and journeyman", PASSAGE)
+    assert quoted(span) == "lord and serf, guild\u2011master and journeyman"
+
+
+def test_a_quote_with_a_word_dropped_is_repaired_to_the_passages_own_words():
+    span = locate_quote("oppressor and oppressed, stood in opposition to one another", PASSAGE)
+    assert span is not None and span.repaired and 90 <= span.similarity < 100
+    assert quoted(span).startswith("oppressor and oppressed, stood in constant opposition")
+
+
+@pytest.mark.parametrize("quote", [
+    "the history of all societies is the history of wars between nations",  # not in the passage
+    "class struggles",                                                      # too short to tell
+    "",
+])
+def test_words_the_passage_does_not_hold_are_not_located(quote):
+    assert locate_quote(quote, PASSAGE) is None
+
+
+def test_a_repair_that_fits_two_places_equally_is_refused():
+    passage = "The workers build the houses of the rich. The workers build the palaces of the rich."
+    assert locate_quote("the workers build the mansions of the rich", passage) is None
+    # an exact quote of one of two identical sentences is fine: same words either way
+    assert locate_quote("The workers build the houses of the rich", passage) is not None
+
+
+def test_normal_form_maps_every_character_back_to_the_original():
+    text = "A  \u201cquoted\u201d soci-\nety\u2014_now_"
+    normal, origin = normal_form(text)
+    assert normal == 'a "quoted" society-now'
+    assert len(origin) == len(normal)
+    assert all(text[o].casefold() in {c, "\u201c", "\u201d", "\u2014", " ", "\n"} or c == " "
+               for c, o in zip(normal, origin) if c.isalpha())
+
+
+def test_claims_are_read_one_by_one_as_the_json_streams():
+    claims = [{"passage": 1, "quote": "the history of class struggles", "text": "History is \"class\" {struggle}."},
+              {"passage": 2, "quote": "oppressor and oppressed", "text": "Two sides."}]
+    text = json.dumps({"claims": claims})
+    reader = ClaimReader()
+    seen = []
+    for i, char in enumerate(text):
+        for claim in reader.feed(char):
+            seen.append((i, claim))
+    assert [c for _, c in seen] == [DraftClaim(**c) for c in claims]
+    first_done = seen[0][0]
+    assert first_done < text.index('"passage": 2')  # handed on before the second was written
+
+
+def test_a_truncated_or_malformed_answer_yields_what_is_complete():
+    text = '{"claims": [{"passage": 1, "quote": "a b c", "text": "t"}, {"passage": "x", "quote": 1, "text": ""}, {"passage": 2, "quo'
+    pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
+    drafts = [p for p in read_claims(pieces) if isinstance(p, DraftClaim)]
+    assert drafts == [DraftClaim(1, "a b c", "t")]
+
+
+def test_the_schema_bounds_passage_numbers_and_claims():
+    schema = claims_schema(3, max_claims=4)
+    claim = schema["properties"]["claims"]["items"]
+    assert claim["properties"]["passage"] == {"type": "integer", "minimum": 1, "maximum": 3}
+    assert schema["properties"]["claims"]["maxItems"] == 4
+    assert claim["required"] == ["passage", "quote", "text"]
+
+
+def test_quote_context_keeps_the_quote_and_what_stands_just_before_it():
+    passage = "x " * 600 + "it is not true that the state withers away " + "y " * 600
+    start = passage.index("the state")
+    context = quote_context(passage, start, start + len("the state withers away"), chars=200)
+    assert "not true that the state withers away" in context
+    assert len(context) <= 210 and context.startswith("…") and context.endswith("…")
+
+
+def test_calibration_takes_the_lowest_threshold_that_keeps_the_precision():
+    probabilities = [0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.3, 0.2]
+    labels = [True, True, True, False, True, False, True, False]
+    c = calibrate("m", probabilities, labels, min_precision=0.95)
+    assert c.threshold == 0.9 and c.precision == 1.0 and c.recall == pytest.approx(3 / 5)
+    c = calibrate("m", probabilities, labels, min_precision=0.75)
+    assert c.threshold == 0.7 and c.recall == pytest.approx(4 / 5)
