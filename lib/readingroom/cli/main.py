@@ -803,5 +803,9 @@ def _library(db):
         raise click.ClickException(str(e)) from e
 
 
+from readingroom.cli.study import study as _study  # noqa: E402  (the command group's own module)
+
+main.add_command(_study)
+
 if __name__ == "__main__":
     main()
