@@ -108,10 +108,11 @@ class Aid:
 
         return to_markdown(self)
 
-    def to_html(self) -> str:
+    def to_html(self, page: bool = True) -> str:
+        """A printable page; `page=False`: one <div> for a widget (the chat's Study tab)."""
         from readingroom.study.export import to_html
 
-        return to_html(self)
+        return to_html(self, page=page)
 
     def to_dict(self) -> dict:
         """The aid as plain data (JSON), with each item's type."""
@@ -141,6 +142,7 @@ class AidSpec:
     properties: dict = {}  # item properties besides passage and quote
     max_items = 4  # per call
     max_tokens = 420
+    question_field = ""  # a property that must be a question (end with "?")
 
     def batches(self, material: Material) -> list[tuple[str, list[SourcePassage]]]:
         """The groups of passages asked about together, each with the
@@ -154,6 +156,8 @@ class AidSpec:
         for name, schema in self.properties.items():
             if schema.get("type") == "string" and not str(draft.get(name, "")).strip():
                 return f"empty {name}"
+        if self.question_field and not text_field(draft, self.question_field).endswith("?"):
+            return "not a question"
         return None
 
     def structural(self, draft: dict, quote: Quote, passage: SourcePassage) -> str | None:

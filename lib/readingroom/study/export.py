@@ -117,11 +117,18 @@ def _figure_png(aid) -> str | None:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def to_html(aid, figure: bool = True) -> str:
-    """A whole HTML page, styled for the screen and for print."""
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-           f"<title>{e(aid.title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{e(aid.title)}</h1>", f"<p class='intro'>{e(_intro(aid))}</p>"]
+FRAGMENT_CSS = """
+.rr-study blockquote { margin: .3em 0 .3em 1.2em; padding-left: .7em; border-left: 3px solid #9ab; }
+.rr-study .n { font-size: .85em; color: #456; } .rr-study .sub, .rr-study .kwic { margin-left: 1.2em; }
+.rr-study .item { margin: .6em 0; } .rr-study img { max-width: 100%; }
+"""
+
+
+def to_html(aid, figure: bool = True, page: bool = True) -> str:
+    """A whole HTML page, styled for the screen and for print; with
+    `page=False`, the same as one <div> to put inside another page (the
+    chat's Study tab)."""
+    out = [f"<h1>{e(aid.title)}</h1>", f"<p class='intro'>{e(_intro(aid))}</p>"]
     png = _figure_png(aid) if figure else None
     if png:
         out.append(f"<p><img alt='{e(aid.title)}' src='data:image/png;base64,{png}'></p>")
@@ -156,8 +163,12 @@ def to_html(aid, figure: bool = True) -> str:
         if p.url and p.url.lower().startswith(("https://", "http://")):
             link = f" <a href='{e(p.url)}'>{e(p.url)}</a>"
         out.append(f"<li value='{p.n}'>{e(_where(aid, p.n))}{link}</li>")
-    out.append("</ol></body></html>")
-    return "\n".join(out) + "\n"
+    out.append("</ol>")
+    if not page:
+        return "\n".join([f"<div class='rr-study'><style>{FRAGMENT_CSS}</style>", *out, "</div>"]) + "\n"
+    head = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+            f"<title>{e(aid.title)}</title><style>{CSS}</style></head><body>"]
+    return "\n".join([*head, *out, "</body></html>"]) + "\n"
 
 
 # --- quizzes: Anki and CSV -------------------------------------------------------------

@@ -37,6 +37,7 @@ class QuestionsSpec(AidSpec):
                     "up to two more passages with their quotes that bear on it (or is empty).")
     max_items = 2
     max_tokens = 480
+    question_field = "question"
 
     @property
     def properties(self):
@@ -45,12 +46,6 @@ class QuestionsSpec(AidSpec):
                     "type": "object", "required": ["passage", "quote"], "additionalProperties": False,
                     "properties": {"passage": {"type": "integer"},
                                    "quote": {"type": "string", "maxLength": MAX_QUOTE_CHARS}}}}}
-
-    def validate(self, draft):
-        why = super().validate(draft)
-        if why is None and not text_field(draft, "question").endswith("?"):
-            return "not a question"
-        return why
 
     def statements(self, draft):
         return [text_field(draft, "says")]

@@ -51,12 +51,7 @@ class QuizSpec(AidSpec):
                   "wrong": {"type": "array", "maxItems": WRONG_OPTIONS, "items": string(160)}}
     max_items = 3
     max_tokens = 480
-
-    def validate(self, draft):
-        why = super().validate(draft)
-        if why is None and not text_field(draft, "question").endswith("?"):
-            return "not a question"
-        return why
+    question_field = "question"
 
     def statements(self, draft):
         return [as_statement(text_field(draft, "question"), text_field(draft, "answer"))]
