@@ -73,7 +73,7 @@ def to_markdown(aid) -> str:
             for label, text in rows[1:]:
                 out.append(f"  - *{md(label)}:* {md(text)}")
             for quote in item.quotes():
-                out.append(f"  > “{md(quote.text)}” \\[{quote.n}\\] ({md(quote.citation)})")
+                out.append(f"  > “{md(quote.text)}” \\[{quote.n}\\]")
             for use in getattr(item, "elsewhere", ()):
                 out.append(f"  - *elsewhere:* … {md(use.left)} **{md(use.match)}** {md(use.right)} … "
                            f"({md(use.citation)})")
@@ -145,8 +145,7 @@ def to_html(aid, figure: bool = True, page: bool = True) -> str:
             for label, text in rows[1:]:
                 parts.append(f"<div class='sub'><i>{e(label)}:</i> {e(text)}</div>")
             for quote in item.quotes():
-                parts.append(f"<blockquote>“{e(quote.text)}” <span class='n'>[{quote.n}] "
-                             f"{e(quote.citation)}</span></blockquote>")
+                parts.append(f"<blockquote>“{e(quote.text)}” <span class='n'>[{quote.n}]</span></blockquote>")
             for use in getattr(item, "elsewhere", ()):
                 parts.append(f"<div class='kwic'>elsewhere: … {e(use.left)} <b>{e(use.match)}</b> "
                              f"{e(use.right)} … ({e(use.citation)})</div>")

@@ -15,6 +15,7 @@ from readingroom.study.core import BATCH, AidSpec, Item, Quote, lowest_probabili
 
 READ_ALOUD = 3
 READ_ALOUD_CHARS = 700
+READ_ALOUD_MIN = 250  # a passage to read aloud is a few sentences, not a line
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,14 +63,18 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’»)\]]*\s")
 
 
 def whole_sentences(text: str, quote: Quote, limit: int = READ_ALOUD_CHARS) -> Quote:
-    """The quote widened to the sentences it stands in (at most `limit`
-    characters; the quote alone when its sentences are longer)."""
-    starts = [0] + [m.end() for m in _SENTENCE_END.finditer(text)]
-    start = max(s for s in starts if s <= quote.start)
+    """The quote widened to the sentences it stands in, then by the
+    sentences after it while it is shorter than READ_ALOUD_MIN (at most
+    `limit` characters; the quote alone when its own sentences are longer)."""
     ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    start = max([0] + [e for e in ends if e <= quote.start])
     end = min(e for e in ends if e >= quote.end)
     if end - start > limit:
         return quote
+    for later in (e for e in ends if e > end):
+        if end - start >= READ_ALOUD_MIN or later - start > limit:
+            break
+        end = later
     chunk = text[start:end]
     start, end = start + len(chunk) - len(chunk.lstrip()), start + len(chunk.rstrip())
     return replace(quote, text=text[start:end], start=start, end=end)
