@@ -19,7 +19,7 @@ from pathlib import Path
 
 from readingroom import open_library
 from readingroom.models.generate import load_generator
-from readingroom.study import KINDS, Selection, make_aid, select_material
+from readingroom.study import KINDS, Material, Selection, make_aid, select_material
 
 
 def main():
@@ -27,13 +27,15 @@ def main():
     parser.add_argument("--doc", default="secH2")
     parser.add_argument("--section", default="H.2.6")
     parser.add_argument("--passages", type=int, default=3)
+    parser.add_argument("--skip", type=int, default=0, help="Start after this many passages of the section.")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--out", type=Path, default=Path("/tmp/study-bench"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     lib = open_library(read_only=True)
-    material = select_material(lib, Selection(args.doc, args.section), max_passages=args.passages)
+    material = select_material(lib, Selection(args.doc, args.section), max_passages=args.skip + args.passages)
+    material = Material(material.title, material.passages[args.skip:], material.cut)
     generator = load_generator(args.model)
     print(f"{material.title}: {len(material.passages)} passages; model {args.model}; "
           f"{os.cpu_count()} cores; load average before {os.getloadavg()}")

@@ -331,7 +331,9 @@ class LlamaCppGenerator(Generator):
                 same += 1
             llama.n_tokens = same
             llama.eval(tokens[same:])
-            logits = np.array(llama.scores[llama.n_tokens - 1], dtype=np.float64)
+            # The last position's logits, straight from the context: the
+            # Llama object copies them only when built with logits_all.
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
         return {option: float(sum(probabilities[t] for t in self._option_tokens(option))) for option in options}

@@ -56,7 +56,8 @@ class Material:
     cut: int = 0  # passages of the selection left out (beyond max_passages)
 
     def passage(self, n: int) -> SourcePassage | None:
-        return self.passages[n - 1] if 1 <= n <= len(self.passages) else None
+        """Passage [n] (numbers need not start at 1: a material may be a slice of another)."""
+        return next((p for p in self.passages if p.n == n), None)
 
     def sections(self) -> list[tuple[str, list[SourcePassage]]]:
         """The passages grouped by section, in reading order."""
