@@ -149,6 +149,17 @@ def test_a_quiz_answer_must_hold_and_its_wrong_options_must_not(lib, generator):
             assert not judge.supports(source, f"When did Kropotkin publish Mutual Aid? — {wrong}")[0]
 
 
+@pytest.mark.slow
+def test_the_judge_gives_real_probabilities_not_a_constant(generator):
+    # llama-cpp-python keeps logits in Llama.scores only with logits_all: read
+    # from there, every probability was an even 0.5 and every statement "held".
+    judge = EntailmentJudge(generator)
+    source = "Peter Kropotkin published Mutual Aid in 1902."
+    supported = judge.probability(source, "Kropotkin published Mutual Aid in 1902.")
+    unrelated = judge.probability(source, "The moon is made of cheese.")
+    assert supported != unrelated and 0.0 < unrelated < 1.0 and supported != 0.5
+
+
 # --- exports ---------------------------------------------------------------------------
 
 def checked(lib, generator, kind, selection, drafts, threshold=0.0):

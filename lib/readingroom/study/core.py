@@ -154,7 +154,7 @@ class AidSpec:
     def validate(self, draft: dict) -> str | None:
         """Why the draft cannot be an item, before any check (None: it can)."""
         for name, schema in self.properties.items():
-            if schema.get("type") == "string" and not any(c.isalpha() for c in str(draft.get(name, ""))):
+            if schema.get("type") == "string" and not any(c.isalnum() for c in str(draft.get(name, ""))):
                 return f"empty {name}"
         if self.question_field and not text_field(draft, self.question_field).endswith("?"):
             return "not a question"
