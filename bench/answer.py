@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 from readingroom import open_library  # noqa: E402
 from readingroom.answer.pipeline import Answer, answer_stream  # noqa: E402
-from readingroom.evaluate.core import GoldFinder, load_questions  # noqa: E402
+from readingroom.evaluate.questions import GoldFinder, load_questions  # noqa: E402
 from readingroom.models.generate import load_generator  # noqa: E402
 from readingroom.models.catalogue import DEFAULT_GENERATOR  # noqa: E402
 from readingroom.search.searcher import searcher_for  # noqa: E402

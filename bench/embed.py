@@ -42,7 +42,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
-from readingroom import corpora, ingest, ingest_paths, open_library  # noqa: E402
+from readingroom import ingest, ingest_paths, open_library  # noqa: E402
+from readingroom.corpus import corpora  # noqa: E402
 from readingroom.models.embed import embed_library, exports_dir, load_embedder, openvino_export_path  # noqa: E402
 from readingroom.models.catalogue import DEFAULT_EMBEDDER  # noqa: E402
 

@@ -30,7 +30,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
-from readingroom import corpora, open_library  # noqa: E402
+from readingroom import open_library  # noqa: E402
+from readingroom.corpus import corpora  # noqa: E402
 from readingroom.library.ingest import ingest, ingest_paths  # noqa: E402
 from readingroom.corpus.sources.anarchist_faq import faq_files  # noqa: E402
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from chat_library import build
+from conftest import build_chat_library
 
 from readingroom.models.catalogue import TEST_GENERATOR
 from readingroom.paths import cache_dir
@@ -86,7 +86,7 @@ def environment(tmp_path_factory):
     cache = folder / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
-    db = build(folder / "library.duckdb", embed=False)
+    db = build_chat_library(folder / "library.duckdb", embed=False)
     env = {**os.environ, "READINGROOM_DB": db, "READINGROOM_GENERATOR": TEST_GENERATOR,
            "READINGROOM_CACHE": str(cache), "PYTHONPATH": str(ROOT / "lib"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",

@@ -15,27 +15,19 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from chat_library import CELLARS, COMMUNE, EVIL, build
+from conftest import CELLARS, COMMUNE, EVIL, build_chat_library
 
 from readingroom import open_library
 from readingroom.answer.pipeline import Answer, citation_list, further_reading
 from readingroom.ui.chat import Chat, answer_html, cards_html, conversation_markdown
 from readingroom.models.embed import load_embedder
-from readingroom.models.generate import GeneratorError, load_generator
+from readingroom.models.generate import GeneratorError
 from readingroom.ui.service import TOKEN_HEADER, GenerationService, RemoteGenerator
-from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR, ModelError
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR
 from readingroom.search.searcher import Hit
 from readingroom.answer.check import SupportChecker, check_answer
 
 COMMUNE_QUESTION = "How long did the Paris Commune of 1871 last before it was crushed?"
-
-
-@pytest.fixture(scope="module")
-def generator():
-    try:
-        return load_generator(TEST_GENERATOR, backend="llama.cpp")
-    except ModelError as e:
-        pytest.fail(f"{e} (the test set-up, `bash setup.sh test`, fetches it)")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def shelf(tmp_path_factory):
     folder = tmp_path_factory.mktemp("chat")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(search_module, "cache_dir", lambda: folder / "cache")
-        path = build(folder / "library.duckdb", embed=True)
+        path = build_chat_library(folder / "library.duckdb", embed=True)
         with open_library(path, read_only=True) as lib:
             yield lib
 
@@ -76,6 +68,7 @@ def no_markup_from_the_corpus(html_text: str):
 
 # --- asking --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_with_source_cards(chat):
     seen = []
 
@@ -105,6 +98,7 @@ def test_the_answer_streams_in_unchecked_then_is_replaced_by_the_checked_answer_
     assert "checked answer" in turn.status.value or "not answered" in turn.status.value
 
 
+@pytest.mark.slow
 def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat):
     turn = ask(chat, "What went up on the barricades of the Paris Commune in March 1871?")
     result = chat.answers[-1]
@@ -136,6 +130,7 @@ def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat
     assert "&lt;img src=x onerror=alert(1)&gt;" in turn.asked.value and "<img" not in turn.asked.value
 
 
+@pytest.mark.slow
 def test_source_cards_show_the_checkers_marks_kept_and_dropped(shelf):
     """A hand-written model answer through the real checker: the cards say
     which sentences cited each passage, with their scores, and which were dropped."""
@@ -163,6 +158,7 @@ def test_source_cards_show_the_checkers_marks_kept_and_dropped(shelf):
 
 # --- filters, follow-ups, a new conversation ------------------------------------------------
 
+@pytest.mark.slow
 def test_filters_come_from_the_library_and_limit_the_passages(chat):
     assert ("Friedrich Engels", "Friedrich Engels") in chat.author.options
     assert chat.years.min == 1845 and chat.years.max == 1999
@@ -182,6 +178,7 @@ def test_filters_come_from_the_library_and_limit_the_passages(chat):
     assert len(chat.answers[-1].passages) == 1
 
 
+@pytest.mark.slow
 def test_a_follow_up_uses_the_conversation_which_exports_as_markdown_and_new_conversation_forgets_it(
         chat, tmp_path):
     ask(chat, "What did Engels write about the cellars in Manchester?")
@@ -220,6 +217,7 @@ def test_a_follow_up_uses_the_conversation_which_exports_as_markdown_and_new_con
 
 # --- errors are shown, not raised -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_model_that_is_not_fetched_is_reported_in_the_chat_with_how_to_fetch_it(shelf, tmp_path, monkeypatch):
     chat = Chat(shelf, model="qwen2.5-coder-0.5b-instruct-q4_k_m", k=2)
     monkeypatch.setenv("READINGROOM_CACHE", str(tmp_path / "empty-cache"))  # no model is fetched there
@@ -250,6 +248,7 @@ def wait_for(condition, seconds=60.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_the_service_answers_in_order_of_arrival_and_tells_each_its_place(service, generator):
     remote = RemoteGenerator(service.url, service.token)
     assert remote.name == TEST_GENERATOR and remote.health()["queue"] == 0
@@ -284,6 +283,7 @@ def test_the_service_answers_in_order_of_arrival_and_tells_each_its_place(servic
     assert remote.last_usage and remote.last_usage.completion_tokens >= 1
 
 
+@pytest.mark.slow
 def test_the_service_refuses_requests_without_its_token(service):
     with pytest.raises(GeneratorError, match="401"):
         RemoteGenerator(service.url, "not-the-token").generate([{"role": "user", "content": "Hello"}])
@@ -296,6 +296,7 @@ def test_the_service_refuses_requests_without_its_token(service):
     assert service.served == 0 and service.queue_length() == 0
 
 
+@pytest.mark.slow
 def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
     remote = RemoteGenerator(service.url, service.token)
     blocker = threading.Thread(target=remote.generate, args=([{"role": "user", "content": "Hi"}],),
@@ -316,6 +317,7 @@ def test_a_reader_who_goes_away_leaves_the_queue(service, generator):
     assert service.served == 1  # the blocker only: the request that left was never generated
 
 
+@pytest.mark.slow
 def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, generator):
     remote = RemoteGenerator(service.url, service.token)
     chat = Chat(shelf, generator=remote, k=2, max_tokens=ANSWER_TOKENS)
@@ -337,10 +339,11 @@ def test_the_chat_in_the_app_shows_its_place_in_the_queue(shelf, service, genera
 
 # --- readingroom app, when it cannot start -------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
     from click.testing import CliRunner
 
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     missing = CliRunner().invoke(main, ["app", "--db", str(tmp_path / "none.duckdb"), "--port", "0"])
     assert missing.exit_code != 0 and "no library here yet" in missing.output
@@ -357,7 +360,7 @@ def test_the_app_upgrades_a_library_from_an_earlier_version_before_sessions_open
     from readingroom.library.store import LibraryOutdated
 
     monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
-    path = build(tmp_path / "old.duckdb", embed=False)
+    path = build_chat_library(tmp_path / "old.duckdb", embed=False)
     # A schema one version ahead of the file's: the file is now "from an earlier version".
     monkeypatch.setattr(library_module, "MIGRATIONS", library_module.MIGRATIONS + ["CREATE TABLE later (x INT);"])
     monkeypatch.setattr(library_module, "SCHEMA_VERSION", len(library_module.MIGRATIONS))

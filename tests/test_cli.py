@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from readingroom.library.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +23,7 @@ def readingroom(*args, env=None):
     )
 
 
+@pytest.mark.slow
 def test_ingest_then_stats_json(tmp_path, fixtures):
     db = tmp_path / "lib.duckdb"
     done = readingroom("ingest", fixtures / "text", fixtures / "markdown", "--db", db, "--quiet")
@@ -34,6 +37,7 @@ def test_ingest_then_stats_json(tmp_path, fixtures):
     assert "0 added, 0 updated, 3 unchanged" in again.stdout
 
 
+@pytest.mark.slow
 def test_the_default_library_path_comes_from_the_environment(tmp_path, fixtures):
     db = tmp_path / "from-env.duckdb"
     readingroom("ingest", fixtures / "markdown", "--quiet", env={"READINGROOM_DB": str(db)})
@@ -41,6 +45,7 @@ def test_the_default_library_path_comes_from_the_environment(tmp_path, fixtures)
     assert str(db) in readingroom("stats", env={"READINGROOM_DB": str(db)}).stdout
 
 
+@pytest.mark.slow
 def test_problems_are_reported_and_the_exit_code_says_so(tmp_path, fixtures):
     (tmp_path / "empty.txt").write_bytes(b"")
     done = readingroom("ingest", tmp_path / "empty.txt", fixtures / "markdown", "--db", tmp_path / "l.duckdb", "--quiet")
@@ -70,6 +75,7 @@ def test_help_lists_the_commands():
         assert command in out
 
 
+@pytest.mark.slow
 def test_embed_is_resumable_and_does_nothing_the_second_time(tmp_path, fixtures):
     db = tmp_path / "lib.duckdb"
     readingroom("ingest", fixtures / "markdown", "--db", db, "--quiet")

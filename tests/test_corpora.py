@@ -51,6 +51,7 @@ def test_sotu_has_president_year_and_party():
     assert (last.year, last.authors, last.metadata["party"]) == (2021, ["Joseph R Biden"], "Democratic")
 
 
+@pytest.mark.slow
 def test_adding_a_corpus_twice_changes_nothing(library):
     cached_folder("sotu")
     first = add_corpus(library, "sotu", download=False, progress=False)

@@ -54,6 +54,7 @@ def minilm():
     return resolve_embedder(DEFAULT_EMBEDDER)
 
 
+@pytest.mark.slow
 def test_vectors_are_unit_rows_of_the_model_width(library, minilm):
     ingest(library, [document("a", numbered("Note", 6)), document("b", [COMMUNE, PLANTS])], progress=False)
     report = embed_library(library, minilm, batch_size=4, progress=False)
@@ -72,6 +73,7 @@ def test_vectors_are_unit_rows_of_the_model_width(library, minilm):
     assert library.con.execute("SELECT text FROM passages WHERE passage_id = ?", [best]).fetchone()[0] == COMMUNE
 
 
+@pytest.mark.slow
 def test_a_near_duplicate_is_nearer_than_an_unrelated_passage(minilm):
     model = load_embedder(minilm)
     commune, again, plants = model.encode_documents([COMMUNE, COMMUNE_AGAIN, PLANTS], batch_size=3)
@@ -79,6 +81,7 @@ def test_a_near_duplicate_is_nearer_than_an_unrelated_passage(minilm):
     assert commune @ plants < 0.3
 
 
+@pytest.mark.slow
 def test_adding_a_document_embeds_only_its_passages(library, minilm):
     ingest(library, [document("a", numbered("Note", 6))], progress=False)
     assert embed_library(library, minilm, progress=False).embedded == 6
@@ -91,6 +94,7 @@ def test_adding_a_document_embeds_only_its_passages(library, minilm):
     assert stored_vectors(library) == 9
 
 
+@pytest.mark.slow
 def test_identical_texts_are_embedded_once_and_shared(library, minilm):
     ingest(library, [document("a", [COMMUNE, PLANTS]), document("b", [COMMUNE, TOPICS[0]])], progress=False)
     report = embed_library(library, minilm, progress=False)
@@ -104,6 +108,7 @@ def test_identical_texts_are_embedded_once_and_shared(library, minilm):
     assert len(shared) == 2 and np.array_equal(vectors[shared[0]], vectors[shared[1]])
 
 
+@pytest.mark.slow
 def test_a_model_with_a_new_identity_embeds_everything_again(library, minilm):
     ingest(library, [document("a", numbered("Note", 5))], progress=False)
     embed_library(library, minilm, progress=False)
@@ -118,6 +123,7 @@ def test_a_model_with_a_new_identity_embeds_everything_again(library, minilm):
     assert len(load_matrix(library, minilm)[0]) == len(load_matrix(library, retrained)[0]) == 5
 
 
+@pytest.mark.slow
 def test_load_matrix_rows_belong_to_their_passage_ids(library, minilm):
     ingest(library, [document("b", numbered("Letter", 5)), document("a", numbered("Note", 4))], progress=False)
     embed_library(library, minilm, batch_size=2, progress=False)
@@ -128,6 +134,7 @@ def test_load_matrix_rows_belong_to_their_passage_ids(library, minilm):
     assert np.allclose(vectors, fresh, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pruning_removes_only_vectors_no_passage_uses(library, minilm):
     ingest(library, [document("a", [COMMUNE, PLANTS]), document("b", [COMMUNE, TOPICS[1]])], progress=False)
     embed_library(library, minilm, progress=False)
@@ -147,6 +154,7 @@ with open_library(sys.argv[1]) as lib:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_embed_resumes_where_it_stopped(tmp_path, minilm):
     texts = [f"{text} Passage {i} of the long pamphlet, with a few more words to embed." for i, text in
              enumerate(numbered("Section", 60))]
@@ -168,6 +176,7 @@ def test_a_killed_embed_resumes_where_it_stopped(tmp_path, minilm):
     assert list(ids) == list(clean_ids) and np.allclose(resumed, vectors, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_version_1_library_is_upgraded_and_its_passages_get_text_hashes(tmp_path, minilm):
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))
@@ -196,6 +205,7 @@ def test_stored_passages_carry_the_hash_duckdb_computes(library):
     ).fetchone()[0] == 0
 
 
+@pytest.mark.slow
 def test_the_openvino_backend_agrees_with_torch_and_is_exported_once(library, minilm, tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     monkeypatch.setenv("READINGROOM_CACHE", str(tmp_path / "cache"))  # a fresh export, made here

@@ -2,6 +2,7 @@
 the CLI, and the shipped benchmark files."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from readingroom import Block, Document, ingest, open_library
-from readingroom.cli.main import main
-from readingroom.evaluate.core import (
-    GoldFinder, Question, QuestionsError, evaluate_retrieval, load_questions, ndcg_at, retrieval_metrics, runs,
-)
+from readingroom import Block, Document, ingest, ingest_paths, open_library
+from readingroom.cli import main
+from readingroom.evaluate.metrics import ndcg_at, retrieval_metrics
+from readingroom.evaluate.questions import GoldFinder, Question, QuestionsError, load_questions
+from readingroom.evaluate.retrieval import evaluate_retrieval
+from readingroom.evaluate.runs import runs
 from readingroom.corpus.passages import Splitter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +143,55 @@ def test_the_faq_benchmark_is_well_formed_and_its_sections_are_in_the_default_co
     assert headed <= len(sample) // 20  # a heading quoted in its own text now and then
 
 
-def test_the_marx_engels_benchmarks_check_out_or_skip_when_the_corpus_is_absent():
+def load_benchmark_checker():
+    """data/benchmarks/check_benchmarks.py as a module (it is a script, not
+    part of the package)."""
+    spec = importlib.util.spec_from_file_location("check_benchmarks", BENCHMARKS / "check_benchmarks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gold_spans_are_checked_and_found_on_a_tiny_benchmark_that_ships(library, fixtures):
+    """The gold checks the Marx-Engels benchmark gets only where its corpus
+    is, run on a tiny benchmark over the fixture texts; and GoldFinder finds
+    each span's passage in a library of those texts."""
+    checker = load_benchmark_checker()
+    tiny = fixtures / "benchmark" / "gold-spans.jsonl"
+    corpus = fixtures / "text"
+    names = [line.split(",")[0] for line in (corpus / "manifest.csv").read_text().splitlines()[1:]]
+    texts = {name: checker.collapse((corpus / name).read_text(encoding="utf-8-sig")) for name in names}
+    everything = " ".join(texts.values())
+
+    def gold_errors(rows, corpus_all=everything):
+        errors = []
+        checker.check_keys(tiny, rows, {"q": str, "gold": str, "file": str}, errors)
+        checker.check_gold(tiny, rows, names, texts, corpus_all, errors)
+        return errors
+
+    rows = checker.load_jsonl(tiny, [])
+    assert len(rows) == 5 and gold_errors(rows) == []
+    # The checks can fail: a span the texts do not hold, one in another file
+    # than named, one that occurs twice.
+    missing = gold_errors([dict(rows[0], gold=rows[0]["gold"].replace("class", "caste"))])
+    assert len(missing) == 2 and "occurs 0 times" in missing[0] and "not found in manifesto" in missing[1]
+    elsewhere = gold_errors([dict(rows[1], file="condition-excerpt.txt")])
+    assert len(elsewhere) == 1 and "not found in condition-excerpt.txt" in elsewhere[0]
+    twice = gold_errors(rows[:1], corpus_all=everything + " " + texts["manifesto-excerpt.txt"])
+    assert len(twice) == 1 and "occurs 2 times" in twice[0]
+
+    ingest_paths(library, [corpus], progress=False)
+    finder = GoldFinder(library)
+    for question in load_questions(tiny):
+        found = finder.passages(question)
+        assert found, question.q
+        texts_found = [library.con.execute("SELECT text FROM passages WHERE passage_id = ?", [p]).fetchone()[0]
+                       for p in found]
+        first_word = question.gold.split()[0]
+        assert any(first_word in t for t in texts_found)
+
+
+def test_the_marx_engels_benchmarks_are_well_formed_and_check_out_where_their_corpus_is():
     result = subprocess.run([sys.executable, str(BENCHMARKS / "check_benchmarks.py")], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -43,17 +43,20 @@ def tokens_in(generator, text: str) -> int:
     return len(generator.tokenizer.encode(text, add_special_tokens=False))
 
 
+@pytest.mark.slow
 def test_a_model_loads_once_per_process(generator, test_model):
     assert load_generator(test_model, backend=generator.backend) is generator
     assert load_generator(TEST_GENERATOR, backend=generator.backend) is generator
 
 
+@pytest.mark.slow
 def test_stream_yields_pieces_that_join_to_generate(generator):
     pieces = list(generator.stream(QUESTION, max_tokens=12))
     assert len(pieces) >= 3 and all(isinstance(p, str) and p for p in pieces)
     assert "".join(pieces) == generator.generate(QUESTION, max_tokens=12)  # greedy: the same text again
 
 
+@pytest.mark.slow
 def test_a_stream_left_early_does_not_disturb_the_next_call(generator):
     expected = generator.generate(QUESTION, max_tokens=8)
     stream = generator.stream(QUESTION, max_tokens=64)
@@ -63,6 +66,7 @@ def test_a_stream_left_early_does_not_disturb_the_next_call(generator):
     assert generator.generate(QUESTION, max_tokens=8) == expected
 
 
+@pytest.mark.slow
 def test_max_tokens_is_respected_and_counted(generator):
     text = generator.generate(QUESTION, max_tokens=5)
     usage = generator.last_usage
@@ -71,6 +75,7 @@ def test_max_tokens_is_respected_and_counted(generator):
     assert usage.prompt_tokens > tokens_in(generator, QUESTION[1]["content"])  # the chat template's tokens too
 
 
+@pytest.mark.slow
 def test_a_stop_string_ends_the_text_and_is_left_out(generator):
     free = generator.generate(QUESTION, max_tokens=16)
     words = free.split()
@@ -82,6 +87,7 @@ def test_a_stop_string_ends_the_text_and_is_left_out(generator):
     assert generator.last_usage.completion_tokens < 16
 
 
+@pytest.mark.slow
 def test_sampling_repeats_for_a_seed(generator):
     greedy = generator.generate(QUESTION, max_tokens=8)
     sampled = {seed: generator.generate(QUESTION, max_tokens=8, temperature=1.0, seed=seed) for seed in (1, 2)}
@@ -89,6 +95,7 @@ def test_sampling_repeats_for_a_seed(generator):
     assert set(sampled.values()) != {greedy}  # it did sample
 
 
+@pytest.mark.slow
 def test_bad_messages_and_settings_are_refused(generator):
     with pytest.raises(ValueError, match="role"):
         generator.generate([{"role": "narrator", "content": "x"}])
@@ -98,6 +105,7 @@ def test_bad_messages_and_settings_are_refused(generator):
         generator.generate(QUESTION, temperature=-1)
 
 
+@pytest.mark.slow
 def test_the_second_transformers_load_reads_the_safetensors_copy(test_model):
     first = load_generator(test_model, backend="transformers")
     folder = transformers_copy_folder(test_model)
@@ -113,6 +121,7 @@ def test_the_second_transformers_load_reads_the_safetensors_copy(test_model):
     assert second.generate(QUESTION, max_tokens=8) == first.generate(QUESTION, max_tokens=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_missing_or_damaged_gguf_is_named(backend, tmp_path, monkeypatch, test_model):
     monkeypatch.setenv("READINGROOM_CACHE", str(tmp_path / "cache"))
@@ -144,6 +153,7 @@ def test_stop_string_filter_holds_back_a_stop_split_over_pieces():
 
 # --- LangChain --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_our_generator_works_in_a_langchain_chain(generator):
     model = ReadingRoomChatModel(generator=generator, max_tokens=10)
     prompt = ChatPromptTemplate.from_messages([("system", "{role}"), ("human", "{question}")])
@@ -172,6 +182,7 @@ def test_any_langchain_chat_model_serves_as_a_generator():
     assert list(characters.stream(QUESTION, stop=["STOP"])) == ["a", "b", "c", " "]
 
 
+@pytest.mark.slow
 def test_round_trip_through_langchain_keeps_text_and_counts():
     llama = load_generator(TEST_GENERATOR, backend="llama.cpp")
     round_trip = LangChainGenerator(ReadingRoomChatModel(generator=llama))

@@ -58,6 +58,7 @@ def test_reingesting_unchanged_files_does_nothing(library, fixtures):
     assert library.con.execute("SELECT passage_id, doc_id FROM passages ORDER BY 1").fetchall() == before
 
 
+@pytest.mark.slow
 def test_a_changed_file_replaces_its_passages(library, tmp_path):
     folder = tmp_path / "texts"
     folder.mkdir()
@@ -149,6 +150,7 @@ with open_library(sys.argv[1]) as lib:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_leaves_a_consistent_library_and_the_next_run_finishes(tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from readingroom.models import catalogue, fetch as fetching, resolve as resolving
 from readingroom import hashing
-from readingroom.cli.main import main
+from readingroom.cli import main
 
 PART_SIZES = (70_000, 50_000, 30_001)  # uneven, so a wrong order cannot give the same bytes
 

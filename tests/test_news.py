@@ -21,14 +21,15 @@ from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest, open_library
 from readingroom.library import store as library_module
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.library.store import Stored
 from readingroom.news import (
     FeedError, ProfileError, add_feed, build_digest, check_alerts, item_table, load_profile, read_file, score_items,
     update,
 )
 from readingroom.news import reuters
-from readingroom.news.feeds import iter_xml, parse_date
+from readingroom.dates import parse_date
+from readingroom.news.feeds import iter_xml
 from readingroom.news.interests import profile_from_dict
 from readingroom.news.items import plain_line
 from readingroom.news.render import html_page, markdown, safe_url
@@ -83,17 +84,6 @@ def newsroom(tmp_path_factory, cache):
     lib = open_library(path)
     yield lib
     lib.close()
-
-
-@pytest.fixture(scope="module")
-def generator():
-    from readingroom.models.generate import load_generator
-    from readingroom.models.catalogue import TEST_GENERATOR, ModelError
-
-    try:
-        return load_generator(TEST_GENERATOR, backend="llama.cpp")
-    except ModelError as e:
-        pytest.fail(f"{e} (the test set-up, `bash setup.sh test`, fetches it)")
 
 
 def profile(name="study group", **alerts):
@@ -209,6 +199,7 @@ def test_update_stores_new_items_as_documents_and_rereading_adds_only_new_ones(l
     assert status[str(feed)] == "ok: 1 new, 5 already stored, 1 repeated"
 
 
+@pytest.mark.slow
 def test_update_embeds_the_new_items_only(library, fixtures):
     ingest(library, [Document("text", "t", "Theory", [Block(STRIKES)], language="en")], progress=False)
     add_feed(library, fixtures / "news/daily-ledger.atom")
@@ -333,6 +324,7 @@ def test_a_profile_with_a_mistake_is_refused_naming_the_file_and_the_mistake(tmp
     assert (loaded.topics[0].threshold, loaded.alert_command, loaded.alert_input) == (0.5, ["notify-me"], "env")
 
 
+@pytest.mark.slow
 def test_items_are_scored_against_topics_with_the_hybrid_search(newsroom):
     items = item_table(newsroom, *WINDOW)
     scores = score_items(searcher_for(newsroom), profile(), items).table().merge(items[["item_id", "title"]])
@@ -357,6 +349,7 @@ def test_items_are_scored_against_topics_with_the_hybrid_search(newsroom):
 
 # --- digests --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_digest_groups_stories_across_outlets_attributes_and_flags_differing_figures(newsroom):
     digest = build_digest(newsroom, profile(), *WINDOW, progress=False)
     titles = [s.title for s in digest.stories]
@@ -382,6 +375,7 @@ def test_a_digest_groups_stories_across_outlets_attributes_and_flags_differing_f
     assert "The Harbour Gazette: 4,000 dockworkers [1]; Daily Ledger: 3,500 dockworkers [2]" in markdown_text
 
 
+@pytest.mark.slow
 def test_feed_text_is_escaped_in_html_and_markdown(newsroom):
     digest = build_digest(newsroom, None, *WINDOW, related_k=0, progress=False)
     item = digest.stories[0].items[0]
@@ -419,6 +413,7 @@ def test_the_news_rules_drop_misattributed_sentences_and_figures_no_item_gives()
         "According to the ministry, as quoted by Reuters, output fell [1]."
 
 
+@pytest.mark.slow
 def test_summaries_by_the_model_are_checked_and_fall_back_to_extracts(newsroom, generator):
     # One story by the model (about 10-40 s here, with the machine shared), one extract.
     digest = build_digest(newsroom, profile(), *WINDOW, generator=generator, model_stories=1, max_stories=2,
@@ -448,6 +443,7 @@ with open(sys.argv[1], "a") as out:
 """
 
 
+@pytest.mark.slow
 def test_alerts_are_raised_once_and_handed_to_the_command_without_a_shell(library, tmp_path, cache):
     feed = tmp_path / "evil.rss"
     feed.write_text(
@@ -491,6 +487,7 @@ def test_alerts_are_raised_once_and_handed_to_the_command_without_a_shell(librar
 
 # --- the command line and the timeline ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_news_add_update_digest_alerts(tmp_path, fixtures, cache):
     db = str(tmp_path / "cli.duckdb")
     run = CliRunner().invoke
@@ -519,6 +516,7 @@ def test_cli_news_add_update_digest_alerts(tmp_path, fixtures, cache):
     assert "ok: 3 new" in result.output
 
 
+@pytest.mark.slow
 def test_timeline_counts_items_per_day_and_outlet(newsroom):
     items = item_table(newsroom, *WINDOW)
     table = items_per_day(items)

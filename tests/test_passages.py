@@ -26,7 +26,7 @@ def test_passages_are_exact_spans_of_the_document_text():
     assert len(passages) > 4
     for p in passages:
         assert d.text[p.char_start:p.char_end] == p.text
-        assert p.n_tokens == count_tokens(p.text) or p.n_tokens <= 60
+        assert p.n_tokens == count_tokens(p.text) and p.n_tokens <= 60
 
 
 def test_budget_is_kept_and_cuts_fall_between_sentences():

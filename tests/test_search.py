@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import Block, Document, ingest
-from readingroom.cli.main import main
+from readingroom.cli import main
 from readingroom.models.embed import embed_library
 from readingroom.search.searcher import (
     BM25_VERSION, Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,
@@ -53,6 +53,7 @@ def texts(hits):
     return [h.text for h in hits]
 
 
+@pytest.mark.slow
 def test_vectors_find_a_paraphrase_that_shares_no_word_with_the_passage(shelf):
     searcher = Searcher(shelf)
     assert texts(searcher.search("When did labourers rule a French city?", 1, mode="vector")) == [COMMUNE]
@@ -60,6 +61,7 @@ def test_vectors_find_a_paraphrase_that_shares_no_word_with_the_passage(shelf):
     assert searcher.search("When did labourers rule a French city?", 3, mode="bm25") == []
 
 
+@pytest.mark.slow
 def test_bm25_finds_the_exact_word_and_hybrid_puts_a_passage_both_agree_on_first(shelf):
     searcher = Searcher(shelf)
     assert texts(searcher.search("photosynthesis", 1, mode="bm25")) == [PLANTS]
@@ -68,6 +70,7 @@ def test_bm25_finds_the_exact_word_and_hybrid_puts_a_passage_both_agree_on_first
     assert set(best[0].ranks) == {"bm25", "vector"} and best[0].ranks["bm25"] == 1
 
 
+@pytest.mark.slow
 def test_hits_carry_what_a_reader_needs_to_find_the_passage(shelf):
     (hit,) = Searcher(shelf).search("Paris Commune 1871", 1)
     assert (hit.title, hit.author, hit.year, hit.source, hit.language) == ("Commune", "Karl Marx", 1871, "test", "en")
@@ -77,6 +80,7 @@ def test_hits_carry_what_a_reader_needs_to_find_the_passage(shelf):
     assert hit.score > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filters, allowed", [
     (Filters.of(author="kropotkin"), {MUTUAL, BREAD}),
     (Filters.of(author=["marx", "weber"]), {COMMUNE, STRIKE, GERMAN}),
@@ -91,6 +95,7 @@ def test_filters_keep_only_matching_documents(shelf, filters, allowed):
         assert hits and set(texts(hits)) <= allowed, mode
 
 
+@pytest.mark.slow
 def test_a_filter_by_document_and_an_unknown_year_leave_out_what_they_should(shelf):
     (doc_id,) = shelf.con.execute("SELECT doc_id FROM documents WHERE key = 'botany'").fetchone()
     assert texts(Searcher(shelf).search("anything at all here", 10, Filters.of(doc_id=doc_id))) == [PLANTS]
@@ -118,6 +123,7 @@ def test_mmr_passes_over_a_near_copy_of_what_it_already_chose():
     assert mmr(relevance, vectors, 2, lambda_=0.5) == [0, 2]
 
 
+@pytest.mark.slow
 def test_mmr_in_search_keeps_two_copies_of_a_text_from_filling_the_list(library):
     # The same paragraph in two different documents (quoted, or two editions).
     ingest(library, [doc("one", [COMMUNE, PLANTS]), doc("two", [COMMUNE, BREAD]), doc("three", [STRIKE])],
@@ -144,6 +150,7 @@ def test_an_empty_library_and_an_empty_query_find_nothing(library):
     assert Searcher(library).search("   ", 5) == []
 
 
+@pytest.mark.slow
 def test_the_bm25_index_is_saved_per_corpus_and_a_damaged_one_is_rebuilt(shelf, tmp_path):
     first = SearchIndex.load(shelf, vectors=False)
     folder = tmp_path / "cache" / "bm25" / f"{corpus_fingerprint(shelf)[:32]}-v{BM25_VERSION}"
@@ -156,6 +163,7 @@ def test_the_bm25_index_is_saved_per_corpus_and_a_damaged_one_is_rebuilt(shelf, 
     assert texts(Searcher(shelf, vectors=False).search("zymurgy", 1)) == ["Zymurgy is the chemistry of fermentation."]
 
 
+@pytest.mark.slow
 def test_searcher_for_reuses_the_index_until_the_library_changes(shelf):
     first = searcher_for(shelf)
     assert searcher_for(shelf).index is first.index
@@ -163,6 +171,7 @@ def test_searcher_for_reuses_the_index_until_the_library_changes(shelf):
     assert searcher_for(shelf).index is not first.index
 
 
+@pytest.mark.slow
 def test_bfloat16_vectors_give_the_same_ranking(shelf):
     exact = Searcher(shelf).search("the price of bread", 3, mode="vector")
     half = Searcher(shelf, precision="bfloat16").search("the price of bread", 3, mode="vector")
@@ -170,6 +179,7 @@ def test_bfloat16_vectors_give_the_same_ranking(shelf):
     assert [h.score for h in half] == pytest.approx([h.score for h in exact], abs=0.01)
 
 
+@pytest.mark.slow
 def test_a_german_or_french_question_finds_the_english_passage_with_the_multilingual_embedder(library):
     english = [d for d in SHELF if d.language == "en"]
     ingest(library, english, progress=False)
@@ -186,6 +196,7 @@ def test_a_german_or_french_question_finds_the_english_passage_with_the_multilin
     assert all("bm25" not in h.ranks for h in hits if h.language == "en")
 
 
+@pytest.mark.slow
 def test_the_query_likelihood_reranker_prefers_the_passage_that_answers(shelf):
     from readingroom.search.rerank import QueryLikelihoodReranker
 
@@ -196,6 +207,7 @@ def test_the_query_likelihood_reranker_prefers_the_passage_that_answers(shelf):
     assert hits[0].text == COMMUNE and hits[0].ranks["rerank"] == 1
 
 
+@pytest.mark.slow
 def test_the_langchain_retriever_returns_documents_with_the_hit_fields(shelf):
     from readingroom.models.langchain import ReadingRoomRetriever
 
@@ -207,6 +219,7 @@ def test_the_langchain_retriever_returns_documents_with_the_hit_fields(shelf):
     assert documents[0].id == meta["passage_id"]
 
 
+@pytest.mark.slow
 def test_cli_search_json_gives_the_documented_fields_best_first(shelf):
     shelf.close()  # the command opens the file itself
     result = CliRunner().invoke(main, ["search", "price of bread", "-k", "2", "--json", "--db", str(shelf.path)])
@@ -218,6 +231,7 @@ def test_cli_search_json_gives_the_documented_fields_best_first(shelf):
     assert hits[0]["score"] >= hits[1]["score"]
 
 
+@pytest.mark.slow
 def test_cli_search_filters_and_readable_output(shelf):
     shelf.close()
     result = CliRunner().invoke(main, ["search", "bread strike workers", "--author", "Marx", "--year-from", "1800",

@@ -15,6 +15,7 @@ import pytest
 from readingroom.corpus.document import Document
 from readingroom.corpus.sources import Problem, ReadOptions, epub, html, mediawiki, pdf, read_paths
 from readingroom.corpus.textio import SourceError
+from readingroom.dates import date_and_year
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 MANIFESTO = FIXTURES / "html" / "manifesto-ch01.htm"
@@ -361,8 +362,8 @@ def test_wiki_without_siteinfo_keys_by_file(tmp_path):
 
 
 def test_shared_helpers():
-    assert html.date_and_year("1848-02-21T10:00:00Z") == ("1848-02-21", 1848)
-    assert html.date_and_year("February 1848") == (None, 1848)
+    assert date_and_year("1848-02-21T10:00:00Z") == ("1848-02-21", 1848)
+    assert date_and_year("February 1848") == (None, 1848)
     assert mediawiki.article_url_prefix("https://w.example.org/index.php?title=Main_Page") == (
         "https://w.example.org/index.php?title="
     )

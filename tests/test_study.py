@@ -281,7 +281,7 @@ def test_glossary_entries_show_where_else_the_library_uses_the_term(lib, generat
 def test_the_cli_writes_an_aid(lib, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from readingroom.cli.main import main
+    from readingroom.cli import main
 
     result = CliRunner().invoke(main, ["study", "guide", "--doc", "faq-h26", "--db", str(lib.path), "--quiet",
                                        "--model", TEST_GENERATOR, "-o", str(tmp_path / "guide.md")])

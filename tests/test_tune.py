@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from readingroom import open_library
-from readingroom.cli.main import main
-from readingroom.evaluate.core import runs
+from readingroom.cli import main
+from readingroom.evaluate.runs import runs
 from readingroom.models.generate import load_generator
 from readingroom.models.catalogue import TEST_GENERATOR, ModelError
 from readingroom.models.resolve import resolve
@@ -64,6 +64,7 @@ def examples(shelf):
 
 # --- datasets ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_examples_round_trip_and_hash(tmp_path, examples):
     path = write_examples(examples, tmp_path / "data.jsonl")
     again = read_examples(path)
@@ -74,6 +75,7 @@ def test_examples_round_trip_and_hash(tmp_path, examples):
     assert held and train and not held_passages & {e.provenance["passage_id"] for e in train}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("line, problem", [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
@@ -132,6 +134,7 @@ def test_the_question_is_found_in_a_wordy_reply():
         "What did Proudhon mean by theft?"
 
 
+@pytest.mark.slow
 def test_questions_generated_from_passages(shelf):
     generator = load_generator(TEST_GENERATOR)
     with open_library(shelf) as lib:
@@ -154,6 +157,7 @@ def interrupted_then_resumed(examples, tuned_dir):
     return first, second
 
 
+@pytest.mark.slow
 def test_training_stops_and_resumes_from_the_step_it_reached(interrupted_then_resumed):
     first, second = interrupted_then_resumed
     assert first.interrupted and first.steps == 2
@@ -165,6 +169,7 @@ def test_training_stops_and_resumes_from_the_step_it_reached(interrupted_then_re
     assert second.best_eval_loss is not None and second.steps_per_second > 0
 
 
+@pytest.mark.slow
 def test_a_resumed_run_takes_the_steps_an_uninterrupted_one_takes(interrupted_then_resumed, examples):
     from safetensors.torch import load_file
 
@@ -179,6 +184,7 @@ def test_a_resumed_run_takes_the_steps_an_uninterrupted_one_takes(interrupted_th
                                                                       abs=1e-4)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_adapter(examples, tuned_dir):
     settings = LoraSettings(max_steps=40, batch_size=2, eval_every=1, checkpoint_every=50, patience=1,
                             max_length=320, learning_rate=0.05, dropout=0.0)  # too fast: it soon gets worse
@@ -188,6 +194,7 @@ def test_early_stopping_keeps_the_best_adapter(examples, tuned_dir):
     assert result.best_eval_loss == min(evals)
 
 
+@pytest.mark.slow
 def test_the_saved_adapter_has_a_card_and_answers(interrupted_then_resumed, examples, shelf):
     folder = registry.folder_of("adapter", "faq-test")
     card = json.loads((folder / registry.CARD).read_text())
@@ -214,6 +221,7 @@ def test_the_saved_adapter_has_a_card_and_answers(interrupted_then_resumed, exam
     assert result.passages
 
 
+@pytest.mark.slow
 def test_a_changed_adapter_no_longer_resolves(interrupted_then_resumed, tmp_path, tuned_dir):
     copy = tmp_path / "exported"
     export_adapter("faq-test", copy)
@@ -225,6 +233,7 @@ def test_a_changed_adapter_no_longer_resolves(interrupted_then_resumed, tmp_path
     shutil.rmtree(weights.parent)
 
 
+@pytest.mark.slow
 def test_export_and_import_check_everything(interrupted_then_resumed, tmp_path):
     exported = export_adapter("faq-test", tmp_path / "faq-test")
     with pytest.raises(AdapterError, match="exists already"):
@@ -271,6 +280,7 @@ def test_export_and_import_check_everything(interrupted_then_resumed, tmp_path):
 
 # --- the embedder ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_tuned_embedder_is_saved_pinned_and_searchable(shelf, examples, tuned_dir):
     from readingroom.models.embed import embed_library
     from readingroom.search.searcher import Searcher
@@ -299,6 +309,7 @@ def test_the_tuned_embedder_is_saved_pinned_and_searchable(shelf, examples, tune
 
 # --- measuring, the command line ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_perplexity_before_and_after_is_recorded(interrupted_then_resumed, examples, shelf):
     from readingroom.tune.measure import held_out_perplexity, record_training
 
@@ -315,6 +326,7 @@ def test_perplexity_before_and_after_is_recorded(interrupted_then_resumed, examp
         assert runs(lib, "lora").iloc[0]["steps"] == 4
 
 
+@pytest.mark.slow
 def test_cli_dataset_lora_and_adapters(shelf, tmp_path, tuned_dir, examples):
     runner = CliRunner()
     out = tmp_path / "cli.jsonl"

@@ -30,11 +30,39 @@ YES, NO = "yes", "no"
 CONTEXT_CHARS = 700  # the quote and, around it, enough of its passage to read it in context
 
 
-def judge_messages(source: str, claim: str) -> list[dict]:
+# Worked examples, one of each way a claim goes wrong. They come before every
+# question and never change, so llama.cpp keeps them in its context and reads
+# them once (choice_probabilities reuses the longest common prefix). They are
+# written for this prompt, from no text of the benchmarks.
+JUDGE_EXAMPLES = (
+    ("The strike began on 3 May, when the dockers walked out; the carters joined them a week later.",
+     "The carters joined the strike after the dockers.", YES),
+    ("The strike began on 3 May, when the dockers walked out; the carters joined them a week later.",
+     "The dockers joined a strike that the carters had begun.", NO),
+    ("The council did not abolish the night shift; it only shortened it to six hours.",
+     "The council abolished the night shift.", NO),
+    ("Rents in the district rose by a third between 1890 and 1900.",
+     "Rents in the district rose sharply in the last decade of the century.", YES),
+    ("Rents in the district rose by a third between 1890 and 1900.",
+     "Rents rose by a third because the landlords formed a cartel.", NO),
+    ("The pamphlet argues that cooperatives must federate to survive competition from large firms.",
+     "The pamphlet explains how large firms set the prices of their goods.", NO),
+    ("In her view, education comes before organisation: workers who cannot read cannot hold a union together.",
+     "She held that workers had to be educated before they could be organised.", YES),
+)
+
+
+def _turn(source: str, claim: str) -> str:
     # The source goes inside delimiters, its own tag look-alikes defused.
-    source = source.replace("<", "‹")
-    return [{"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": JUDGE_USER.format(source=source, claim=claim.replace("<", "‹"))}]
+    return JUDGE_USER.format(source=source.replace("<", "‹"), claim=claim.replace("<", "‹"))
+
+
+def judge_messages(source: str, claim: str) -> list[dict]:
+    messages = [{"role": "system", "content": JUDGE_SYSTEM}]
+    for example_source, example_claim, verdict in JUDGE_EXAMPLES:
+        messages += [{"role": "user", "content": _turn(example_source, example_claim)},
+                     {"role": "assistant", "content": verdict}]
+    return messages + [{"role": "user", "content": _turn(source, claim)}]
 
 
 def quote_context(passage: str, start: int, end: int, chars: int = CONTEXT_CHARS) -> str:

@@ -1,4 +1,4 @@
 """`python -m readingroom.cli`: the same as the `readingroom` command."""
-from readingroom.cli.main import main
+from readingroom.cli import main
 
 main()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from readingroom.paths import default_library_path
+from readingroom.cli.options import db_option, filter_options
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -29,19 +29,14 @@ def _study_command(kind: str, help_text: str):
     @study.command(kind, help=help_text)
     @click.option("--doc", default=None, help="The document: its key, id or words of its title.")
     @click.option("--section", default=None, help="Only the section whose heading holds these words.")
-    @click.option("--author", multiple=True, help="Without --doc: documents by this author (repeatable).")
-    @click.option("--year-from", type=int, default=None)
-    @click.option("--year-to", type=int, default=None)
-    @click.option("--lang", multiple=True, help="Document language, e.g. en (repeatable).")
-    @click.option("--source", multiple=True, help="Source, e.g. anarchist-faq (repeatable).")
+    @filter_options
     @click.option("--max-passages", type=int, default=None, help="Most passages to read [default: 24].")
     @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="File to write: .md, .html, .json; for a quiz also .apkg (Anki) or .csv.")
     @click.option("--model", default=None,
                   help="Generator (and judge) [default: $READINGROOM_GENERATOR, else qwen2.5-coder-1.5b-instruct-q4_k_m].")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
-    @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help=f"Library file [default: {default_library_path()}]")
+    @db_option
     def command(doc, section, author, year_from, year_to, lang, source, max_passages, output, model, quiet, db):
         import json
         import os

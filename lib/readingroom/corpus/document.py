@@ -95,6 +95,24 @@ class Document:
         return name_list([_surname(a) for a in self.authors])
 
 
+# Several authors in one field: 'Marx; Engels' or 'Marx | Engels' (a comma
+# is not one: 'Marx, Karl' is one author).
+AUTHOR_SEPARATORS = (";", "|")
+
+
+def split_authors(value) -> list[str]:
+    """The authors of a field a source or manifest gives: a list as it is,
+    a string split at the AUTHOR_SEPARATORS; blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value)
+    for sep in AUTHOR_SEPARATORS:
+        text = text.replace(sep, "\x1f")
+    return [a.strip() for a in text.split("\x1f") if a.strip()]
+
+
 def name_list(names: list[str]) -> str:
     """'' for none, 'A', 'A and B', 'A et al.' for more."""
     if not names:

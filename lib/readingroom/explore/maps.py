@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from readingroom.explore.stats import new_figure
+from readingroom.viz import new_figure
 
 OTHER = "#d0d0d0"  # points a panel does not colour (None in its labels)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from readingroom.library.store import Library
+from readingroom.viz import new_figure
 
 # RE2 (DuckDB's regex engine) has no lookaround and its \b and \w are ASCII
 # only, so word characters are spelt out as Unicode classes: letters, digits
@@ -386,19 +387,6 @@ def kwic_html(hits: pd.DataFrame) -> str:
 
 
 # --- plots -------------------------------------------------------------------
-def new_figure(width: float, height: float, rows: int = 1, columns: int = 1, sharex: bool = False,
-               height_ratios: list[float] | None = None):
-    """A Figure and its axes, row by row. A bare Figure, not pyplot: it is
-    shown once, where it is returned, and does not linger in pyplot's list
-    of open figures."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(rows, columns, sharex=sharex, squeeze=False,
-                        gridspec_kw={"height_ratios": height_ratios} if height_ratios else None)
-    return fig, list(axes.flat)
-
-
 def plot_counts(table: pd.DataFrame, column: str = "documents", top: int = 15,
                 title: str | None = None):
     """Horizontal bars of `column` for the first `top` rows of an overview()

@@ -15,6 +15,7 @@ says which outlet reports it, and alerts.
 One idea per module:
     items.py      an item, its stable id, its text as a library document
     feeds.py      RSS, Atom, JSONL and Reuters XML, streamed, capped
+    reuters_xml.py  the Reuters XML formats (Reuters-21578, RCV1) that feeds.py reads
     reuters.py    the offline sample feed (Debian's r-cran-tm), pinned
     fetch.py      fetching a URL, only on update
     store.py      feeds and items in the library; update

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from readingroom.library.store import Library
 from readingroom.news.interests import Profile, Scores, score_items
 from readingroom.news.stories import STORY_THRESHOLD, WINDOW_HOURS, cluster, item_vectors
-from readingroom.news.store import _moment, item_table, now
+from readingroom.dates import as_utc
+from readingroom.news.store import item_table, now
 from readingroom.news.summary import NewsHit, Summary, chosen_items, excerpt, lead_sentence, summarise
 
 # Related reading: the answer gate's strength (answer.py) a passage of the
@@ -108,8 +109,8 @@ class Digest:
 
 def window(since=None, until=None, days: float | None = DEFAULT_DAYS) -> tuple[dt.datetime, dt.datetime]:
     """[since, until): by default the `days` before now (UTC)."""
-    until = _moment(until) if until is not None else now()
-    since = _moment(since) if since is not None else until - dt.timedelta(days=days or DEFAULT_DAYS)
+    until = as_utc(until) if until is not None else now()
+    since = as_utc(since) if since is not None else until - dt.timedelta(days=days or DEFAULT_DAYS)
     if since >= until:
         raise ValueError(f"the window is empty: since {since} is not before until {until}")
     return since, until

@@ -21,8 +21,6 @@ Problem, and the rest of the feed goes in.
 """
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import html
 import io
 import json
@@ -36,10 +34,13 @@ from defusedxml.ElementTree import iterparse
 
 from readingroom.corpus.document import Block
 from readingroom.corpus.sources import Problem
-from readingroom.corpus.sources.articles import first, parse_authors
+from readingroom.corpus.document import split_authors
+from readingroom.corpus.sources.articles import first
 from readingroom.corpus.sources.html import language_code
 from readingroom.corpus.textio import MB, SourceError
-from readingroom.news.items import NewsItem, body_blocks, plain_line, utc
+from readingroom.dates import parse_date
+from readingroom.news.items import NewsItem, body_blocks, plain_line
+from readingroom.news.reuters_xml import rcv1_item, reuters_item
 
 DEFAULT_MAX_MB = 20.0  # one feed, decompressed; raise it with --max-mb
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -77,34 +78,6 @@ class CappedReader(io.RawIOBase):
 def too_large(location: str, max_mb: float) -> SourceError:
     return SourceError(location, f"is over the {max_mb:g} MB limit for one feed; nothing of it was stored "
                                  f"(raise the limit with --max-mb if the feed is really that large)")
-
-
-# --- dates --------------------------------------------------------------------------------
-
-def parse_date(value: str | None) -> dt.datetime | None:
-    """A UTC datetime from the dates feeds write: RFC 822 (RSS: 'Wed, 01 May
-    2024 09:30:00 +0200'), ISO 8601 / RFC 3339 (Atom, Dublin Core, exports:
-    '2024-05-01T09:30:00Z', '2024-05-01') and Reuters-21578's
-    '26-FEB-1987 15:18:06.67'. None when it is none of these."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is not None:
-            return utc(parsed)
-    except (TypeError, ValueError, IndexError):
-        pass
-    for pattern in ("%d-%b-%Y %H:%M:%S.%f", "%d-%b-%Y %H:%M:%S", "%d-%b-%Y"):
-        try:
-            return dt.datetime.strptime(value, pattern)
-        except ValueError:
-            pass
-    return None
 
 
 # --- XML ----------------------------------------------------------------------------------------
@@ -207,14 +180,10 @@ def _first_words(blocks: list[Block], words: int = 12) -> str:
 
 
 def _reuters_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from readingroom.news.reuters import reuters_item
-
     return reuters_item(element, feed, where)
 
 
 def _rcv1_item(element, feed: str, info: _FeedInfo, where: str) -> NewsItem | Problem:
-    from readingroom.news.reuters import rcv1_item
-
     return rcv1_item(element, feed, where)
 
 
@@ -316,7 +285,7 @@ def iter_jsonl(stream, feed: str, location: str, outlet: str | None = None,
             item = _item(feed, info, plain_line(str(title)) if title else "", str(body) if body else "",
                          str(first(record, "id")) if first(record, "id") else None,
                          str(url) if url else None, str(date) if date else None,
-                         [plain_line(a) for a in parse_authors(first(record, "authors"))], where,
+                         [plain_line(a) for a in split_authors(first(record, "authors"))], where,
                          language_code(str(first(record, "language") or "")))
             yield item
     except FeedTooLarge:

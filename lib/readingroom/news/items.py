@@ -78,16 +78,6 @@ def body_blocks(body: str | None) -> list[Block]:
     return markup_blocks(body) if has_markup(body) else text_blocks(html.unescape(body))
 
 
-def utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """A naive datetime in UTC (how the library stores times); a naive input
-    is taken to be UTC already."""
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return moment
-
-
 @dataclass
 class NewsItem:
     feed: str  # the feed's location as stored (a path, a URL, a sample feed's name)

@@ -36,6 +36,7 @@ from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Splitter
 from readingroom.corpus.sources import Problem
 from readingroom.corpus.textio import SourceError
+from readingroom.dates import as_utc
 from readingroom.news import reuters
 from readingroom.news.feeds import DEFAULT_MAX_MB, read_file, read_stream
 from readingroom.news.fetch import is_url, open_url
@@ -298,10 +299,10 @@ def item_table(lib: Library, since: dt.datetime | dt.date | str | None = None,
     where, params = [], {}
     if since is not None:
         where.append("coalesce(i.published, i.first_seen) >= $since")
-        params["since"] = _moment(since)
+        params["since"] = as_utc(since)
     if until is not None:
         where.append("coalesce(i.published, i.first_seen) < $until")
-        params["until"] = _moment(until)
+        params["until"] = as_utc(until)
     if outlets is not None:
         where.append("i.outlet IN (SELECT unnest($outlets))")
         params["outlets"] = list(outlets)
@@ -316,11 +317,3 @@ def item_table(lib: Library, since: dt.datetime | dt.date | str | None = None,
     for column in ("url", "guid"):  # None, not NaN, where a feed gave none
         table[column] = table[column].astype(object).where(table[column].notna(), None)
     return table
-
-
-def _moment(value) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-    return dt.datetime.combine(value, dt.time())

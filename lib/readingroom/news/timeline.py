@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from readingroom.explore.stats import new_figure
+from readingroom.viz import new_figure
 
 
 def items_per_day(items: pd.DataFrame, by: str = "outlet") -> pd.DataFrame:

@@ -1,12 +1,12 @@
 """Pictures of aids: the timeline on a time axis, the concept map as a
-graph. Matplotlib Figures made with explore.stats.new_figure (not pyplot),
+graph. Matplotlib Figures made with readingroom.viz.new_figure (not pyplot),
 networkx for the map's layout. Labels are drawn as text, never parsed as
 markup (matplotlib's mathtext is switched off for them)."""
 from __future__ import annotations
 
 import textwrap
 
-from readingroom.explore.stats import new_figure
+from readingroom.viz import new_figure
 
 LABEL_WIDTH = 28
 

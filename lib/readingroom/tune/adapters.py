@@ -25,6 +25,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from readingroom.evaluate.metrics import perplexity
 from readingroom.models.catalogue import GENERATOR, PICKLE_SUFFIXES, ModelError
 from readingroom.hashing import file_sha256
 from readingroom.tune.registry import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, base_by_sha256, check_name, folder_of, read_card,
@@ -56,8 +57,6 @@ def save_adapter(name: str, peft_folder: Path, base, settings, result) -> Path:
     staging.mkdir(parents=True)
     for file in (ADAPTER_WEIGHTS, ADAPTER_CONFIG):
         shutil.copy2(peft_folder / file, staging / file)
-    from readingroom.tune.lora import perplexity
-
     card = {
         "name": name, "kind": "lora-adapter", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base_model": base.name, "base_sha256": base.identity,

@@ -27,6 +27,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from readingroom.evaluate.questions import read_jsonl
+
 FIELDS = ("instruction", "response", "sources", "provenance")
 SOURCE_FIELDS = ("passage_id", "citation", "text")
 KINDS = ("question", "continuation", "manual")
@@ -83,30 +85,8 @@ def check_record(record) -> Example:
 
 
 def read_examples(path: str | Path) -> list[Example]:
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such dataset file") from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text ({e})") from None
-    examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_LINE_CHARS:
-            raise DatasetError(f"{path}:{number}: line longer than {MAX_LINE_CHARS} characters")
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-        try:
-            examples.append(check_record(record))
-        except DatasetError as e:
-            raise DatasetError(f"{path}:{number}: {e}") from None
-    if not examples:
-        raise DatasetError(f"{path}: no examples in it")
-    return examples
+    return read_jsonl(path, check_record, error=DatasetError, file_kind="dataset", items="examples",
+                      max_line_chars=MAX_LINE_CHARS)
 
 
 def write_examples(examples, path: str | Path) -> Path:

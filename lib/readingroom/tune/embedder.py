@@ -93,9 +93,9 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
     recall_before = recall_at(before_model, held_pairs, None, texts)
 
     # A fresh copy to train: the loaded one stays as it is for search.
-    from readingroom.models.generate import _quiet_transformers
+    from readingroom.models.quiet import quiet_transformers
 
-    with _quiet_transformers():
+    with quiet_transformers():
         model = SentenceTransformer(str(before_model.resolved.path), device="cpu", local_files_only=True)
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
@@ -123,7 +123,7 @@ def tune_embedder(lib: Library, examples: list[Example], *, base: str = DEFAULT_
     result = EmbedderResult(None, None, recall_before, recall_after, len(held_pairs), len(train_pairs),
                             len(losses), losses, time.perf_counter() - started)
     if name:
-        with _quiet_transformers():
+        with quiet_transformers():
             result.folder = save_embedder(name, model, before_model, examples, settings, result)
         result.name = f"embedder:{name}"
     return result

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 import warnings
@@ -152,7 +151,8 @@ def load_base(spec, device: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from readingroom.models.generate import _quiet_transformers, _save_bf16_copy, check_gguf, transformers_copy_folder
+    from readingroom.models.generate import check_gguf, save_bf16_copy, transformers_copy_folder
+    from readingroom.models.quiet import quiet_transformers
 
     model = spec if hasattr(spec, "identity") else resolve(str(spec), role="generator")
     if getattr(model, "base", None) is not None:
@@ -160,9 +160,9 @@ def load_base(spec, device: str | None = None):
     device = device or default_device()
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     folder = transformers_copy_folder(model)
-    with _quiet_transformers():
+    with quiet_transformers():
         if not folder.is_dir():
-            _save_bf16_copy(check_gguf(model.path), folder)
+            save_bf16_copy(check_gguf(model.path), folder)
         network = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True,
                                                        local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -339,7 +339,3 @@ def train_lora(base, examples: list[Example], settings: LoraSettings = LoraSetti
 
         result.adapter_folder = save_adapter(name, adapter_folder, model, settings, result)
     return result
-
-
-def perplexity(loss: float | None) -> float | None:
-    return None if loss is None else math.exp(loss)

@@ -1,4 +1,4 @@
-"""Before and after, recorded in the library's runs table (evaluate.Run).
+"""Before and after, recorded in the library's runs table (evaluate.runs.Run).
 
 - "lora" runs: a training run, its held-out loss before and after and its
   speed, the loss curve in the details;
@@ -7,7 +7,7 @@
   passage given its start), one run per model so they compare in `runs`;
 - "embedder-tuning" runs: recall@5 of held-out generated questions before
   and after tuning;
-- answers with an adapter are measured by evaluate.evaluate_answers as for
+- answers with an adapter are measured by evaluate.answers.evaluate_answers as for
   any generator (citation validity, support), their runs kind "answers".
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 
-from readingroom.evaluate.core import Run, record_run
+from readingroom.evaluate.runs import Run, record_run
 from readingroom.library.store import Library
 from readingroom.tune.dataset import Example, dataset_sha256
 from readingroom.tune.lora import encode, load_base, mean_loss

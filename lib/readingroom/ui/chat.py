@@ -346,9 +346,9 @@ def _quiet_loading(library):
     transformers is imported only when the library has vectors to need it."""
     if library.embedding_models().empty:
         return contextlib.nullcontext()
-    from readingroom.models.generate import _quiet_transformers
+    from readingroom.models.quiet import quiet_transformers
 
-    return _quiet_transformers()
+    return quiet_transformers()
 
 
 class Chat(widgets.VBox):

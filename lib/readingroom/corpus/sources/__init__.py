@@ -13,16 +13,15 @@ names the file, so one bad file never stops a batch.
 from __future__ import annotations
 
 import csv
-import datetime
 import importlib
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from readingroom.corpus.document import Document
+from readingroom.corpus.document import Document, split_authors
 from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError, logical_suffix
+from readingroom.dates import iso_date, parse_year
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,6 @@ def supported_suffixes() -> list[str]:
 
 # --- manifests ---------------------------------------------------------------
 MANIFEST_NAME = "manifest.csv"
-AUTHOR_SEPARATORS = (";", "|")
 
 
 def load_manifest(path: Path) -> dict[str, dict]:
@@ -106,9 +104,7 @@ def apply_metadata(doc: Document, row: dict) -> Document:
         doc.title = row.pop("title")
     authors = row.pop("author", "") or row.pop("authors", "")
     if authors:
-        for sep in AUTHOR_SEPARATORS:
-            authors = authors.replace(sep, "\x1f")
-        doc.authors = [a.strip() for a in authors.split("\x1f") if a.strip()]
+        doc.authors = split_authors(authors)
     year = row.pop("year", "") or row.pop("year_written", "")
     if year:
         doc.year = parse_year(year)
@@ -122,26 +118,6 @@ def apply_metadata(doc: Document, row: dict) -> Document:
         doc.url = row.pop("url")
     doc.metadata.update({k: v for k, v in row.items() if v})
     return doc
-
-
-def parse_year(value: str | int | None) -> int | None:
-    """1845 from '1845', '1845-03-01', 'c. 1845' or 1845; None if none."""
-    if value is None:
-        return None
-    m = re.search(r"(?<!\d)(\d{3,4})(?!\d)", str(value))
-    return int(m.group(1)) if m else None
-
-
-def iso_date(value) -> str | None:
-    """'YYYY-MM-DD' when the value starts with a real date, else None (a bare
-    year is kept in `year`, not invented into a date)."""
-    m = re.match(r"\s*(\d{4})-(\d{2})-(\d{2})", str(value or ""))
-    if not m:
-        return None
-    try:
-        return datetime.date(*map(int, m.groups())).isoformat()
-    except ValueError:
-        return None
 
 
 # --- walking -----------------------------------------------------------------

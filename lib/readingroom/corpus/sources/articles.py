@@ -15,9 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from readingroom.corpus.document import Document
+from readingroom.corpus.document import Document, split_authors
 from readingroom.corpus.textio import MB, SourceError, decode, read_bytes
-from readingroom.corpus.sources import AUTHOR_SEPARATORS, Problem, iso_date, parse_year
+from readingroom.dates import iso_date, parse_year
+from readingroom.corpus.sources import Problem
 from readingroom.corpus.sources.text import paragraph_blocks
 
 FIELDS = {
@@ -38,17 +39,6 @@ def first(record: dict, field: str):
         if value not in (None, "", []):
             return value
     return None
-
-
-def parse_authors(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
-    text = str(value)
-    for sep in AUTHOR_SEPARATORS:
-        text = text.replace(sep, "\x1f")
-    return [a.strip() for a in text.split("\x1f") if a.strip()]
 
 
 def records(path: Path, max_mb: float):
@@ -103,7 +93,7 @@ def read(path: Path, key: str, options):
             key=str(url or (f"{key}#{record_id}" if record_id else f"{key}#{n}")),
             title=str(first(record, "title") or f"{path.name}, line {n}"),
             blocks=blocks,
-            authors=parse_authors(first(record, "authors")),
+            authors=split_authors(first(record, "authors")),
             year=parse_year(date),
             date=iso_date(date),
             language=(str(first(record, "language")).lower()[:2] or None) if first(record, "language") else None,

@@ -18,7 +18,8 @@ from ebooklib import epub
 from readingroom.corpus.document import Block, Document
 from readingroom.corpus.textio import SourceError, read_bytes
 from readingroom.corpus.sources import Problem
-from readingroom.corpus.sources.html import date_and_year, html_blocks, language_code
+from readingroom.corpus.sources.html import html_blocks, language_code
+from readingroom.dates import date_and_year
 from readingroom.corpus.sources.text import title_from_filename
 
 

@@ -26,7 +26,8 @@ from bs4.element import PreformattedString, Script, Stylesheet, TemplateString
 
 from readingroom.corpus.document import Block, Document
 from readingroom.corpus.textio import SourceError, decode, looks_binary, read_bytes
-from readingroom.corpus.sources import Problem, parse_year
+from readingroom.dates import date_and_year
+from readingroom.corpus.sources import Problem
 from readingroom.corpus.sources.text import title_from_filename
 
 # Removed with everything inside them: not part of the text.
@@ -52,7 +53,6 @@ DECLARED_CHARSET = re.compile(
     rb"""|<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""",
     re.I,
 )
-ISO_DATE = re.compile(r"(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
 
 
 @dataclass
@@ -65,19 +65,6 @@ class PageInfo:
     year: int | None = None
     language: str | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def date_and_year(value: str | None) -> tuple[str | None, int | None]:
-    """('1848-02-21', 1848) from '1848-02-21' or '1848/2/21'; (None, 1848)
-    from 'February 1848'; a date is only given when it is a whole one."""
-    if not value:
-        return None, None
-    m = ISO_DATE.search(value)
-    if m and m.group(3):
-        year, month, day = (int(g) for g in m.groups())
-        if 1 <= month <= 12 and 1 <= day <= 31:
-            return f"{year:04d}-{month:02d}-{day:02d}", year
-    return None, parse_year(value)
 
 
 def language_code(value: str | None) -> str | None:

@@ -30,7 +30,8 @@ from mwparserfromhell.wikicode import Wikicode
 from readingroom.corpus.document import Block, Document
 from readingroom.corpus.textio import SourceError, open_binary
 from readingroom.corpus.sources import Problem
-from readingroom.corpus.sources.html import date_and_year, language_code
+from readingroom.corpus.sources.html import language_code
+from readingroom.dates import date_and_year
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # Namespace numbers whose links put something on the page other than text.
