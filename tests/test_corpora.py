@@ -85,3 +85,26 @@ def test_unpacking_refuses_paths_that_leave_the_folder(tmp_path):
     with tarfile.open(fileobj=buffer) as archive, pytest.raises(tarfile.FilterError):
         corpora._extract_tar(archive, tmp_path / "out", "package/data")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_fortunes_de_quotations_are_blocks_under_their_authors():
+    corpus, folder = cached_folder("fortunes-de")
+    docs = [d for d in corpora.read(corpus, folder) if hasattr(d, "blocks")]
+    assert len(docs) == 1 and docs[0].language == "de"
+    blocks = docs[0].blocks
+    assert len(blocks) > 11_000
+    kant = [b for b in blocks if b.section == ("Immanuel Kant",)]
+    assert any(b.text.startswith("Das Recht muß nie der Politik, wohl aber die Politik jederzeit dem Recht")
+               and b.text.endswith("— Immanuel Kant") for b in kant)
+
+
+def test_a_wrapped_attribution_and_a_missing_one():
+    from readingroom.corpus.sources.fortunes import quotation_blocks
+
+    text = ("Erste Zeile\nzweite Zeile.\n\t\t-- Jean Jacques Rousseau (Der Gesellschaftsvertrag IV,\n"
+            "\t\tÜber die Religion)\n%\nOhne Urheber.\n%\n\n%\nKurz.\n\t-- (anonym)\n")
+    blocks, unattributed = quotation_blocks(text)
+    assert [b.section for b in blocks] == [("Jean Jacques Rousseau",), ("Unbekannt",), ("(anonym)",)]
+    assert blocks[0].text == ("Erste Zeile zweite Zeile. — Jean Jacques Rousseau "
+                              "(Der Gesellschaftsvertrag IV, Über die Religion)")
+    assert blocks[1].text == "Ohne Urheber." and unattributed == 1

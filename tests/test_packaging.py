@@ -21,7 +21,8 @@ def pip_section(path: Path) -> set[str]:
     lines = path.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
     entries = [line.strip()[2:].strip() for line in lines[start + 1:] if line.strip().startswith("- ")]
-    return {e.replace(" ", "") for e in entries if not e.startswith("--")}
+    # A requirement may carry pip options for its build (binder/: --config-settings).
+    return {e.split(" --")[0].replace(" ", "") for e in entries if not e.startswith("--")}
 
 
 @pytest.mark.parametrize("env_file", ["environment.yml", "binder/environment.yml"])

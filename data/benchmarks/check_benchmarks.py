@@ -3,21 +3,22 @@
 
 Usage (from the repository root):
 
-    python data/benchmarks/check_benchmarks.py [corpus_dir] [--faq DIR] [--sotu DIR]
+    python data/benchmarks/check_benchmarks.py [corpus_dir] [--faq DIR] [--sotu DIR] [--fortunes DIR]
 
 corpus_dir defaults to ../shared/corpus/marx-engels relative to the repository
 root. The schema of every benchmark file is always checked. The gold-span checks
 (each gold occurs exactly once in the corpus, and in the file it names) need the
-Marx-Engels corpus, which is not shipped with the project: when the folder is
-absent the script prints "skipped: corpus absent" and exits 0. Any failure exits 1.
+corpora, which are not shipped with the project: the Marx-Engels texts, An
+Anarchist FAQ's Markdown (Debian `anarchism`) and the German quotations of
+Debian `fortunes-de`. The last two are looked for where `readingroom corpus
+fetch` unpacks them and where Debian installs them. When a corpus is absent the
+script prints "skipped: ... absent" for its checks and exits 0. Any failure
+exits 1.
 
 The v2 files (answers.jsonl, unanswerable-v2.jsonl, claims.jsonl) are checked
 the same way: schema and counts always; gold spans, quotes, passages and the
-"absent from every corpus" greps only against the corpora that are present.
-An Anarchist FAQ is looked for where `readingroom corpus fetch anarchist-faq`
-unpacks it (the readingroom cache, or a system-wide install of Debian's
-`anarchism` package), the State of the Union texts likewise; --faq and --sotu
-name other folders.
+"absent from every corpus" greps only against the corpora that are present
+(--sotu names the State of the Union folder).
 """
 
 from __future__ import annotations
@@ -46,6 +47,38 @@ MIN_PER_TEXT = 5
 MIN_MAIN = 48
 EXPECTED_LANGS = {"de": 5, "fr": 5}
 MIN_UNANSWERABLE = 25
+
+CROSS = HERE / "crosslingual.jsonl"
+EN_TO_X = HERE / "crosslingual-en-to-x.jsonl"
+CROSS_KEYS = ("q", "q_en", "lang", "direction", "gold", "corpus", "file", "answer")
+EN_TO_X_KEYS = ("q", "q_native", "lang", "direction", "text_lang", "gold", "corpus", "file", "answer")
+CROSS_LANGS = ("de", "fr", "es")
+MIN_PER_LANG = 30
+MIN_EN_TO_X = 30
+FAQ_EDITION = "anarchist-faq-15.3-3"
+FORTUNES_EDITION = "fortunes-de-0.35-1"
+
+
+def cache_dir() -> Path:
+    """Where Reading Room unpacks fetched corpora (as readingroom.paths does)."""
+    if os.environ.get("READINGROOM_CACHE"):
+        return Path(os.environ["READINGROOM_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "readingroom"
+
+
+def first_dir(candidates: list[Path]) -> Path | None:
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def default_faq_dir() -> Path | None:
+    return first_dir([cache_dir() / "corpora" / FAQ_EDITION / "usr/share/doc/anarchism/markdown",
+                      Path("/usr/share/doc/anarchism/markdown")])
+
+
+def default_fortunes_dir() -> Path | None:
+    return first_dir([cache_dir() / "corpora" / FORTUNES_EDITION / "usr/share/games/fortunes/de",
+                      Path("/usr/share/games/fortunes/de")])
 
 _WS = re.compile(r"\s+")
 
@@ -131,13 +164,77 @@ def check_gold(path: Path, rows: list[dict], manifest_files: list[str],
             errors.append(f"{where}: gold not found in {fname}: {g[:70]!r}")
 
 
+def read_faq_files(folder: Path) -> dict[str, str]:
+    """Each FAQ section file ('secA1.md') as collapsed raw Markdown. Gold spans
+    are chosen free of Markdown markup, so they read the same in the raw file
+    and in the library's passages."""
+    texts = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(".md.gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                texts[path.name[:-3]] = collapse(fh.read())
+        elif path.name.endswith(".md"):
+            texts[path.name] = collapse(path.read_text(encoding="utf-8"))
+    return texts
+
+
+def read_fortunes(folder: Path) -> dict[str, str]:
+    """Each fortune file (not the .dat indexes, not the .u8 links) collapsed."""
+    return {p.name: collapse(p.read_text(encoding="utf-8"))
+            for p in sorted(folder.iterdir())
+            if p.is_file() and not p.is_symlink() and "." not in p.name}
+
+
+def check_cross_schema(path: Path, rows: list[dict], keys: tuple[str, ...], errors: list[str]) -> None:
+    check_keys(path, rows, {k: str for k in keys}, errors)
+    for row in rows:
+        where = f"{path.name}:{row['_line']}"
+        gold = row.get("gold")
+        if isinstance(gold, str):
+            words = len(collapse(gold).split(" "))
+            if not MIN_WORDS <= words <= MAX_WORDS:
+                errors.append(f"{where}: gold has {words} words (want {MIN_WORDS}-{MAX_WORDS})")
+    golds = Counter(collapse(r.get("gold", "")) for r in rows)
+    for g, n in golds.items():
+        if n > 1:
+            errors.append(f"{path.name}: gold used {n} times: {g[:60]!r}")
+
+
+def check_cross_gold(path: Path, rows: list[dict], corpus: str, texts: dict[str, str] | None,
+                     errors: list[str]) -> str:
+    """Exact-once gold checks for the rows of one corpus; 'checked' or 'skipped'."""
+    mine = [r for r in rows if r.get("corpus") == corpus]
+    if texts is None:
+        return "skipped"
+    everything = " ".join(texts.values())
+    for row in mine:
+        where = f"{path.name}:{row['_line']}"
+        g = collapse(row.get("gold", ""))
+        fname = row.get("file")
+        if fname not in texts:
+            errors.append(f"{where}: file {fname!r} not in the {corpus} corpus")
+            continue
+        n = count_occurrences(everything, g)
+        if n != 1:
+            errors.append(f"{where}: gold occurs {n} times in {corpus} (want 1): {g[:70]!r}")
+        if g not in texts[fname]:
+            errors.append(f"{where}: gold not found in {fname}: {g[:70]!r}")
+    return "checked"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpus_dir", nargs="?", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--faq", type=Path, default=None, help="folder of the FAQ's Markdown files")
+    parser.add_argument("corpus_dir", nargs="?", type=Path, default=DEFAULT_CORPUS,
+                        help="the Marx-Engels corpus folder")
+    parser.add_argument("--faq", type=Path, default=None,
+                        help="An Anarchist FAQ markdown/ folder (default: fetched or installed copy)")
     parser.add_argument("--sotu", type=Path, default=None, help="folder of the SOTU .txt files")
+    parser.add_argument("--fortunes", type=Path, default=None,
+                        help="fortunes-de's de/ folder (default: fetched or installed copy)")
     args = parser.parse_args(argv[1:])
     corpus_dir = args.corpus_dir
+    faq_dir = args.faq or default_faq_dir()
+    fortunes_dir = args.fortunes or default_fortunes_dir()
     errors: list[str] = []
 
     main_rows = load_jsonl(MAIN, errors)
@@ -176,6 +273,42 @@ def main(argv: list[str]) -> int:
     check_gold(MAIN, main_rows, manifest_files, texts, corpus_all, errors)
     check_gold(DEFR, defr_rows, manifest_files, texts, corpus_all, errors)
 
+    cross_rows = load_jsonl(CROSS, errors)
+    en_rows = load_jsonl(EN_TO_X, errors)
+    check_cross_schema(CROSS, cross_rows, CROSS_KEYS, errors)
+    check_cross_schema(EN_TO_X, en_rows, EN_TO_X_KEYS, errors)
+    cross_langs = Counter(r.get("lang") for r in cross_rows)
+    for lang in CROSS_LANGS:
+        if cross_langs[lang] < MIN_PER_LANG:
+            errors.append(f"{CROSS.name}: {cross_langs[lang]} '{lang}' questions (want >= {MIN_PER_LANG})")
+    for r in cross_rows:
+        where = f"{CROSS.name}:{r['_line']}"
+        if r.get("lang") not in CROSS_LANGS:
+            errors.append(f"{where}: lang {r.get('lang')!r} (want one of {CROSS_LANGS})")
+        if r.get("direction") != f"{r.get('lang')}->en":
+            errors.append(f"{where}: direction {r.get('direction')!r} (want '{r.get('lang')}->en')")
+        if r.get("corpus") not in ("marx-engels", "anarchist-faq"):
+            errors.append(f"{where}: corpus {r.get('corpus')!r} (want marx-engels or anarchist-faq)")
+    if len(en_rows) < MIN_EN_TO_X:
+        errors.append(f"{EN_TO_X.name}: {len(en_rows)} questions (want >= {MIN_EN_TO_X})")
+    for r in en_rows:
+        where = f"{EN_TO_X.name}:{r['_line']}"
+        if r.get("lang") != "en" or r.get("direction") != f"en->{r.get('text_lang')}":
+            errors.append(f"{where}: lang/direction {r.get('lang')!r}/{r.get('direction')!r} "
+                          f"(want 'en' and 'en->' + text_lang)")
+        if r.get("corpus") != "fortunes-de":
+            errors.append(f"{where}: corpus {r.get('corpus')!r} (want fortunes-de)")
+    dup_en = [q for q, n in Counter(collapse(r.get("q_en", "")) for r in cross_rows).items() if n > 1]
+    for q in dup_en:
+        errors.append(f"{CROSS.name}: duplicate q_en {q!r}")
+    # The Marx-Engels rows go through the same exact-once check as the main file.
+    me_rows = [r for r in cross_rows if r.get("corpus") == "marx-engels"]
+    check_gold(CROSS, me_rows, manifest_files, texts, corpus_all, errors)
+    faq_state = check_cross_gold(CROSS, cross_rows, "anarchist-faq",
+                                 read_faq_files(faq_dir) if faq_dir else None, errors)
+    fortunes_state = check_cross_gold(EN_TO_X, en_rows, "fortunes-de",
+                                      read_fortunes(fortunes_dir) if fortunes_dir else None, errors)
+
     per_file = Counter(r.get("file") for r in main_rows)
     if corpus_present:
         for name in manifest_files:
@@ -190,6 +323,12 @@ def main(argv: list[str]) -> int:
         print(f"  gold length: {min(words)}-{max(words)} words, mean {sum(words) / len(words):.1f}")
     print(f"{DEFR.name}: {len(defr_rows)} questions {dict(sorted(langs.items(), key=str))}")
     print(f"{UNANSWERABLE.name}: {len(unans_rows)} questions")
+    by_corpus = Counter((r.get("lang"), r.get("corpus")) for r in cross_rows)
+    print(f"{CROSS.name}: {len(cross_rows)} questions "
+          + ", ".join(f"{k[0]}/{k[1]} {n}" for k, n in sorted(by_corpus.items(), key=str)))
+    print(f"{EN_TO_X.name}: {len(en_rows)} questions {dict(Counter(r.get('direction') for r in en_rows))}")
+    print(f"  An Anarchist FAQ gold: {faq_state}" + ("" if faq_dir else " (FAQ markdown absent)"))
+    print(f"  fortunes-de gold: {fortunes_state}" + ("" if fortunes_dir else " (fortunes-de absent)"))
 
     v2_skipped = check_v2(texts, find_faq(args.faq), find_sotu(args.sotu), errors)
 
@@ -203,7 +342,10 @@ def main(argv: list[str]) -> int:
     if not corpus_present:
         print(f"schema OK; gold checks skipped: corpus absent ({corpus_dir})")
         return 0
-    print("OK: every gold span occurs exactly once in the corpus, in its named file")
+    skipped = [name for name, state in (("An Anarchist FAQ", faq_state), ("fortunes-de", fortunes_state))
+               if state == "skipped"]
+    print("OK: every gold span occurs exactly once in the corpus, in its named file"
+          + (f"; skipped: {', '.join(skipped)} absent" if skipped else ""))
     return 0
 
 

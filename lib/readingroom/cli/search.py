@@ -15,16 +15,26 @@ from readingroom.cli.options import (db_option, filter_options, open_library_or_
 @click.option("--backend", type=click.Choice(["torch", "openvino-bf16"]), default="torch", show_default=True,
               help="What runs the model; the stored vectors are the same model's either way.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--document", "documents", multiple=True,
+              help="Only this document's passages: its doc id or its key, e.g. secB2 (repeatable).")
 @db_option
-def embed(model, batch_size, backend, quiet, db):
+def embed(model, batch_size, backend, quiet, documents, db):
     """Embed every passage that has no vector for the model yet (resumable)."""
     from readingroom.models.embed import embed_library
     from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError
 
     with open_library_or_fail(db) as lib:
+        doc_ids = None
+        if documents:  # each named by its doc id or its key
+            found = lib.con.execute("SELECT doc_id, key FROM documents WHERE doc_id IN (SELECT unnest($n)) "
+                                    "OR key IN (SELECT unnest($n))", {"n": list(documents)}).fetchall()
+            unknown = set(documents) - {name for row in found for name in row}
+            if unknown:
+                raise click.ClickException(f"no document has the id or key {', '.join(sorted(unknown))}")
+            doc_ids = [doc_id for doc_id, _ in found]
         try:
             report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size,
-                                   progress=not quiet, backend=backend)
+                                   progress=not quiet, backend=backend, doc_ids=doc_ids)
         except (ModelError, ImportError) as e:
             raise click.ClickException(str(e)) from e
     click.echo(report.summary())

@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from readingroom.corpus.sources import anarchist_faq, fortunes, sotu
+from readingroom.corpus.textio import SourceError
 from readingroom.hashing import file_sha256
 from readingroom.paths import cache_dir
-from readingroom.corpus.sources import anarchist_faq
-from readingroom.corpus.sources import sotu
-from readingroom.corpus.textio import SourceError
 
 
 class CorpusError(Exception):
@@ -78,6 +77,19 @@ CORPORA = {
             installed=None,
             read_folder=sotu.read_folder,
             licence="public domain texts; package Apache-2.0",
+        ),
+        RegistryCorpus(
+            name="fortunes-de",
+            description="German quotations (fortunes-de 'zitate'): 11,618 quotations by author, about 306k words",
+            registry="debian",
+            package="fortunes-de",
+            version="0.35-1",
+            filename="fortunes-de_0.35-1_all.deb",
+            sha256="03fe7a7912935bd3d4e02e38d79ef32a289097f8718d4488c409595abce067a0",
+            inner="usr/share/games/fortunes/de",
+            installed="/usr/share/games/fortunes/de",
+            read_folder=fortunes.read_folder,
+            licence="GPL-2+ collection; the quotations of authors dead for 70 years are public domain",
         ),
     ]
 }

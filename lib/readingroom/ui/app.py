@@ -159,10 +159,11 @@ def stop(process: subprocess.Popen | None) -> None:
 def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None,
             backend: str = "llama.cpp", echo=print) -> None:
     """Serve the chat until interrupted (see the module notes)."""
+    from readingroom import deployment
     from readingroom.models.catalogue import DEFAULT_GENERATOR
 
     db = Path(db).expanduser().resolve() if db else default_library_path()
-    model = model or DEFAULT_GENERATOR
+    model = model or deployment.current().generator or DEFAULT_GENERATOR
     echo(f"library: {db}")
     prepare_library(db)
     echo(f"loading the model {model} once, for every session ...")

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from readingroom import deployment  # on Binder, the small generator
 from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
@@ -376,7 +377,7 @@ class Chat(widgets.VBox):
             generator = RemoteGenerator.from_environment()
         self.generator = generator
         self.shared_model = generator is not None and getattr(generator, "backend", "") == "service"
-        model = model or os.environ.get(MODEL_VARIABLE) or DEFAULT_GENERATOR
+        model = model or os.environ.get(MODEL_VARIABLE) or deployment.current().generator or DEFAULT_GENERATOR
 
         self.header = widgets.HTML()
         self.header.add_class("rr-header")

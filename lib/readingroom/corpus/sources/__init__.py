@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from readingroom.corpus.document import Document, split_authors
-from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError, logical_suffix
+from readingroom.corpus.textio import DEFAULT_MAX_MB, SourceError, logical_suffix, read_text
 from readingroom.dates import iso_date, parse_year
 
 
@@ -32,6 +32,16 @@ class Problem:
 
     def __str__(self):
         return f"{self.location}: {self.message}"
+
+
+def text_and_problems(path: Path) -> tuple[str | None, list[Problem]]:
+    """A package file's text (None when unreadable) and the Problems to report:
+    the reason it could not be read, or the warnings of decoding it."""
+    try:
+        text, warnings = read_text(path)
+    except SourceError as e:
+        return None, [Problem(e.location, e.problem)]
+    return text, [Problem(str(path), w, "warning") for w in warnings]
 
 
 @dataclass

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from readingroom.corpus.document import Document
-from readingroom.corpus.textio import SourceError, read_text
-from readingroom.corpus.sources import Problem
+from readingroom.corpus.sources import Problem, text_and_problems
 from readingroom.corpus.sources.markdown import markdown_blocks, slug
+from readingroom.corpus.textio import SourceError
 
 TITLE = "An Anarchist FAQ"
 AUTHORS = ["Anarchist FAQ Editorial Collective"]
@@ -53,13 +53,10 @@ def read_folder(folder: Path, version: str):
     if not files:
         raise SourceError(folder, "holds no An Anarchist FAQ Markdown files (secA1.md.gz ...)")
     for path in files:
-        try:
-            text, warnings = read_text(path)
-        except SourceError as e:
-            yield Problem(e.location, e.problem)
+        text, problems = text_and_problems(path)
+        yield from problems
+        if text is None:
             continue
-        for w in warnings:
-            yield Problem(str(path), w, "warning")
         blocks, title = markdown_blocks(unwrap_headings(text), anchor_for=faq_anchor)
         if not blocks:
             yield Problem(str(path), "has no paragraphs of text", "warning")
