@@ -30,7 +30,7 @@ LAYERS = [
     {"search"},                                      # index, fusion, searcher, rerank
     {"answer"},                                      # prompt, pipeline, check
     {"evaluate", "explore", "news"},                 # what reads the library through search and answers
-    {"tune"},                                        # adapts the models, measured with evaluate
+    {"tune", "study"},                               # adapts the models, measured with evaluate; study aids (use explore's KWIC)
     {"ui"},                                          # the chat widget, the app, the generation service
     {"cli"},                                         # the shell's view of all of it
 ]

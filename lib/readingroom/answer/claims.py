@@ -87,7 +87,10 @@ class ClaimReader:
     strings and nesting depth, so it never waits for the whole answer and
     never fails on a truncated one (the unfinished claim is dropped)."""
 
-    def __init__(self):
+    def __init__(self, parse=None):
+        # `parse`: what an object at claim depth becomes (None: not one);
+        # by default a DraftClaim. The study aids read their own items with it.
+        self._parse = parse or _draft
         self.text = ""
         self._depth = 0
         self._in_string = False
@@ -118,7 +121,7 @@ class ClaimReader:
             elif char in "}]":
                 if char == "}" and self._depth == 3 and self._claim_start is not None:
                     try:
-                        claim = _draft(json.loads(self.text[self._claim_start:at + 1]))
+                        claim = self._parse(json.loads(self.text[self._claim_start:at + 1]))
                     except (json.JSONDecodeError, RecursionError):
                         claim = None
                     if claim is None:

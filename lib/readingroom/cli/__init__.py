@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from readingroom.cli import answers, app, evaluate, library, models, news, search, tune
+from readingroom.cli import answers, app, evaluate, library, models, news, search, study, tune
 from readingroom.cli.terminal import guard_terminal
 
 
@@ -25,5 +25,5 @@ def main():
 
 for command in (library.ingest, library.corpus, library.stats, models.models_group, search.embed,
                 search.search, answers.ask, evaluate.eval_group, tune.tune_group, tune.adapters_group,
-                news.news_group, app.app):
+                news.news_group, app.app, study.study):
     main.add_command(command)
