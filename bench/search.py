@@ -56,8 +56,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
+from readingroom.text import tokenize  # noqa: E402
 from readingroom.search.searcher import (  # noqa: E402
-    DocumentTable, Filters, SearchIndex, Searcher, Settings, as_precision, build_bm25, tokenize,
+    DocumentTable, Filters, SearchIndex, Searcher, Settings, as_precision, build_bm25,
 )
 
 VOCABULARY = 50_000

@@ -190,17 +190,20 @@ ANSWERISH = st.one_of(
 
 @given(ANSWERISH)
 def test_the_checker_functions_return_whatever_the_text(text):
+    from readingroom import text as words_module
     from readingroom.answer import check
+    from readingroom.answer.check import citations, scoring
+    from readingroom.answer.check import sentences as check_sentences
 
     with time_limit(PER_FILE_S, "the checker"):
         sentences = check.split_sentences(text)
         assert all(isinstance(s, check.Sentence) for s in sentences)
         check.cited_numbers(text)
         check.all_citation_markers(text)
-        check.strip_citations(text)
-        check.normalise_citations(text)
-        check.keep_citations(text, {1, 2})
-        words = check.content_words(text)
-        check.lexical_overlap(words, set(words[:5]))
+        citations.strip_citations(text)
+        citations.normalise_citations(text)
+        citations.keep_citations(text, {1, 2})
+        words = words_module.content_words(text)
+        scoring.lexical_overlap(words, set(words[:5]))
         check.best_quote(text, [s.text for s in sentences][:3])
-        check.join_sentences(sentences)
+        check_sentences.join_sentences(sentences)

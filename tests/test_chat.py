@@ -35,11 +35,13 @@ COMMUNE_QUESTION = "How long did the Paris Commune of 1871 last before it was cr
 @pytest.fixture(scope="module")
 def shelf(tmp_path_factory):
     """The tiny library, embedded with MiniLM; BM25 indexes in a cache of its own."""
-    import readingroom.search.searcher as search_module
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
 
     folder = tmp_path_factory.mktemp("chat")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(search_module, "cache_dir", lambda: folder / "cache")
+        patch.setattr(index_module, "cache_dir", lambda: folder / "cache")
+        patch.setattr(ann_module, "cache_dir", lambda: folder / "cache")
         path = build_chat_library(folder / "library.duckdb", embed=True)
         with open_library(path, read_only=True) as lib:
             yield lib
@@ -509,14 +511,16 @@ def test_each_reader_asks_at_most_their_questions_a_minute(shelf, generator):
 @pytest.mark.slow
 def test_in_the_app_the_chat_reads_the_newest_copy_of_the_library_and_logs_to_the_room(
         tmp_path, monkeypatch, generator):
-    import readingroom.search.searcher as search_module
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
     from conftest import tiny_document as doc
 
     from readingroom import ingest
     from readingroom.ui.room import LOG_VARIABLE, RoomLog
     from readingroom.ui.snapshot import SNAPSHOT_VARIABLE, LibrarySnapshots
 
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(index_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(ann_module, "cache_dir", lambda: tmp_path / "cache")
     db = build_chat_library(tmp_path / "library.duckdb", embed=False)
     snapshots = LibrarySnapshots(db, tmp_path / "snapshots")
     first = snapshots.refresh().path
@@ -571,11 +575,13 @@ def test_the_app_says_why_it_cannot_start(shelf, tmp_path):
 def test_the_app_upgrades_a_library_from_an_earlier_version_before_sessions_open_it_read_only(
         tmp_path, monkeypatch):
     import readingroom.library.store as library_module
-    import readingroom.search.searcher as search_module
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
     from readingroom.ui.app import prepare_library
     from readingroom.library.store import LibraryOutdated
 
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(index_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(ann_module, "cache_dir", lambda: tmp_path / "cache")
     path = build_chat_library(tmp_path / "old.duckdb", embed=False)
     # A schema one version ahead of the file's: the file is now "from an earlier version".
     monkeypatch.setattr(library_module, "MIGRATIONS", library_module.MIGRATIONS + ["CREATE TABLE later (x INT);"])

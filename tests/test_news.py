@@ -52,11 +52,13 @@ HOUSING = ("The housing question is not solved by the landlord's charity: tenant
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """BM25 indexes go to a cache of the tests' own (models and corpora stay where they are)."""
-    import readingroom.search.searcher as search_module
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
 
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search_module, "cache_dir", lambda: folder)
+        mp.setattr(index_module, "cache_dir", lambda: folder)
+        mp.setattr(ann_module, "cache_dir", lambda: folder)
         yield folder
 
 

@@ -237,9 +237,11 @@ time.sleep(float(sys.argv[3]))
 
 
 def test_writers_work_while_the_room_reads_its_copy_which_follows_the_library(tmp_path, monkeypatch):
-    import readingroom.search.searcher as search_module
+    import readingroom.search.ann as ann_module
+    import readingroom.search.index as index_module
 
-    monkeypatch.setattr(search_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(index_module, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(ann_module, "cache_dir", lambda: tmp_path / "cache")
     db = build(tmp_path / "library.duckdb", embed=False)
     snapshots = LibrarySnapshots(db, tmp_path / "snapshots")
     first = snapshots.refresh()

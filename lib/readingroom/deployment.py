@@ -94,6 +94,7 @@ BINDER_DEPLOYMENT = Deployment(
         # One generator, the small one, and no comparison of models.
         "04_answering": {"GENERATOR": BINDER_GENERATOR, "SMALLER": [], "EMBEDDING_BACKEND": "torch"},
         "06_chat": {"MODEL": BINDER_GENERATOR},
+        "08_study": {"GENERATOR": BINDER_GENERATOR, "MAX_PASSAGES": 3},
     },
 )
 LOCAL_DEPLOYMENT = Deployment(name=LOCAL, about="Here: the parameters as written.")

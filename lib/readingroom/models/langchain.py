@@ -141,7 +141,7 @@ class LangChainGenerator(Generator):
         self.name = name or getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None) \
             or type(chat_model).__name__
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         lc_messages = to_langchain_messages(messages)
         check_settings(max_tokens, temperature)
         settings = dict(max_tokens=max_tokens, temperature=temperature, seed=seed) if self.pass_settings else {}

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from readingroom.answer.claims import ClaimReader, MAX_QUOTE_CHARS
-from readingroom.answer.pipeline import PASSAGE_CHARS, neutralise
+from readingroom.answer.prompt import PASSAGE_CHARS, neutralise
 from readingroom.study.select import Material, SourcePassage
 
 BATCH = 3  # passages per generator call: with instructions and output, well inside a 4096-token context

@@ -562,7 +562,7 @@ class RemoteGenerator(Generator):
             raise GeneratorError(f"the generation service refused: {body.get('error', response.status)}")
         return body
 
-    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None):
+    def stream(self, messages, *, max_tokens=256, temperature=0.0, seed=0, stop=None, json_schema=None):
         messages = checked_messages(messages)
         check_settings(max_tokens, temperature)
         self.last_usage = None
