@@ -16,20 +16,20 @@ HERE = Path(__file__).resolve().parent
 # Lowest first, as in tests/test_architecture.py: (package, what it holds).
 LAYERS = [
     [("paths · hashing · dates", "where files live, sha256, dates"),
-     ("text", "sentences, tokens, words"), ("viz", "figures")],
+     ("text", "sentences, tokens, words"), ("viz · workers", "figures, pools; deployment")],
     [("corpus/", "documents, readers (sources/), passages, corpora")],
     [("library/", "the DuckDB file: schema, migrations, ingest")],
     [("models/", "catalogue, fetch, resolve, embed, generate/")],
     [("search/", "BM25 + vectors, fused; rerank")],
-    [("answer/", "prompt, pipeline, check: every sentence cited")],
+    [("answer/", "prompt, pipeline, check; quotes, claims, judge")],
     [("evaluate/", "questions, metrics, runs"), ("explore/", "counts, words in context, maps"),
      ("news/", "feeds, stories, digests, alerts")],
-    [("tune/", "datasets, LoRA adapters, tuned embedder")],
+    [("tune/", "datasets, LoRA adapters, tuned embedder"), ("study/", "guides, quizzes, maps, checked")],
     [("ui/", "the chat widget, the app, the generation service")],
     [("cli/", "one module per command group")],
 ]
 DATA = ["files, corpora", "documents → passages", "stored, once", "vectors, a generator", "hits",
-        "checked answers", "measures, maps, digests", "adapted models", "a page in the browser",
+        "checked answers", "measures, maps, digests", "adapted models, study aids", "a page in the browser",
         "a shell"]
 COLOURS = ["#e8e8e8", "#dbe9f6", "#c6dbef", "#c7e9c0", "#fdd0a2", "#fcbba1", "#dadaeb", "#dadaeb",
            "#fff2ae", "#fff2ae"]
