@@ -10,11 +10,9 @@ explicit allowance `allow_networks` (loopback is refused by default)."""
 from __future__ import annotations
 
 import bz2
-import contextlib
 import gzip
 import hashlib
 import http.server
-import io
 import json
 import os
 import shutil
@@ -31,13 +29,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from readingroom import Block, Document, ingest, open_library
+from readingroom import Document, open_library
 from readingroom.corpus.sources import Problem, ReadOptions, read_paths
-from readingroom.corpus.sources import articles, epub, mediawiki
+from readingroom.corpus.sources import articles, epub
 from readingroom.corpus.textio import MB, SourceError, read_bytes, strip_controls, terminal_safe
 from readingroom.library.ingest import ingest_paths
 from readingroom.news import add_feed, check_alerts, load_profile, update
-from readingroom.news import fetch as news_fetch
 from readingroom.news.alerts import MAX_FIELD_CHARS
 from readingroom.news.feeds import read_file
 from readingroom.news.fetch import allow_networks, open_url

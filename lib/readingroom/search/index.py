@@ -223,7 +223,7 @@ class SearchIndex:
             return np.flatnonzero(usable)  # too few after the filter: search its rows exactly
         return np.sort(rows)
 
-    def mask(self, filters: Filters | None) -> np.ndarray | None:
+    def mask(self, filters) -> np.ndarray | None:  # filters: a searcher.Filters, or None
         if not filters:
             return None
         return filters.document_mask(self.docs)[self.doc_index]

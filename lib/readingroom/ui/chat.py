@@ -434,7 +434,6 @@ class Chat(widgets.VBox):
             self.problem = str(e)
             self.header.value = f'<div class="rr-error">The library cannot be opened: {escape(e)}</div>'
             return
-        index = self.searcher.index
         self._warm_up()
         self._describe()
 
