@@ -33,11 +33,11 @@ class FakeHit:  # a search Hit's fields the answer reads; the texts are what mat
     citation: str = ""
 
 
-def load(name):
+def load(name, own=False):
     from readingroom.models.generate import load_generator
 
     try:
-        return load_generator(name, n_ctx=2048)
+        return load_generator(name, n_ctx=2048, own=own)
     except ModelError as e:
         pytest.skip(f"{name} is not fetched ({e})")
 
@@ -102,7 +102,10 @@ def test_attribution_matches_whole_names_or_surnames_only(speaker, text, expecte
 
 def test_an_injected_passage_cannot_put_its_words_in_the_answer():
     generator = load(TEST_GENERATOR)
-    judge = EntailmentJudge(load(TEST_GENERATOR))
+    judge = EntailmentJudge(load(TEST_GENERATOR, own=True))
+    with pytest.raises(ValueError, match="of its own"):  # one context cannot write and judge at once
+        next(anchored_stream("q", [], generator, EntailmentJudge(generator), sources_block=sources,
+                             speaker_of=lambda hit: ""))
     hits = [FakeHit(COMMUNE, "p1"), FakeHit(INJECTED, "p2")]
     items = list(anchored_stream("How long did the Paris Commune last?", hits, generator, judge,
                                  sources_block=sources, speaker_of=lambda hit: "", max_tokens=200))

@@ -151,6 +151,10 @@ def anchored_stream(question: str, hits, generator, judge: EntailmentJudge, *, s
     (CheckedClaim, kept or not), then the AnchoredAnswer. `hits` are the
     passages that passed the gate; `sources_block` and `speaker_of` come
     from the prompt and attribution modules."""
+    if getattr(judge, "generator", None) is generator:
+        # Claims are judged while the answer is still being written: one
+        # context cannot do both (load the judge with load_generator(own=True)).
+        raise ValueError("the judge needs a generator of its own, not the one writing the answer")
     started = time.perf_counter()
     messages = anchored_messages(question, hits, sources_block, language_note)
     pieces: list[str] = []

@@ -15,10 +15,13 @@ _loaded: dict[tuple, Generator] = {}
 _loading = threading.Lock()
 
 
-def load_generator(spec=DEFAULT_GENERATOR, backend: str = "llama.cpp", **options) -> Generator:
+def load_generator(spec=DEFAULT_GENERATOR, backend: str = "llama.cpp", *, own: bool = False,
+                   **options) -> Generator:
     """The generator for `spec` (a catalogue name, a .gguf path, or a model
     resolve() returned) on `backend`, loaded once per process for each model
-    and set of options."""
+    and set of options. `own=True`: a new instance with a context of its
+    own, never shared (a judge that reads while an answer is being written
+    needs one: a context holds one sequence, and its lock one caller)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     model = spec if hasattr(spec, "identity") else resolve(str(spec), role="generator")
@@ -27,6 +30,8 @@ def load_generator(spec=DEFAULT_GENERATOR, backend: str = "llama.cpp", **options
         # transformers (see readingroom.tune.adapters for why not llama.cpp).
         backend = "transformers"
         options = {k: v for k, v in options.items() if k in ("device", "dtype", "warm_up")}
+    if own:
+        return BACKENDS[backend](model, **options)
     key = (backend, model.identity, model.path, tuple(sorted(options.items())))
     with _loading:
         if key not in _loaded:
