@@ -239,7 +239,7 @@ def citation_list(checked: Checked, passages) -> list[dict]:
         hit = passages[n - 1]
         citing = [s.final for s in checked.sentences if s.final and n in s.valid]
         citations.append({"n": n, "passage_id": hit.passage_id, "citation": hit.citation,
-                          "quote": defuse_markers(best_quote(hit.text, citing))})
+                          "quote": defuse_markers(best_quote(hit.text, citing, language=hit.language))})
     return citations
 
 
