@@ -3,6 +3,8 @@ answer.check.scoring): German stop words and stemmer for German passages,
 English exactly as before for English ones."""
 from __future__ import annotations
 
+import numpy as np
+
 from conftest import TINY_SHELF, tiny_document
 from readingroom import ingest
 from readingroom.answer.check import SupportChecker
@@ -37,7 +39,9 @@ def test_english_words_are_what_they_were():
 
 
 def test_german_words_use_german_stop_words_and_stemmer_and_are_tagged():
-    assert index_tokens(["Die Staaten und der Staat"], "de")[0] == ["de:staat", "de:staat"]
+    # BM25 keeps German stop words (text.BM25_STOP_WORD_LANGUAGES); the checker's words drop them.
+    assert index_tokens(["Die Staaten und der Staat"], "de")[0] == ["de:die", "de:staat", "de:und", "de:der",
+                                                                   "de:staat"]
     assert tokenize(["Die Staaten"])[0] != tokenize(["der Staat"])[0]  # English reading: no match, "die" kept
     assert content_words("Die Staaten der Welt [1]", "de") == ["staat", "welt"]
 
@@ -86,3 +90,21 @@ def test_the_checker_reads_a_german_passage_with_german_words():
     assert as_english[0, 0] > 0.65
     assert {"es", "und", "den", "der"} <= set(content_words(AUGSTEIN))
     assert not {"es", "und", "den", "der"} & set(content_words(AUGSTEIN, "de"))
+
+
+def test_bm25_built_in_batches_reads_each_language_as_bm25s_does():
+    import pyarrow as pa
+
+    from readingroom.search.bm25 import build_streaming
+    from readingroom.search.index import build_bm25
+
+    texts = [BISMARCK, "The states of the world are big.", "Les États du monde et l'État.", AUGSTEIN, SENTENCE]
+    languages = ["de", "en", "fr", "de", None]
+    streamed = build_streaming([(pa.array(texts[:3]), pa.array(languages[:3])),
+                                (pa.array(texts[3:]), pa.array(languages[3:]))], None)
+    built = build_bm25(texts, languages=languages)
+    assert streamed.vocab_dict.keys() == built.vocab_dict.keys()
+    for query in (["de:staat"], ["state"], ["fr:état"], ["de:der", "citi"]):
+        assert np.allclose(streamed.get_scores(query), built.get_scores(query)), query
+    assert np.flatnonzero(built.get_scores(["de:staat"])).tolist() == [0, 3]
+    assert np.flatnonzero(built.get_scores(["state"])).tolist() == [1, 4]

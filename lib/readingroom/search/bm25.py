@@ -14,7 +14,8 @@ b 0.75), and the triples become the column-compressed matrix bm25s queries:
 the result is a `bm25s.BM25`, saved, loaded and queried as before.
 
 Each passage is read in its language (text.index_tokens: that language's
-stop words and stemmer, its stems tagged "de:..."; English untagged), as
+stemmer, and stop words where text.BM25_STOP_WORD_LANGUAGES says, its
+stems tagged "de:..."; English untagged), as
 index.build_bm25 reads it: a batch's texts are counted a language at a
 time (`count_words_in_languages`).
 
@@ -30,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from readingroom.text import stemmer, stop_words, token_tag, word_language
+from readingroom.text import BM25_STOP_WORD_LANGUAGES, stemmer, stop_words, token_tag, word_language
 
 K1, B = 1.5, 0.75  # bm25s's defaults, as index.build_bm25 uses them
 NOT_WORD = r"[^\pL\pN_]+"  # bm25s: (?u)\b\w\w+\b on lower-cased text
@@ -74,14 +75,16 @@ def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[
     groups: dict[str, list[int]] = {}
     for row, code in enumerate(codes):
         groups.setdefault(code, []).append(row)
+    dropped = {language: sorted(set(stop_words(language))) if language in BM25_STOP_WORD_LANGUAGES else []
+               for language in groups}
     if len(groups) <= 1:
         language = next(iter(groups), "en")
-        return count_words(texts, sorted(set(stop_words(language))), language)
+        return count_words(texts, dropped.get(language, sorted(set(stop_words("en")))), language)
     docs, stem_ids, counts, all_stems = [], [], [], []
     lengths = np.zeros(len(texts), dtype=np.int32)
     for language, rows in groups.items():
         rows = np.array(rows, dtype=np.int64)
-        d, s, c, n, stems = count_words(texts.take(pa.array(rows)), sorted(set(stop_words(language))), language)
+        d, s, c, n, stems = count_words(texts.take(pa.array(rows)), dropped[language], language)
         docs.append(rows[d].astype(np.int32))
         stem_ids.append(s + np.int32(len(all_stems)))  # tagged stems never collide across languages
         counts.append(c)

@@ -8,7 +8,9 @@ One `SearchIndex` per library holds, in memory and in the same row order
   index is built, so a query is a sum of a few columns; saved in the cache
   per corpus, so the next process loads it instead of building it). Each
   passage's words are read in its document's language, with that
-  language's stop words and Snowball stemmer, and tagged with it ("de:staat";
+  language's Snowball stemmer (English's stop words dropped as before;
+  other languages keep theirs: text.BM25_STOP_WORD_LANGUAGES says why),
+  and tagged with it ("de:staat";
   English untagged: text.index_tokens), so one index holds every language
   and a query's German words match German passages only. A query is read
   in its own language when the library holds that language (German
@@ -37,8 +39,8 @@ from readingroom.search.fusion import top_rows
 from readingroom.text import index_tokens, tokenize, word_language
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
-# not reused. 2: each passage's words in its document's language (stop
-# words, stemmer, tag: text.index_tokens); the languages are in the key too.
+# not reused. 2: each passage's words in its document's language (stemmer,
+# stop words, tag: text.index_tokens); the languages are in the key too.
 BM25_VERSION = "2"
 
 @dataclass
