@@ -173,7 +173,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     def finish(raw: str, checked: Checked | None, passages) -> Answer:
         abstained = checked is None or not checked.supported
         if not abstained:
-            gate["on_topic"] = on_topic(rewritten, checked, passages)
+            gate["on_topic"] = on_topic(rewritten, checked, passages, language)
             abstained = not gate["on_topic"]
         sentences = checked.sentences if checked else []
         if abstained:
@@ -217,20 +217,22 @@ def _searcher(lib_or_searcher):
     return searcher_for(lib_or_searcher)
 
 
-def on_topic(question: str, checked: Checked, passages) -> bool:
+def on_topic(question: str, checked: Checked, passages, language: str | None = None) -> bool:
     """Whether the checked answer is about the question: some kept claim
     shares a content word with it, not counting the authors' names ("Marx"
     is in both the question and any answer about Marx). A supported answer
     to another question (the model quoting a passage that is near but beside
-    the point) is no answer."""
+    the point) is no answer. Question and answer are read in `language`,
+    the question's (its stop words: German "die" is no shared content)."""
     names: set[str] = set()
     for hit in passages:
         for author in (hit.authors or []):
-            names |= set(content_words(author))
-    wanted = set(content_words(question)) - names
+            names |= set(content_words(author, language))
+    wanted = set(content_words(question, language)) - names
     if not wanted:
         return True
-    return any(set(content_words(s.final)) & wanted for s in checked.sentences if s.final and s.kind == "claim")
+    return any(set(content_words(s.final, language)) & wanted
+               for s in checked.sentences if s.final and s.kind == "claim")
 
 
 def citation_list(checked: Checked, passages) -> list[dict]:
@@ -239,7 +241,7 @@ def citation_list(checked: Checked, passages) -> list[dict]:
         hit = passages[n - 1]
         citing = [s.final for s in checked.sentences if s.final and n in s.valid]
         citations.append({"n": n, "passage_id": hit.passage_id, "citation": hit.citation,
-                          "quote": defuse_markers(best_quote(hit.text, citing))})
+                          "quote": defuse_markers(best_quote(hit.text, citing, language=hit.language))})
     return citations
 
 

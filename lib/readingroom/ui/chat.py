@@ -60,6 +60,7 @@ from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
+from readingroom.messages import translator
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
 from readingroom.models.fetch import state
 from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
@@ -210,12 +211,14 @@ class Turn:
         self.result = result
         self.answer.value = answer_html(result)
         self.sources.value = cards_html(result)
-        seconds = f"{result.seconds:.0f} s" if result.seconds >= 1 else "under a second"
-        by = f" by {result.model}" if result.model else ""
+        say = translator(result.language)  # the question's language
+        seconds = say("seconds", seconds=f"{result.seconds:.0f}") if result.seconds >= 1 else say("under-a-second")
         if result.abstained:
-            self.say(f"not answered: the library's passages do not support an answer ({seconds})")
+            self.say(say("status-not-answered", seconds=seconds))
+        elif result.model:
+            self.say(say("status-checked-by", model=result.model, seconds=seconds))
         else:
-            self.say(f"checked answer{by} ({seconds})")
+            self.say(say("status-checked", seconds=seconds))
 
     def fail(self, message: str) -> None:
         self.error = message
@@ -270,19 +273,20 @@ def cards_html(result: Answer) -> str:
     if not result.passages:
         return ""
     cited = {c["n"] for c in result.citations}
-    heading = "The closest passages" if result.abstained else "Sources given to the model"
-    cards = [f'<div class="rr-note">{heading}:</div>']
+    say = translator(result.language)  # the question's language
+    heading = say("closest-passages") if result.abstained else say("sources-given")
+    cards = [f'<div class="rr-note">{escape(heading)}:</div>']
     for n, hit in enumerate(result.passages, start=1):
         if result.abstained:
-            badge = '<span class="rr-badge">closest</span>'
+            badge = f'<span class="rr-badge">{escape(say("badge-closest"))}</span>'
         elif n in cited:
-            badge = '<span class="rr-badge rr-cited">cited</span>'
+            badge = f'<span class="rr-badge rr-cited">{escape(say("badge-cited"))}</span>'
         else:
-            badge = '<span class="rr-badge">not cited</span>'
+            badge = f'<span class="rr-badge">{escape(say("badge-not-cited"))}</span>'
         about = ", ".join(escape(x) for x in (hit.author, hit.title, hit.year, hit.source) if x)
         where = f' <span class="rr-anchor">#{escape(hit.anchor)}</span>' if hit.anchor else ""
         link = safe_link(hit.url, hit.anchor)
-        link_html = (f' · <a href="{link}" target="_blank" rel="noopener noreferrer">open the source</a>'
+        link_html = (f' · <a href="{link}" target="_blank" rel="noopener noreferrer">{escape(say("open-source"))}</a>'
                      if link else "")
         marks = []
         for s in result.sentences:
@@ -380,17 +384,18 @@ class Chat(widgets.VBox):
         self.shared_model = generator is not None and getattr(generator, "backend", "") == "service"
         model = model or os.environ.get(MODEL_VARIABLE) or deployment.current().generator or DEFAULT_GENERATOR
 
+        say = translator(None)  # the page's own labels come before any question: the catalogue's English
         self.header = widgets.HTML()
         self.header.add_class("rr-header")
         self.conversation = widgets.VBox()
         self.conversation.add_class("rr-conversation")
-        self.question = widgets.Textarea(placeholder="Ask the library a question …",
+        self.question = widgets.Textarea(placeholder=say("ask-placeholder"),
                                          layout=widgets.Layout(width="100%", height="4.5em"))
         self.question.add_class("rr-question")
-        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
+        self.send_button = widgets.Button(description=say("send"), button_style="primary", icon="paper-plane",
                                           tooltip="Ask (the answer comes from the library's passages only)")
         self.send_button.add_class("rr-send")
-        self.new_button = widgets.Button(description="New conversation", icon="eraser",
+        self.new_button = widgets.Button(description=say("new-conversation"), icon="eraser",
                                          tooltip="Forget the conversation: the next question starts afresh",
                                          layout=widgets.Layout(width="auto"))
         self.new_button.add_class("rr-new")
