@@ -390,6 +390,8 @@ def anchored_answer_html(result: Answer) -> str:
     if result.raw:
         note = (f"{len(result.kept_claims)} claim{'s' if len(result.kept_claims) != 1 else ''} kept, "
                 f"{len(dropped)} left out; each quote found in its passage and judged by {result.judge}")
+        if result.abstained and result.kept_claims:
+            note += "; what was kept is not about the question"
     else:
         note = "the model was not asked: no passage matched the question closely enough"
     parts.append(f'<div class="rr-note">{escape(note)}</div>')
