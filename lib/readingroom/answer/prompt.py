@@ -15,12 +15,11 @@ import html
 import re
 
 from readingroom.answer.check.attribution import speaker
+from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.text import shorten
 
 PASSAGE_CHARS = 1600  # a passage longer than this is cut in the prompt (the splitter keeps them shorter)
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
-                  "pt": "Portuguese", "nl": "Dutch", "ru": "Russian"}
 
 SYSTEM_PROMPT = """You answer questions about a library of texts. Use ONLY the numbered passages inside <sources>.
 Rules:

@@ -11,6 +11,11 @@ from functools import lru_cache
 
 SAMPLE_CHARS = 1500
 
+# The languages the prompts and the message catalogue name, in English (the
+# prompts' language).
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch", "ru": "Russian"}
+
 
 @lru_cache(maxsize=1)
 def _detector():

@@ -1,0 +1,104 @@
+"""Questions in a language the library does not hold: searched, answered and
+checked in the library's language, then shown in the reader's.
+
+Why this way round. The check compares each sentence with the passage it
+cites (content words, cosines). With the default embedder (MiniLM, English)
+a German sentence and an English passage share nothing it can see, so a
+German answer to English texts could only be checked more weakly, or not
+at all. Here the question is translated into the library's language
+(models.translate) and searched there, the model answers in the passages'
+language, the program checks that answer exactly as it checks any other,
+and only then is each kept sentence translated for the reader, shown with
+the checked original beside it: the check is never weaker for a German
+reader than for an English one, and the reader sees what was checked.
+
+bench/crosslingual.py --models translate:GENERATOR measures what the
+translated question does for search.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from readingroom.models.translate import Translation, translate
+
+_MARKERS = re.compile(r"\s*\[\d+\]")
+_END = re.compile(r"[.!?…。]+[\"'”»)]*$")
+
+
+def library_languages(searcher) -> Counter:
+    """How many documents the library holds in each language it knows."""
+    return Counter(code for code in searcher.index.docs.languages.tolist() if code)
+
+
+def pivot_language(language: str | None, held: Counter) -> str | None:
+    """The language to search, answer and check in when it is not the
+    question's: the library's most common one, if the library does not
+    hold the question's language at all. None: work in the question's."""
+    if not language or not held or language in held:
+        return None
+    return held.most_common(1)[0][0]
+
+
+@dataclass(frozen=True)
+class TranslatedSentence:
+    text: str          # in the reader's language, with the checked sentence's [n] markers
+    checked: str       # the sentence as the program checked and kept it
+    ok: bool           # False: the translation was refused and `text` is the checked sentence
+
+
+@dataclass
+class CrossLingual:
+    """What was translated for one answer."""
+    language: str                  # the reader's
+    pivot: str                     # the language searched, answered and checked in
+    question: Translation          # the question into `pivot`
+    sentences: list[TranslatedSentence]
+    paragraphs: list[int]          # the checked sentence's paragraph, for each translated one
+
+    @property
+    def body(self) -> str:
+        """The translated answer, paragraphs as the checked answer has them."""
+        out, last = [], None
+        for sentence, paragraph in zip(self.sentences, self.paragraphs):
+            if last is not None:
+                out.append("\n\n" if paragraph != last else " ")
+            out.append(sentence.text)
+            last = paragraph
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        return {"language": self.language, "pivot": self.pivot, "question": self.question.to_dict(),
+                "sentences": [{"text": s.text, "checked": s.checked, "ok": s.ok} for s in self.sentences]}
+
+
+def with_markers(translated: str, markers: list[str]) -> str:
+    """The markers put back where a sentence ends: before its full stop."""
+    if not markers:
+        return translated
+    text = translated.rstrip()
+    end = _END.search(text)
+    cut = end.start() if end else len(text)
+    return f"{text[:cut].rstrip()} {''.join(markers)}{text[cut:]}"
+
+
+def translate_sentence(final: str, language: str, pivot: str, generator) -> TranslatedSentence:
+    """One kept sentence in the reader's language. Its [n] markers are taken
+    out before it is translated and put back after, so no model can drop,
+    move or invent a citation."""
+    markers = [m.strip() for m in _MARKERS.findall(final)]
+    bare = _MARKERS.sub("", final).strip()
+    result = translate(bare, language, generator, source=pivot)
+    if not result.ok:
+        return TranslatedSentence(final, final, False)
+    # Markers the model wrote itself are dropped: only the checked ones stand.
+    return TranslatedSentence(with_markers(_MARKERS.sub("", result.text), markers), final, True)
+
+
+def translate_kept(sentences, language: str, pivot: str, generator) -> tuple[list[TranslatedSentence], list[int]]:
+    """The kept sentences (check.Sentence with `final`) of a checked answer,
+    each translated; and their paragraphs."""
+    kept = [s for s in sentences if s.final]
+    return ([translate_sentence(s.final, language, pivot, generator) for s in kept],
+            [s.paragraph for s in kept])
