@@ -79,9 +79,10 @@ from readingroom.answer.check.attribution import author_names, speaker
 from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.followup import history_messages, rewrite_question
 from readingroom.answer.entailment import EntailmentJudge
-from readingroom.answer.prompt import LANGUAGE_NAMES, build_messages, question_language, sources_block
+from readingroom.answer.prompt import build_messages, question_language, sources_block
 from readingroom.answer.render import CLOSEST_SHOWN, answer_text, not_answered
 from readingroom.corpus.document import author_label
+from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.corpus.passages import Citation
 from readingroom.models.catalogue import DEFAULT_GENERATOR
 from readingroom.search.relevance import GATE_THRESHOLD, passage_vectors, passages_for, retrieval_evidence
