@@ -110,6 +110,8 @@ def answer_markdown(result) -> list[str]:
     """One answer as Markdown lines: its body, its sources with their
     quotations, and the reading list, every piece of text escaped."""
     lines = [escape_markdown(body_text(result)), ""]
+    if getattr(result, "anchored", False) and not result.abstained:
+        lines += [f"_each claim's quote found in its passage and judged by {escape_markdown(result.judge)}_", ""]
     if result.citations:
         lines += [f"**{escape_markdown(message('sources', result.language))}**", ""]
         for c in result.citations:
@@ -117,8 +119,9 @@ def answer_markdown(result) -> list[str]:
             anchor = f" #{hit.anchor}" if hit.anchor else ""
             url = f" <{hit.url}>" if re.match(r"https?://", hit.url or "", re.IGNORECASE) else ""
             lines.append(f"- \\[{c['n']}\\] {escape_markdown(c['citation'] + anchor + url)}")
-            if c.get("quote"):
-                lines.append(f"  > {escape_markdown(' '.join(c['quote'].split()))}")
+            for quote in [q["quote"] for q in c.get("quotes", [])] or [c.get("quote")]:
+                if quote:  # anchored answers: every claim's quote, the passage's exact words
+                    lines.append(f"  > {escape_markdown(' '.join(quote.split()))}")
         lines.append("")
     if result.further_reading:
         lines += [f"**{escape_markdown(reading_heading(result.language))}**", ""]
