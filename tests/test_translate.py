@@ -110,3 +110,38 @@ def test_a_translation_can_neither_drop_nor_invent_a_citation():
     sentence = translate_sentence("Kropotkin says that mutual aid matters [2].", "fr", "en", Lister())
     assert sentence.ok and sentence.text == "Kropotkin dit que l'entraide compte [2]."
     assert sentence.checked == "Kropotkin says that mutual aid matters [2]."
+
+
+# --- a German question to English texts, through the whole pipeline -----------------------
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("private_cache")
+def test_a_german_question_to_english_texts_is_answered_in_german_beside_the_checked_english(library, writer):
+    from conftest import COMMUNE, TINY_SHELF
+
+    from readingroom import ingest
+    from readingroom.answer.pipeline import answer
+    from readingroom.answer.check.citations import cited_numbers
+    from readingroom.models.embed import embed_library
+
+    ingest(library, TINY_SHELF, progress=False)
+    embed_library(library, progress=False)
+    result = answer(library, "Wie lange dauerte die Pariser Kommune von 1871, bevor sie niedergeschlagen wurde?",
+                    generator=writer, k=3)
+    assert result.language == "de"
+    assert result.crosslingual is not None or result.abstained
+    # searched in English: the translated question finds the Commune's passage first
+    searched = result.rewritten_question.lower()
+    assert "paris" in searched and "1871" in searched and "wie" not in searched.split()
+    assert result.passages[0].text == COMMUNE
+    assert result.supported, (result.raw, result.rewritten_question)
+    translated = result.crosslingual
+    assert translated.pivot == "en" and translated.question.ok
+    # every sentence the reader reads in German is one the program checked in English, with its citations
+    assert [s.checked for s in translated.sentences] == [s.final for s in result.sentences if s.final]
+    assert all(cited_numbers(s.text) == cited_numbers(s.checked) for s in translated.sentences)
+    assert any(s.ok for s in translated.sentences)
+    text = result.text
+    assert text.startswith(translated.body) and "Geprüft an den Quellen auf Englisch" in text
+    assert result.body in text and "Weiterlesen:" in text
+    assert result.to_dict()["crosslingual"]["pivot"] == "en"

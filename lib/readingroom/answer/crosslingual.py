@@ -96,9 +96,19 @@ def translate_sentence(final: str, language: str, pivot: str, generator) -> Tran
     return TranslatedSentence(with_markers(_MARKERS.sub("", result.text), markers), final, True)
 
 
-def translate_kept(sentences, language: str, pivot: str, generator) -> tuple[list[TranslatedSentence], list[int]]:
-    """The kept sentences (check.Sentence with `final`) of a checked answer,
-    each translated; and their paragraphs."""
-    kept = [s for s in sentences if s.final]
-    return ([translate_sentence(s.final, language, pivot, generator) for s in kept],
-            [s.paragraph for s in kept])
+def translate_answer(sentences: list[str], paragraphs: list[int], language: str, pivot: str, generator,
+                     question: Translation) -> CrossLingual:
+    """The kept sentences of a checked answer (as the reader would see them
+    in `pivot`, each with its [n]), each translated into `language`."""
+    return CrossLingual(language, pivot, question,
+                        [translate_sentence(s, language, pivot, generator) for s in sentences], list(paragraphs))
+
+
+def pivot_name(crosslingual: CrossLingual) -> str:
+    """The checked language's name in the reader's language ("Englisch")."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale(crosslingual.language).languages.get(crosslingual.pivot, crosslingual.pivot)
+    except (UnknownLocaleError, ValueError):
+        return crosslingual.pivot

@@ -31,13 +31,15 @@ Steps:
    it guarantees is that every claim kept names whose claim it is, so two
    sides stand as two authors' claims, each with its citation, never as one
    merged fact.
-   Language: the question's language (language.detect_query_language) is
-   named to the model, and the "not answered" text and the reading list's
-   heading are written in it (en, de, fr, es, it). A sentence in another
-   language than its passage is scored by the cosine alone, which needs a
-   multilingual embedder (EmbeddingGemma); with MiniLM both the gate and the
-   check see little in common between a German question or answer and an
-   English passage, so such questions mostly get the "not answered" reply.
+   Language: the question's language (language.detect_query_language)
+   is the reader's: the "not answered" text, the headings and the labels
+   come from the message catalogue in it (readingroom.messages). When the
+   library holds the question's language, the model answers in it. When it
+   does not (a German question to English texts), the question is
+   translated into the library's language, searched, answered and checked
+   there exactly as an English question is, and each kept sentence is then
+   translated back and shown beside the checked original
+   (answer.crosslingual): the check is never weaker for a German reader.
 5. Every answer ends with where to read further: the documents cited (or,
    when it abstains, the closest ones), with the passages' citations and
    anchors. The Answer keeps body, sentences, citations and reading list
@@ -77,6 +79,7 @@ from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_s
 from readingroom.answer.check import Checked, Sentence, SupportChecker, best_quote, check_answer
 from readingroom.answer.check.attribution import author_names, speaker
 from readingroom.answer.check.citations import defuse_markers
+from readingroom.answer.crosslingual import CrossLingual, library_languages, pivot_language, translate_answer
 from readingroom.answer.followup import history_messages, rewrite_question
 from readingroom.answer.entailment import EntailmentJudge
 from readingroom.answer.prompt import build_messages, question_language, sources_block
@@ -85,6 +88,7 @@ from readingroom.corpus.document import author_label
 from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.corpus.passages import Citation
 from readingroom.models.catalogue import DEFAULT_GENERATOR
+from readingroom.models.translate import translate as translate_text
 from readingroom.search.relevance import GATE_THRESHOLD, passage_vectors, passages_for, retrieval_evidence
 from readingroom.text import content_words
 
@@ -117,6 +121,9 @@ class Answer:
     claims: list[CheckedClaim] = field(default_factory=list)  # anchored: every claim, kept or left out
     judge: str | None = None  # anchored: the judging model's name
     first_claim_seconds: float | None = None  # anchored: when the first kept claim was ready
+    # A question in a language the library does not hold: searched, answered and
+    # checked in the library's (answer.crosslingual), the kept sentences translated back.
+    crosslingual: CrossLingual | None = None
 
     @property
     def kept_claims(self) -> list[CheckedClaim]:
@@ -156,24 +163,29 @@ class Answer:
             "claims": [c.to_dict() for c in self.claims],
             "judge": self.judge,
             "first_claim_seconds": self.first_claim_seconds,
+            "crosslingual": self.crosslingual.to_dict() if self.crosslingual else None,
         }
 
 
 def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
            gate_threshold: float | None = None, max_tokens: int | None = None, anchored: bool = False,
-           judge=None, on_claim: Callable[[CheckedClaim], None] | None = None) -> Answer:
+           judge=None, on_claim: Callable[[CheckedClaim], None] | None = None,
+           translate: bool = True) -> Answer:
     """Answer `question` from the library (a Library or a search.Searcher).
     `generator`: a generate.Generator (default: the default model, llama.cpp);
     `history`: earlier turns, as chat messages ({"role", "content"}) or
     Answers; `stream`: called with each piece of the model's text as it comes.
     `anchored`: written as quote-anchored claims and judged (see the module
     notes); `judge`: an EntailmentJudge or a model's name; `on_claim`: called
-    with each claim as soon as it is checked, kept or not."""
+    with each claim as soon as it is checked, kept or not. `translate`: a
+    question in a language the library does not hold is translated into the
+    library's, searched, answered and checked there, and the kept sentences
+    translated back (answer.crosslingual); False searches it as asked."""
     result = None
     for item in answer_stream(lib_or_searcher, question, generator=generator, k=k, filters=filters,
                               history=history, checker=checker, gate_threshold=gate_threshold,
-                              max_tokens=max_tokens, anchored=anchored, judge=judge):
+                              max_tokens=max_tokens, anchored=anchored, judge=judge, translate=translate):
         if isinstance(item, Answer):
             result = item
         elif isinstance(item, CheckedClaim):
@@ -187,7 +199,7 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
 def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
                   checker: SupportChecker | None = None, gate_threshold: float | None = None,
                   max_tokens: int | None = None, anchored: bool = False,
-                  judge=None) -> Iterator[str | CheckedClaim | Answer]:
+                  judge=None, translate: bool = True) -> Iterator[str | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
     written (anchored: and each CheckedClaim as soon as it is checked), then
     the checked Answer as the last item."""
@@ -205,24 +217,35 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
             loaded[0] = load_generator()
         return loaded[0]
 
-    languages = {c for c in searcher.index.docs.languages.tolist() if c}
-    language = question_language(question, languages)
+    held = library_languages(searcher)
+    language = question_language(question, set(held))
 
     rewritten, how = question, "none"
     turns = history_messages(history)
     if turns:
         rewritten, how = rewrite_question(question, turns, model())
 
+    # A German question to English texts is searched, answered and checked in
+    # English (answer.crosslingual explains why), then translated back.
+    pivot = pivot_language(language, held) if translate else None
+    searched, asked_in, question_translation = rewritten, language, None
+    if pivot:
+        question_translation = translate_text(rewritten, pivot, model(), source=language)
+        if question_translation.ok:
+            searched, asked_in = question_translation.text, pivot
+        else:
+            pivot = None
+
     threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
-    hits = passages_for(searcher, rewritten, k, filters, threshold)
-    gate = retrieval_evidence(searcher, rewritten, hits)
+    hits = passages_for(searcher, searched, k, filters, threshold)
+    gate = retrieval_evidence(searcher, searched, hits)
     gate["threshold"] = threshold
     checker = checker or SupportChecker(searcher.index.embedder)
 
     def finish(raw: str, checked: Checked | None, passages) -> Answer:
         abstained = checked is None or not checked.supported
         if not abstained:
-            gate["on_topic"] = on_topic(rewritten, checked, passages, language)
+            gate["on_topic"] = on_topic(searched, checked, passages, asked_in)
             abstained = not gate["on_topic"]
         sentences = checked.sentences if checked else []
         if abstained:
@@ -233,7 +256,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
             body = checked.text
             citations = citation_list(checked, passages)
             reading = further_reading(passages, checked.cited)
-        return Answer(question=question, rewritten_question=rewritten, language=language, passages=list(passages),
+        return Answer(question=question, rewritten_question=searched, language=language, passages=list(passages),
                       raw=raw, sentences=sentences, body=body, citations=citations,
                       supported=not abstained, abstained=abstained, further_reading=reading, gate=gate,
                       invented_citations=checked.invented if checked else [], rewrite=how,
@@ -247,10 +270,10 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     if anchored:
         writer_name = getattr(loaded[0], "name", None) or DEFAULT_GENERATOR
         the_judge = judge_for(judge, writer_name)  # loaded before the writer starts: its load is not a claim's wait
-        note = f" in {LANGUAGE_NAMES[language]}" if language in LANGUAGE_NAMES else ""
+        note = f" in {LANGUAGE_NAMES[asked_in]}" if asked_in in LANGUAGE_NAMES else ""
         claims: list[CheckedClaim] = []
         first = written = None
-        for item in anchored_stream(rewritten, hits, model(), the_judge, sources_block=sources_block,
+        for item in anchored_stream(searched, hits, model(), the_judge, sources_block=sources_block,
                                     speaker_of=speaker, gate=gate, max_tokens=max_tokens or ANCHORED_MAX_TOKENS,
                                     language_note=note):
             if isinstance(item, AnchoredAnswer):
@@ -262,13 +285,17 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                     first = time.perf_counter() - started
             yield item
         result = finish(written.raw, None, hits)
-        anchored_answer(result, rewritten, claims, written)
+        anchored_answer(result, searched, claims, written, asked_in)
         result.judge = getattr(the_judge.generator, "name", None)
         result.first_claim_seconds = first
+        if pivot and not result.abstained:
+            kept = result.kept_claims
+            result.crosslingual = translate_answer([claim_sentence(c) for c in kept], [0] * len(kept),
+                                                   language, pivot, model(), question_translation)
         result.seconds = time.perf_counter() - started
         yield result
         return
-    messages = build_messages(rewritten, hits, language)
+    messages = build_messages(searched, hits, asked_in)
     pieces: list[str] = []
     for piece in model().stream(messages, max_tokens=max_tokens or MAX_ANSWER_TOKENS, temperature=0.0):
         pieces.append(piece)
@@ -277,9 +304,14 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     usage = getattr(model(), "last_usage", None)
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens} if usage else None
     vectors = passage_vectors(searcher, hits)
-    checked = check_answer(raw, hits, checker, passage_vectors=vectors, answer_language=language)
+    checked = check_answer(raw, hits, checker, passage_vectors=vectors, answer_language=asked_in)
     result = finish(raw, checked, hits)
     result.tokens = tokens
+    if pivot and not result.abstained:
+        kept = checked.kept
+        result.crosslingual = translate_answer([s.final for s in kept], [s.paragraph for s in kept],
+                                               language, pivot, model(), question_translation)
+        result.seconds = time.perf_counter() - started
     yield result
 
 
@@ -319,7 +351,8 @@ def claim_sentence(claim: CheckedClaim) -> str:
     return f"{core} [{claim.passage}]{text[len(core):] or '.'}"
 
 
-def anchored_answer(result: Answer, question: str, claims: list[CheckedClaim], written) -> Answer:
+def anchored_answer(result: Answer, question: str, claims: list[CheckedClaim], written,
+                    language: str | None = None) -> Answer:
     """`result` (made as an abstention) filled in from the checked claims:
     the kept claims as its body, their quotes and spans as its citations;
     it abstains when none is kept or none is about the question."""
@@ -327,7 +360,7 @@ def anchored_answer(result: Answer, question: str, claims: list[CheckedClaim], w
     result.tokens = written.tokens
     kept = [c for c in claims if c.kept]
     if kept:
-        result.gate["on_topic"] = about_question(question, [c.text for c in kept], result.passages, result.language)
+        result.gate["on_topic"] = about_question(question, [c.text for c in kept], result.passages, language)
     if not kept or not result.gate["on_topic"]:
         return result
     cited = sorted({c.passage for c in kept})

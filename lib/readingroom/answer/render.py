@@ -20,6 +20,7 @@ import html
 import re
 
 from readingroom.answer.check.citations import defuse_markers
+from readingroom.answer.crosslingual import pivot_name
 from readingroom.messages import message
 from readingroom.text import shorten
 
@@ -73,7 +74,12 @@ def body_text(result) -> str:
     """What the answer says, without the reading list: the checked body, or
     when it abstains, that it cannot answer and the closest passages."""
     if not result.abstained:
-        return result.body
+        crosslingual = getattr(result, "crosslingual", None)
+        if crosslingual is None:
+            return result.body
+        # The reader's language first; then what the program checked, as it checked it.
+        heading = message("checked-original", result.language, language_name=pivot_name(crosslingual))
+        return f"{crosslingual.body}\n\n{heading}:\n{result.body}"
     closest = closest_passages(result.passages, result.language)
     return result.body + ("\n\n" + closest if closest else "")
 

@@ -61,7 +61,7 @@ from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
-from readingroom.messages import translator
+from readingroom.messages import message, translator
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
 from readingroom.models.fetch import state
 from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
@@ -260,8 +260,10 @@ def answer_html(result: Answer) -> str:
     if result.invented_citations:
         notes.append("citations to passages it was not given removed: "
                      + ", ".join(f"[{n}]" for n in result.invented_citations))
-    if result.rewrite != "none":
+    if result.rewrite != "none" or result.crosslingual is not None:
         notes.append(f"searched for: “{result.rewritten_question}”")
+    if result.crosslingual is not None:
+        notes.append(message("translated-by", result.language, model=result.model or "the model"))
     parts.append(f'<div class="rr-note">{escape("; ".join(notes))}</div>')
     if dropped:
         items = "".join(f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})'
