@@ -159,18 +159,34 @@ def print_table(rows: list[dict]) -> None:
         print("\t".join(f"{row[k]:.3f}" if isinstance(row.get(k), float) else str(row.get(k, "")) for k in keys))
 
 
-def report(pairs, sources, judged, args) -> int:
-    from readingroom.answer.check import SupportChecker
-    from readingroom.models.embed import load_embedder
+def pair_features(pairs, sources, path: Path) -> list[dict]:
+    """Each pair's judge-free features and today's checker's score
+    ("baseline": SupportChecker on the claim and the whole passage, MiniLM
+    vectors), cached in `path` so that a rerun needs no embedder."""
+    cache = load_cache(path)
+    keys = [cache_key(s, p.claim) for s, p in zip(sources, pairs)]
+    if any(k not in cache for k in keys):
+        from readingroom.answer.check import SupportChecker
+        from readingroom.models.embed import load_embedder
 
+        embedder = load_embedder()
+        checker = SupportChecker(embedder)
+        for k, s, p in zip(keys, sources, tqdm(pairs, desc="lexical and cosine")):
+            if k not in cache:
+                features = claim_features(s, p.claim, 0.5, embedder)
+                cache[k] = {"lexical": features["lexical"], "cosine": features["cosine"],
+                            "claim_words": features["claim_words"], "baseline": checker.score(p.claim, p.passage)}
+        save_cache(path, cache)
+    return [cache[k] for k in keys]
+
+
+def report(pairs, sources, judged, args) -> int:
     labels = np.array([p.supported for p in pairs])
     groups = [p.passage for p in pairs]
     folds = group_kfold(groups, args.folds)
-    embedder = load_embedder()
-    baseline = [SupportChecker(embedder).score(p.claim, p.passage) for p in pairs]
-    base = describe(BASELINE, baseline, labels)
+    plain = pair_features(pairs, sources, args.features_cache)
+    base = describe(BASELINE, [f["baseline"] for f in plain], labels)
     rows, fitted = [base], {}
-    plain = [claim_features(s, p.claim, 0.5, embedder) for s, p in zip(sources, pairs)]
 
     def candidate(name, features, model=None):
         feats = [dict(f, judge=j, judge_log_odds=log_odds(j)) for f, j in zip(plain, judged[model])] if model else plain
@@ -230,6 +246,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=Path, default=PAIRS)
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "results" / "judge-claims.json")
     parser.add_argument("--extra-cache", type=Path, action="append", default=[])
+    parser.add_argument("--features-cache", type=Path, default=ROOT / "bench" / "results" / "claim-features.json")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cached-only", action="store_true",
                         help="compute nothing: report on the pairs the cache holds for every model")
@@ -261,6 +278,7 @@ def main(argv=None) -> int:
         if probabilities is not None:
             judged[model] = probabilities
     if args.score_only:
+        pair_features(pairs, sources, args.features_cache)
         return 0
     return report(pairs, sources, judged, args)
 

@@ -9,10 +9,15 @@ asked "yes or no", and the probability it gives "yes" against "no" for its
 first token is the score (`Generator.choice_probabilities`). Decoding is
 not sampled, so the score is the same every time.
 
-The score is calibrated, not trusted: `Calibration` holds the threshold
-chosen on labelled pairs (data/benchmarks/claims.jsonl, by the fraction of
-supported claims it lets through at a required precision) and is stored
-with the model's name, since each generator's probabilities differ.
+The score is calibrated, not trusted. A `Calibration` is stored per
+generator, since each one's probabilities differ: a logistic combination of
+the judge's log-odds with the claim's lexical overlap with its source (and,
+where an embedder is given, their cosine), fitted on the hand-labelled pairs
+of data/benchmarks/claims.jsonl with cross-validation grouped by passage,
+and the threshold that reached precision 0.95 out of fold. The shipped ones
+are plain JSON (judge_calibration.json, written by bench/judge.py, which
+reproduces their figures); a judge whose model has none uses its raw
+probability at DEFAULT_THRESHOLD.
 """
 from __future__ import annotations
 
