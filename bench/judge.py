@@ -170,12 +170,19 @@ def pair_features(pairs, sources, path: Path) -> list[dict]:
         from readingroom.models.embed import load_embedder
 
         embedder = load_embedder()
-        checker = SupportChecker(embedder)
-        for k, s, p in zip(keys, sources, tqdm(pairs, desc="lexical and cosine")):
-            if k not in cache:
-                features = claim_features(s, p.claim, 0.5, embedder)
-                cache[k] = {"lexical": features["lexical"], "cosine": features["cosine"],
-                            "claim_words": features["claim_words"], "baseline": checker.score(p.claim, p.passage)}
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        # Batched (one encode per text, not per pair); the same figures as
+        # claim_features and SupportChecker.score compute one pair at a time.
+        claims = embedder.encode_documents([pairs[i].claim for i in todo])
+        judged_sources = embedder.encode_documents([sources[i] for i in todo])
+        passages = embedder.encode_documents([pairs[i].passage for i in todo])
+        lexical, _, baseline = SupportChecker(embedder).scores([pairs[i].claim for i in todo],
+                                                               [pairs[i].passage for i in todo], passages)
+        for row, i in enumerate(todo):
+            features = claim_features(sources[i], pairs[i].claim, 0.5)
+            cache[keys[i]] = {"lexical": features["lexical"], "claim_words": features["claim_words"],
+                              "cosine": float(np.clip(claims[row] @ judged_sources[row], 0.0, 1.0)),
+                              "baseline": float(baseline[row, row])}
         save_cache(path, cache)
     return [cache[k] for k in keys]
 
@@ -253,8 +260,9 @@ def main(argv=None) -> int:
     parser.add_argument("--score-only", action="store_true", help="fill the cache, report nothing")
     parser.add_argument("--write-calibration", action="store_true")
     parser.add_argument("--calibration-file", type=Path, default=CALIBRATION_FILE)
-    parser.add_argument("--ship-features", default="judge_log_odds,lexical",
-                        help="the features of the calibration written (no cosine: the judge then needs no embedder)")
+    parser.add_argument("--ship-features", default="judge_log_odds",
+                        help="the features of the calibration written (measured: lexical, cosine and "
+                             "claim length add nothing to the 1.5B judge's AUC)")
     args = parser.parse_args(argv)
 
     pairs = [p for p in load_claim_pairs(args.pairs) if p.passage.strip()]
