@@ -205,7 +205,12 @@ def report(pairs, sources, judged, args) -> int:
 
     candidate("lexical+cosine (logistic)", ("lexical", "cosine"))
     for model, probabilities in judged.items():
-        rows.append(describe(f"judge {model} (raw P(yes))", probabilities, labels, baseline_auc=base["auc"]))
+        raw = np.asarray(probabilities)
+        nested = np.ones(len(raw))
+        for train, test in folds:  # the raw probability's threshold, too, chosen inside each fold
+            fold = threshold_for_precision(raw[train], labels[train], TARGET_PRECISION)
+            nested[test] = fold[0] if fold else 1.0
+        rows.append(describe(f"judge {model} (raw P(yes))", raw, labels, nested, base["auc"]))
         for features in (("judge_log_odds",), ("judge_log_odds", "lexical"),
                          ("judge_log_odds", "lexical", "claim_words"),
                          ("judge_log_odds", "lexical", "cosine"),
@@ -223,11 +228,16 @@ def report(pairs, sources, judged, args) -> int:
             continue
         X, scores, row = fitted[(model, ship)]
         final = fit_logistic(X, labels)
-        at = threshold_for_precision(scores, labels, TARGET_PRECISION)
+        # The threshold is set on the final fit's scores of all pairs (for
+        # one feature the same order as the raw probability); what it is
+        # worth on unseen passages is the nested figure (threshold chosen
+        # inside each fold), reported beside it.
+        fitted_scores = final.predict_proba(X)[:, 1]
+        at = threshold_for_precision(fitted_scores, labels, TARGET_PRECISION)
         threshold = at[0] if at else DEFAULT_FALLBACK_THRESHOLD
-        precision, recall, _ = precision_recall_at(scores, labels, threshold)
+        precision, recall, _ = precision_recall_at(fitted_scores, labels, threshold)
         kinds = sorted({p.kind for p in pairs})
-        kept = scores >= threshold
+        kept = fitted_scores >= threshold
         by_kind = {k: round(float(np.mean([kk for kk, p in zip(kept, pairs) if p.kind == k])), 3) for k in kinds}
         print(f"\n{model} [{'+'.join(ship)}] at {threshold:.3f}: share judged supported by kind {by_kind}")
         calibrations.append(Calibration(
