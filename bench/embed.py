@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from readingroom import ingest, ingest_paths, open_library  # noqa: E402
 from readingroom.corpus import corpora  # noqa: E402
-from readingroom.models.embed import embed_library, exports_dir, load_embedder, openvino_export_path  # noqa: E402
+from readingroom.models.embed import (embed_library, exports_dir, load_embedder, openvino_export_path,  # noqa: E402
+                                      openvino_precision)
 from readingroom.models.catalogue import DEFAULT_EMBEDDER  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,14 +210,16 @@ def main() -> None:
             ("onnx fp32 (sentence-transformers backend='onnx')", lambda: sentence_transformers_onnx(embedder.resolved, False)),
             ("onnx int8 (export_dynamic_quantized_onnx_model)", lambda: sentence_transformers_onnx(embedder.resolved, True)),
             ("openvino f32", lambda: openvino_with("f32", args.model)),
-            ("openvino bf16 (backend='openvino-bf16')", lambda: openvino_with("bf16", args.model)),
+            ("openvino bf16 (forced; emulated where the CPU lacks BF16)", lambda: openvino_with("bf16", args.model)),
+            ("openvino (backend='openvino-bf16': bf16 where native, else f32)",
+             lambda: openvino_with(openvino_precision(), args.model)),
         ]:
             try:
                 variants[label] = make()
             except Exception as e:  # a missing package or a failed export: say which, go on
                 unavailable[label] = str(e).split(". ")[0].splitlines()[0][:200]
         pipelines = {"embed_library, torch fp32 (default)": pipeline("torch")}
-        if "openvino bf16 (backend='openvino-bf16')" in variants:
+        if "openvino (backend='openvino-bf16': bf16 where native, else f32)" in variants:
             pipelines["embed_library, backend='openvino-bf16'"] = pipeline("openvino-bf16")
             pipelines["embed_library, backend='openvino-bf16'"]()  # warm-up: first compiled runs are slow
         for f in variants.values():

@@ -43,6 +43,22 @@ Steps:
    anchors. The Answer keeps body, sentences, citations and reading list
    apart; readingroom.answer.render writes them out.
 
+Anchored answers (`anchored=True`, readingroom.answer.anchored): the same
+follow-ups, retrieval and gate, then the model writes claims as JSON, each
+with its passage's number and that passage's own words, and each claim is
+checked as soon as its JSON is complete: the quote located in its passage
+(the character span kept), then an entailment judge asked whether the
+passage, read around the quote, supports the claim. The judge is a
+generator of its own (load_generator(own=True)): it reads while the writer
+is still writing, and one context cannot do both. It is the writer's model
+unless `judge` or $READINGROOM_JUDGE names another. The result is the same
+Answer, its body made of the kept claims with their [n], its citations
+carrying the exact quotes and spans, and `claims` holding every claim,
+kept or left out with the reason. It is an option, not the default: a
+judge of 0.5B parameters or less tells supported from unsupported claims
+little better than chance (AUC 0.5-0.69 on the labelled pairs), Qwen2.5-
+Coder-1.5B well (0.90).
+
 A passage that says "ignore your instructions and ..." can change what the
 model writes, but not what the reader gets: whatever the model writes must
 cite a passage that was given and be supported by it, and an instruction
@@ -50,22 +66,30 @@ copied from a passage is at most reported as what that passage says.
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from readingroom.answer.anchored import MAX_ANSWER_TOKENS as ANCHORED_MAX_TOKENS
+from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_stream
 from readingroom.answer.check import Checked, Sentence, SupportChecker, best_quote, check_answer
-from readingroom.answer.check.attribution import author_names
+from readingroom.answer.check.attribution import author_names, speaker
 from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.followup import history_messages, rewrite_question
-from readingroom.answer.prompt import build_messages, question_language
+from readingroom.answer.entailment import EntailmentJudge
+from readingroom.answer.prompt import build_messages, question_language, sources_block
 from readingroom.answer.render import CLOSEST_SHOWN, answer_text, not_answered
 from readingroom.corpus.document import author_label
+from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.corpus.passages import Citation
+from readingroom.models.catalogue import DEFAULT_GENERATOR
 from readingroom.search.relevance import GATE_THRESHOLD, passage_vectors, passages_for, retrieval_evidence
 from readingroom.text import content_words
 
 MAX_ANSWER_TOKENS = 320
+JUDGE_VARIABLE = "READINGROOM_JUDGE"  # the model that judges anchored claims (default: the writer's)
 
 
 # --- the answer ------------------------------------------------------------------
@@ -89,6 +113,18 @@ class Answer:
     model: str | None = None
     seconds: float = 0.0
     tokens: dict | None = None  # {"prompt": ..., "completion": ...} of the answering call, when reported
+    anchored: bool = False  # written as quote-anchored claims, each checked by the judge
+    claims: list[CheckedClaim] = field(default_factory=list)  # anchored: every claim, kept or left out
+    judge: str | None = None  # anchored: the judging model's name
+    first_claim_seconds: float | None = None  # anchored: when the first kept claim was ready
+
+    @property
+    def kept_claims(self) -> list[CheckedClaim]:
+        return [c for c in self.claims if c.kept]
+
+    @property
+    def dropped_claims(self) -> list[CheckedClaim]:
+        return [c for c in self.claims if not c.kept]
 
     @property
     def text(self) -> str:
@@ -116,22 +152,33 @@ class Answer:
             "model": self.model,
             "seconds": round(self.seconds, 3),
             "tokens": self.tokens,
+            "anchored": self.anchored,
+            "claims": [c.to_dict() for c in self.claims],
+            "judge": self.judge,
+            "first_claim_seconds": self.first_claim_seconds,
         }
 
 
 def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
-           gate_threshold: float | None = None, max_tokens: int = MAX_ANSWER_TOKENS) -> Answer:
+           gate_threshold: float | None = None, max_tokens: int | None = None, anchored: bool = False,
+           judge=None, on_claim: Callable[[CheckedClaim], None] | None = None) -> Answer:
     """Answer `question` from the library (a Library or a search.Searcher).
     `generator`: a generate.Generator (default: the default model, llama.cpp);
     `history`: earlier turns, as chat messages ({"role", "content"}) or
-    Answers; `stream`: called with each piece of the model's text as it comes."""
+    Answers; `stream`: called with each piece of the model's text as it comes.
+    `anchored`: written as quote-anchored claims and judged (see the module
+    notes); `judge`: an EntailmentJudge or a model's name; `on_claim`: called
+    with each claim as soon as it is checked, kept or not."""
     result = None
     for item in answer_stream(lib_or_searcher, question, generator=generator, k=k, filters=filters,
                               history=history, checker=checker, gate_threshold=gate_threshold,
-                              max_tokens=max_tokens):
+                              max_tokens=max_tokens, anchored=anchored, judge=judge):
         if isinstance(item, Answer):
             result = item
+        elif isinstance(item, CheckedClaim):
+            if on_claim is not None:
+                on_claim(item)
         elif stream is not None:
             stream(item)
     return result
@@ -139,9 +186,11 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
 
 def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
                   checker: SupportChecker | None = None, gate_threshold: float | None = None,
-                  max_tokens: int = MAX_ANSWER_TOKENS) -> Iterator[str | Answer]:
+                  max_tokens: int | None = None, anchored: bool = False,
+                  judge=None) -> Iterator[str | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
-    written, then the checked Answer as the last item."""
+    written (anchored: and each CheckedClaim as soon as it is checked), then
+    the checked Answer as the last item."""
     started = time.perf_counter()
     searcher = _searcher(lib_or_searcher)
     question = (question or "").strip()
@@ -173,7 +222,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     def finish(raw: str, checked: Checked | None, passages) -> Answer:
         abstained = checked is None or not checked.supported
         if not abstained:
-            gate["on_topic"] = on_topic(rewritten, checked, passages)
+            gate["on_topic"] = on_topic(rewritten, checked, passages, language)
             abstained = not gate["on_topic"]
         sentences = checked.sentences if checked else []
         if abstained:
@@ -188,15 +237,40 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                       raw=raw, sentences=sentences, body=body, citations=citations,
                       supported=not abstained, abstained=abstained, further_reading=reading, gate=gate,
                       invented_citations=checked.invented if checked else [], rewrite=how,
-                      model=getattr(loaded[0], "name", None), seconds=time.perf_counter() - started)
+                      model=getattr(loaded[0], "name", None), seconds=time.perf_counter() - started,
+                      anchored=anchored)
 
     gate["passed"] = bool(hits) and gate["strength"] >= threshold
     if not gate["passed"]:
         yield finish("", None, hits)
         return
+    if anchored:
+        writer_name = getattr(loaded[0], "name", None) or DEFAULT_GENERATOR
+        the_judge = judge_for(judge, writer_name)  # loaded before the writer starts: its load is not a claim's wait
+        note = f" in {LANGUAGE_NAMES[language]}" if language in LANGUAGE_NAMES else ""
+        claims: list[CheckedClaim] = []
+        first = written = None
+        for item in anchored_stream(rewritten, hits, model(), the_judge, sources_block=sources_block,
+                                    speaker_of=speaker, gate=gate, max_tokens=max_tokens or ANCHORED_MAX_TOKENS,
+                                    language_note=note):
+            if isinstance(item, AnchoredAnswer):
+                written = item
+                continue
+            if isinstance(item, CheckedClaim):
+                claims.append(item)
+                if item.kept and first is None:
+                    first = time.perf_counter() - started
+            yield item
+        result = finish(written.raw, None, hits)
+        anchored_answer(result, rewritten, claims, written)
+        result.judge = getattr(the_judge.generator, "name", None)
+        result.first_claim_seconds = first
+        result.seconds = time.perf_counter() - started
+        yield result
+        return
     messages = build_messages(rewritten, hits, language)
     pieces: list[str] = []
-    for piece in model().stream(messages, max_tokens=max_tokens, temperature=0.0):
+    for piece in model().stream(messages, max_tokens=max_tokens or MAX_ANSWER_TOKENS, temperature=0.0):
         pieces.append(piece)
         yield piece
     raw = "".join(pieces)
@@ -209,6 +283,67 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     yield result
 
 
+# --- anchored answers --------------------------------------------------------------
+
+_judges: dict[str, EntailmentJudge] = {}
+_judges_loading = threading.Lock()
+JUDGE_CONTEXT = 2048  # tokens: the judge reads one quote in its context and one claim
+
+
+def load_judge(name: str) -> EntailmentJudge:
+    """The entailment judge on model `name`, loaded once per process on a
+    generator of its own (load_generator(own=True)): never the instance
+    that writes an answer, even when it is the same model, since it judges
+    while the writer is still writing."""
+    with _judges_loading:
+        if name not in _judges:
+            from readingroom.models.generate import load_generator
+
+            _judges[name] = EntailmentJudge(load_generator(name, own=True, n_ctx=JUDGE_CONTEXT))
+        return _judges[name]
+
+
+def judge_for(judge, writer_name: str) -> EntailmentJudge:
+    """`judge` when it is one; else the judge on the model it names, or on
+    $READINGROOM_JUDGE, or on the writer's own model."""
+    if isinstance(judge, EntailmentJudge):
+        return judge
+    return load_judge(judge or os.environ.get(JUDGE_VARIABLE) or writer_name)
+
+
+def claim_sentence(claim: CheckedClaim) -> str:
+    """A kept claim as a sentence of the answer's body, its [n] before the
+    final stop; any [n] of its own is defused, so only the program's count."""
+    text = defuse_markers(" ".join(claim.text.split())).rstrip()
+    core = text.rstrip(".!?…")
+    return f"{core} [{claim.passage}]{text[len(core):] or '.'}"
+
+
+def anchored_answer(result: Answer, question: str, claims: list[CheckedClaim], written) -> Answer:
+    """`result` (made as an abstention) filled in from the checked claims:
+    the kept claims as its body, their quotes and spans as its citations;
+    it abstains when none is kept or none is about the question."""
+    result.claims, result.raw = claims, written.raw
+    result.tokens = written.tokens
+    kept = [c for c in claims if c.kept]
+    if kept:
+        result.gate["on_topic"] = about_question(question, [c.text for c in kept], result.passages, result.language)
+    if not kept or not result.gate["on_topic"]:
+        return result
+    cited = sorted({c.passage for c in kept})
+    result.body = " ".join(claim_sentence(c) for c in kept)
+    result.citations = []
+    for n in cited:
+        hit = result.passages[n - 1]
+        quotes = [{"quote": c.quote, "span": [c.span.start, c.span.end], "support": c.support}
+                  for c in kept if c.passage == n]
+        result.citations.append({"n": n, "passage_id": hit.passage_id, "citation": hit.citation,
+                                 "quote": defuse_markers(quotes[0]["quote"]), "quotes": quotes})
+    result.further_reading = further_reading(result.passages, cited)
+    result.supported, result.abstained = True, False
+    return result
+
+
 def _searcher(lib_or_searcher):
     from readingroom.search.searcher import Searcher, searcher_for
 
@@ -217,20 +352,28 @@ def _searcher(lib_or_searcher):
     return searcher_for(lib_or_searcher)
 
 
-def on_topic(question: str, checked: Checked, passages) -> bool:
+def on_topic(question: str, checked: Checked, passages, language: str | None = None) -> bool:
     """Whether the checked answer is about the question: some kept claim
     shares a content word with it, not counting the authors' names ("Marx"
     is in both the question and any answer about Marx). A supported answer
     to another question (the model quoting a passage that is near but beside
-    the point) is no answer."""
+    the point) is no answer. Question and answer are read in `language`,
+    the question's (its stop words: German "die" is no shared content)."""
+    return about_question(question, [s.final for s in checked.sentences if s.final and s.kind == "claim"],
+                          passages, language)
+
+
+def about_question(question: str, claims: Sequence[str], passages, language: str | None = None) -> bool:
+    """Whether one of `claims` shares a content word with the question,
+    the passages' authors' names not counting (see on_topic)."""
     names: set[str] = set()
     for hit in passages:
         for author in (hit.authors or []):
-            names |= set(content_words(author))
-    wanted = set(content_words(question)) - names
+            names |= set(content_words(author, language))
+    wanted = set(content_words(question, language)) - names
     if not wanted:
         return True
-    return any(set(content_words(s.final)) & wanted for s in checked.sentences if s.final and s.kind == "claim")
+    return any(set(content_words(claim, language)) & wanted for claim in claims)
 
 
 def citation_list(checked: Checked, passages) -> list[dict]:
@@ -239,7 +382,7 @@ def citation_list(checked: Checked, passages) -> list[dict]:
         hit = passages[n - 1]
         citing = [s.final for s in checked.sentences if s.final and n in s.valid]
         citations.append({"n": n, "passage_id": hit.passage_id, "citation": hit.citation,
-                          "quote": defuse_markers(best_quote(hit.text, citing))})
+                          "quote": defuse_markers(best_quote(hit.text, citing, language=hit.language))})
     return citations
 
 
@@ -270,4 +413,4 @@ def place_in_document(hit) -> str:
     return citation[len(document) + 2:] if citation.startswith(document + ", ") else citation
 
 
-__all__ = ["Answer", "answer", "answer_stream", "MAX_ANSWER_TOKENS"]
+__all__ = ["Answer", "answer", "answer_stream", "load_judge", "MAX_ANSWER_TOKENS", "JUDGE_VARIABLE"]

@@ -20,17 +20,9 @@ import html
 import re
 
 from readingroom.answer.check.citations import defuse_markers
+from readingroom.messages import message
 from readingroom.text import shorten
 
-NOT_ANSWERED = {
-    "en": ("The library's sources do not answer this question.", "The closest passages"),
-    "de": ("Die Quellen der Bibliothek beantworten diese Frage nicht.", "Die nächsten Textstellen"),
-    "fr": ("Les sources de la bibliothèque ne répondent pas à cette question.", "Les passages les plus proches"),
-    "es": ("Las fuentes de la biblioteca no responden a esta pregunta.", "Los pasajes más cercanos"),
-    "it": ("Le fonti della biblioteca non rispondono a questa domanda.", "I passi più vicini"),
-}
-FURTHER = {"en": "Read further", "de": "Weiterlesen", "fr": "Pour aller plus loin", "es": "Para seguir leyendo",
-           "it": "Per approfondire"}
 CLOSEST_SHOWN = 3  # passages listed when the answer abstains
 SNIPPET_CHARS = 220
 
@@ -55,7 +47,8 @@ def escape_markdown(text) -> str:
 # --- the parts ---------------------------------------------------------------------------
 
 def not_answered(language: str | None) -> str:
-    return NOT_ANSWERED.get(language or "en", NOT_ANSWERED["en"])[0]
+    """That the sources do not answer, in `language` (English if the catalogue lacks it)."""
+    return message("not-answered", language)
 
 
 def where(hit) -> str:
@@ -69,8 +62,7 @@ def closest_passages(passages, language: str | None) -> str:
     with its citation and its opening."""
     if not passages:
         return ""
-    heading = NOT_ANSWERED.get(language or "en", NOT_ANSWERED["en"])[1]
-    lines = [f"{heading}:"]
+    lines = [f"{message('closest-passages', language)}:"]
     for n, hit in enumerate(passages[:CLOSEST_SHOWN], start=1):
         snippet = shorten(" ".join(hit.text.split()), SNIPPET_CHARS)
         lines.append(f"[{n}] {where(hit)}: “{defuse_markers(snippet)}”")
@@ -101,7 +93,7 @@ def reading_lines(reading: list[dict], escape=lambda s: s) -> list[str]:
 
 
 def reading_heading(language: str | None) -> str:
-    return FURTHER.get(language or "en", FURTHER["en"])
+    return message("read-further", language)
 
 
 def reading_text(reading: list[dict], language: str | None) -> str:
@@ -118,15 +110,18 @@ def answer_markdown(result) -> list[str]:
     """One answer as Markdown lines: its body, its sources with their
     quotations, and the reading list, every piece of text escaped."""
     lines = [escape_markdown(body_text(result)), ""]
+    if getattr(result, "anchored", False) and not result.abstained:
+        lines += [f"_each claim's quote found in its passage and judged by {escape_markdown(result.judge)}_", ""]
     if result.citations:
-        lines += ["**Sources**", ""]
+        lines += [f"**{escape_markdown(message('sources', result.language))}**", ""]
         for c in result.citations:
             hit = result.passages[c["n"] - 1]
             anchor = f" #{hit.anchor}" if hit.anchor else ""
             url = f" <{hit.url}>" if re.match(r"https?://", hit.url or "", re.IGNORECASE) else ""
             lines.append(f"- \\[{c['n']}\\] {escape_markdown(c['citation'] + anchor + url)}")
-            if c.get("quote"):
-                lines.append(f"  > {escape_markdown(' '.join(c['quote'].split()))}")
+            for quote in [q["quote"] for q in c.get("quotes", [])] or [c.get("quote")]:
+                if quote:  # anchored answers: every claim's quote, the passage's exact words
+                    lines.append(f"  > {escape_markdown(' '.join(quote.split()))}")
         lines.append("")
     if result.further_reading:
         lines += [f"**{escape_markdown(reading_heading(result.language))}**", ""]

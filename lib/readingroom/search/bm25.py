@@ -13,6 +13,12 @@ triple its BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5,
 b 0.75), and the triples become the column-compressed matrix bm25s queries:
 the result is a `bm25s.BM25`, saved, loaded and queried as before.
 
+Each passage is read in its language (text.index_tokens: that language's
+stemmer, and stop words where text.BM25_STOP_WORD_LANGUAGES says, its
+stems tagged "de:..."; English untagged), as
+index.build_bm25 reads it: a batch's texts are counted a language at a
+time (`count_words_in_languages`).
+
 It equals bm25s's index (tests/test_scale.py compares the scores) except
 where Python's regex and Arrow's differ on what a word character is: both
 take letters, digits and "_" in any script.
@@ -25,16 +31,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from readingroom.text import BM25_STOP_WORD_LANGUAGES, stemmer, stop_words, token_tag, word_language
+
 K1, B = 1.5, 0.75  # bm25s's defaults, as index.build_bm25 uses them
 NOT_WORD = r"[^\pL\pN_]+"  # bm25s: (?u)\b\w\w+\b on lower-cased text
 
 
-def count_words(texts: pa.Array | list[str], stopwords: list[str]):
+def count_words(texts: pa.Array | list[str], stopwords: list[str], language: str = "en"):
     """One batch's (passage, stem, count) triples and words kept per passage;
-    stems numbered within the batch, their strings in `stems`. A pure
-    function of the texts: worker processes run it side by side."""
-    import Stemmer
-
+    stems numbered within the batch, their strings in `stems` (tagged with
+    `language`, text.token_tag). A pure function of the texts: worker
+    processes run it side by side."""
     texts = pa.array(texts, pa.string()) if isinstance(texts, list) else texts
     words = pc.split_pattern_regex(pc.utf8_lower(texts.fill_null("")), NOT_WORD)
     flat = pc.list_flatten(words)
@@ -44,7 +51,10 @@ def count_words(texts: pa.Array | list[str], stopwords: list[str]):
     flat, owner = flat.filter(keep), owner[keep.to_numpy(zero_copy_only=False)]
     lengths = np.bincount(owner, minlength=len(texts)).astype(np.int32)
     encoded = pc.dictionary_encode(flat)
-    stemmed = Stemmer.Stemmer("english").stemWords(encoded.dictionary.to_pylist())
+    stemmed = stemmer(word_language(language)).stemWords(encoded.dictionary.to_pylist())
+    tag = token_tag(language)
+    if tag:
+        stemmed = [tag + s for s in stemmed]
     stems, stem_of_word = np.unique(np.array(stemmed, dtype=object), return_inverse=True) \
         if stemmed else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
     word = encoded.indices.to_numpy()
@@ -53,6 +63,34 @@ def count_words(texts: pa.Array | list[str], stopwords: list[str]):
     unique, counts = np.unique(owner.astype(np.int64) * width + stem_of_word[word], return_counts=True)
     return (unique // width).astype(np.int32), (unique % width).astype(np.int32), \
         counts.astype(np.float32), lengths, stems.tolist()
+
+
+def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[str | None]]):
+    """`count_words` of a batch of (texts, their languages): each language's
+    texts with its stop words and stemmer, the counts put back in the
+    batch's passage order."""
+    texts, languages = batch
+    texts = pa.array(texts, pa.string()) if isinstance(texts, list) else texts
+    codes = [word_language(c) for c in (languages.to_pylist() if isinstance(languages, pa.Array) else languages)]
+    groups: dict[str, list[int]] = {}
+    for row, code in enumerate(codes):
+        groups.setdefault(code, []).append(row)
+    dropped = {language: sorted(set(stop_words(language))) if language in BM25_STOP_WORD_LANGUAGES else []
+               for language in groups}
+    if len(groups) <= 1:
+        language = next(iter(groups), "en")
+        return count_words(texts, dropped.get(language, sorted(set(stop_words("en")))), language)
+    docs, stem_ids, counts, all_stems = [], [], [], []
+    lengths = np.zeros(len(texts), dtype=np.int32)
+    for language, rows in groups.items():
+        rows = np.array(rows, dtype=np.int64)
+        d, s, c, n, stems = count_words(texts.take(pa.array(rows)), dropped[language], language)
+        docs.append(rows[d].astype(np.int32))
+        stem_ids.append(s + np.int32(len(all_stems)))  # tagged stems never collide across languages
+        counts.append(c)
+        lengths[rows] = n
+        all_stems += stems
+    return np.concatenate(docs), np.concatenate(stem_ids), np.concatenate(counts), lengths, all_stems
 
 
 class StreamingBM25:
@@ -106,15 +144,18 @@ class StreamingBM25:
         return retriever
 
 
-def build_streaming(batches: Iterable[pa.Array | list[str]], stopwords, workers: int = 1, progress=None):
+def build_streaming(batches: Iterable, stopwords=None, workers: int = 1, progress=None):
     """A bm25s.BM25 of the texts in `batches` (in passage order), the
-    batches counted by `workers` processes side by side."""
+    batches counted by `workers` processes side by side. A batch is texts
+    (English, read with `stopwords`) or, with `stopwords` None, a pair
+    (texts, their languages)."""
     from functools import partial
 
     from readingroom.workers import ordered_map
 
+    count = count_words_in_languages if stopwords is None else partial(count_words, stopwords=sorted(set(stopwords)))
     builder = StreamingBM25()
-    for counts in ordered_map(partial(count_words, stopwords=sorted(set(stopwords))), batches, workers):
+    for counts in ordered_map(count, batches, workers):
         builder.add(counts)
         if progress is not None:
             progress.update(len(counts[3]))

@@ -6,7 +6,18 @@ One `SearchIndex` per library holds, in memory and in the same row order
   documents' authors, years, languages and sources),
 - a BM25 index of the passage texts (bm25s: sparse scores computed when the
   index is built, so a query is a sum of a few columns; saved in the cache
-  per corpus, so the next process loads it instead of building it),
+  per corpus, so the next process loads it instead of building it). Each
+  passage's words are read in its document's language, with that
+  language's Snowball stemmer (English's stop words dropped as before;
+  other languages keep theirs: text.BM25_STOP_WORD_LANGUAGES says why),
+  and tagged with it ("de:staat";
+  English untagged: text.index_tokens), so one index holds every language
+  and a query's German words match German passages only. A query is read
+  in its own language when the library holds that language (German
+  "Staaten" finds "Staat"), else in each language the library holds,
+  each reading matching its own passages. One index rather than one per
+  language: the same matrix, row order and cache as before, and an
+  English-only library's index is unchanged, token for token.
 - the passages' unit vectors for one embedding model, as one contiguous
   float32 matrix: a query is one matrix-vector product. Exact, no
   approximate index: at a million passages that is ~0.1 s on two idle
@@ -25,11 +36,12 @@ from readingroom.library.store import Library
 from readingroom.paths import cache_dir
 from readingroom.search.ann import text_keys
 from readingroom.search.fusion import top_rows
-from readingroom.text import tokenize
+from readingroom.text import index_tokens, tokenize, word_language
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
-# not reused.
-BM25_VERSION = "1"
+# not reused. 2: each passage's words in its document's language (stemmer,
+# stop words, tag: text.index_tokens); the languages are in the key too.
+BM25_VERSION = "2"
 
 @dataclass
 class DocumentTable:
@@ -157,10 +169,35 @@ class SearchIndex:
         return len(self.passage_ids)
 
     # --- scoring ------------------------------------------------------------
-    def bm25_scores(self, query: str) -> np.ndarray:
+    def word_languages(self) -> list[str]:
+        """The languages the BM25 index reads its passages in (text.word_language
+        of each document's language), sorted."""
+        if getattr(self, "_word_languages", None) is None:
+            self._word_languages = sorted({word_language(code or None) for code in self.docs.languages.tolist()})
+        return self._word_languages
+
+    def query_tokens(self, query: str, language: str | None = None) -> list[str]:
+        """The query's BM25 tokens: read in its language (`language`, or
+        detected among the library's) when the library holds it, else in
+        every language the library holds, each reading tagged as its
+        passages are. An English-only library reads every query in English,
+        as it always has."""
+        held = self.word_languages()
+        if held in ([], ["en"]):
+            return tokenize([query])[0]
+        if language is None:
+            from readingroom.corpus.language import detect_query_language
+
+            language = detect_query_language(query, held)
+        readings = [word_language(language)] if language and word_language(language) in held else held
+        return [t for reading in readings for t in index_tokens([query], reading)[0]]
+
+    def bm25_scores(self, query: str, language: str | None = None) -> np.ndarray:
+        """Every passage's BM25 score for the query (`language`: the query's,
+        when the caller knows it; see query_tokens)."""
         if len(self) == 0:
             return np.zeros(0, dtype=np.float32)
-        tokens = tokenize([query])[0]
+        tokens = self.query_tokens(query, language)
         known = [t for t in tokens if t in self.bm25.vocab_dict]
         if not known:
             return np.zeros(len(self), dtype=np.float32)
@@ -252,13 +289,38 @@ def as_precision(matrix: np.ndarray, precision: str):
     return np.ascontiguousarray(matrix, dtype=np.float32)
 
 
-def build_bm25(texts: list[str], progress: bool = False):
+def build_bm25(texts: list[str], progress: bool = False, languages: list[str | None] | None = None):
+    """The bm25s index of `texts`, each read in its language (`languages`,
+    aligned with the texts; None: all English)."""
     import bm25s
 
     retriever = bm25s.BM25()
     if texts:
-        retriever.index(tokenize(texts), show_progress=progress)
+        retriever.index(language_tokens(texts, languages), show_progress=progress)
     return retriever
+
+
+def language_tokens(texts: list[str], languages: list[str | None] | None) -> list[list[str]]:
+    """text.index_tokens of each text in its language, in the texts' order:
+    the texts of one language tokenised together."""
+    if languages is None or all(word_language(code) == "en" for code in languages):
+        return tokenize(texts)
+    rows_of: dict[str, list[int]] = {}
+    for row, code in enumerate(languages):
+        rows_of.setdefault(word_language(code), []).append(row)
+    tokens: list[list[str]] = [[] for _ in texts]
+    for language, rows in rows_of.items():
+        for row, words in zip(rows, index_tokens([texts[r] for r in rows], language)):
+            tokens[row] = words
+    return tokens
+
+
+def languages_fingerprint(lib: Library) -> str:
+    """Changes when a document's language changes (its passages' ids do not)."""
+    (digest,) = lib.con.execute(
+        "SELECT sha256(coalesce(string_agg(doc_id || '=' || coalesce(language, ''), ',' ORDER BY doc_id), '')) "
+        "FROM documents").fetchone()
+    return digest
 
 
 def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
@@ -267,7 +329,7 @@ def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
     with allow_pickle=False), else built and saved there."""
     import bm25s
 
-    folder = cache_dir() / "bm25" / f"{fingerprint[:32]}-v{BM25_VERSION}"
+    folder = cache_dir() / "bm25" / f"{fingerprint[:32]}-{languages_fingerprint(lib)[:8]}-v{BM25_VERSION}"
     if (folder / "params.index.json").exists():
         try:
             return bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False, load_corpus=False)
@@ -277,8 +339,9 @@ def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
     if count >= BM25_STREAM_MIN:
         retriever = _streamed_bm25(lib, count, progress)
     else:
-        retriever = build_bm25(
-            lib.arrow("SELECT text FROM passages ORDER BY doc_id, ordinal").column("text").to_pylist(), progress)
+        table = lib.arrow("SELECT p.text, d.language FROM passages p LEFT JOIN documents d USING (doc_id) "
+                          "ORDER BY p.doc_id, p.ordinal")
+        retriever = build_bm25(table.column("text").to_pylist(), progress, table.column("language").to_pylist())
     if count:
         # Saved beside and renamed into place: a half-written index is never loaded.
         partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
@@ -301,19 +364,19 @@ BM25_WORKERS = 1
 
 
 def _streamed_bm25(lib: Library, count: int, progress: bool):
-    from bm25s.stopwords import STOPWORDS_EN
     from tqdm.auto import tqdm
 
     from readingroom.search.bm25 import build_streaming
 
     cursor = lib.con.cursor()
     try:
-        reader = cursor.sql("SELECT text FROM passages ORDER BY doc_id, ordinal").to_arrow_reader(BM25_BATCH)
-        batches = (batch.column(0) for batch in reader)
+        reader = cursor.sql("SELECT p.text, d.language FROM passages p LEFT JOIN documents d USING (doc_id) "
+                            "ORDER BY p.doc_id, p.ordinal").to_arrow_reader(BM25_BATCH)
+        batches = ((batch.column(0), batch.column(1)) for batch in reader)
         with tqdm(total=count, unit="passage", desc="BM25", disable=not progress) as bar:
             # One process: on 2 shared cores two workers were slower (bench/scale.py:
             # 107 s against 43 s at 100k); build_streaming(workers=N) for more cores.
-            return build_streaming(batches, STOPWORDS_EN, workers=BM25_WORKERS, progress=bar)
+            return build_streaming(batches, None, workers=BM25_WORKERS, progress=bar)
     finally:
         cursor.close()
 

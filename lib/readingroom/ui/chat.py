@@ -56,10 +56,12 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from readingroom import deployment  # on Binder, the small generator
+from readingroom.answer.anchored import CheckedClaim
 from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
+from readingroom.messages import translator
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
 from readingroom.models.fetch import state
 from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
@@ -94,6 +96,10 @@ STYLE = """<style>
 .rr-kept { color: #165; }
 .rr-dropped { color: #a33; text-decoration: line-through; }
 .rr-dropped .rr-why { text-decoration: none; display: inline-block; }
+.rr-claims { margin: 0.2em 0; padding-left: 1.2em; }
+.rr-claim { margin: 0.3em 0; }
+.rr-excerpt { margin: 0.2em 0 0.4em 0; padding-left: 0.6em; border-left: 3px solid #ccc; color: #333; font-size: 0.92em; }
+.rr-chat mark.rr-quote { background: #fff0a8; padding: 0 0.1em; }
 </style>"""
 
 
@@ -175,8 +181,10 @@ class Turn:
     """The widgets of one question: what was asked, a status line, the
     answer (streamed, then checked), the source cards."""
 
-    def __init__(self, question: str):
+    def __init__(self, question: str, anchored: bool = False):
         self.question = question
+        self.anchored = anchored
+        self.claims: list[CheckedClaim] = []  # anchored: the claims checked so far
         self.asked = widgets.HTML(f'<div class="rr-asked">{escape(question)}</div>')
         self.status = widgets.HTML()
         self.answer = widgets.HTML()
@@ -200,8 +208,16 @@ class Turn:
         if time.monotonic() - self._shown >= STREAM_INTERVAL:
             self.show_draft()
 
+    def add_claim(self, claim: CheckedClaim) -> None:
+        """An anchored claim, just checked: the kept ones shown at once."""
+        self.claims.append(claim)
+        self.show_draft()
+
     def show_draft(self) -> None:
         self._shown = time.monotonic()
+        if self.anchored:  # the model's JSON means nothing to a reader: the claims checked so far instead
+            self.answer.value = claims_so_far_html(self.claims)
+            return
         self.answer.value = ('<div class="rr-unchecked"><div class="rr-label">the model is writing; '
                              f'not checked yet</div>{escape("".join(self.pieces))}</div>')
 
@@ -210,12 +226,14 @@ class Turn:
         self.result = result
         self.answer.value = answer_html(result)
         self.sources.value = cards_html(result)
-        seconds = f"{result.seconds:.0f} s" if result.seconds >= 1 else "under a second"
-        by = f" by {result.model}" if result.model else ""
+        say = translator(result.language)  # the question's language
+        seconds = say("seconds", seconds=f"{result.seconds:.0f}") if result.seconds >= 1 else say("under-a-second")
         if result.abstained:
-            self.say(f"not answered: the library's passages do not support an answer ({seconds})")
+            self.say(say("status-not-answered", seconds=seconds))
+        elif result.model:
+            self.say(say("status-checked-by", model=result.model, seconds=seconds))
         else:
-            self.say(f"checked answer{by} ({seconds})")
+            self.say(say("status-checked", seconds=seconds))
 
     def fail(self, message: str) -> None:
         self.error = message
@@ -228,6 +246,8 @@ class Turn:
 
 
 def answer_html(result: Answer) -> str:
+    if result.anchored:
+        return anchored_answer_html(result)
     kind = "rr-checked rr-abstained" if result.abstained else "rr-checked"
     parts = [f'<div class="{kind}">{marked_citations(escape(body_text(result)))}</div>']
     notes = []
@@ -270,21 +290,23 @@ def cards_html(result: Answer) -> str:
     if not result.passages:
         return ""
     cited = {c["n"] for c in result.citations}
-    heading = "The closest passages" if result.abstained else "Sources given to the model"
-    cards = [f'<div class="rr-note">{heading}:</div>']
+    say = translator(result.language)  # the question's language
+    quoted = {c["n"]: [q["span"] for q in c.get("quotes", [])] for c in result.citations}
+    heading = say("closest-passages") if result.abstained else say("sources-given")
+    cards = [f'<div class="rr-note">{escape(heading)}:</div>']
     for n, hit in enumerate(result.passages, start=1):
         if result.abstained:
-            badge = '<span class="rr-badge">closest</span>'
+            badge = f'<span class="rr-badge">{escape(say("badge-closest"))}</span>'
         elif n in cited:
-            badge = '<span class="rr-badge rr-cited">cited</span>'
+            badge = f'<span class="rr-badge rr-cited">{escape(say("badge-cited"))}</span>'
         else:
-            badge = '<span class="rr-badge">not cited</span>'
+            badge = f'<span class="rr-badge">{escape(say("badge-not-cited"))}</span>'
         about = ", ".join(escape(x) for x in (hit.author, hit.title, hit.year, hit.source) if x)
         where = f' <span class="rr-anchor">#{escape(hit.anchor)}</span>' if hit.anchor else ""
         link = safe_link(hit.url, hit.anchor)
-        link_html = (f' · <a href="{link}" target="_blank" rel="noopener noreferrer">open the source</a>'
+        link_html = (f' · <a href="{link}" target="_blank" rel="noopener noreferrer">{escape(say("open-source"))}</a>'
                      if link else "")
-        marks = []
+        marks = [claim_mark(c) for c in result.claims if c.passage == n]
         for s in result.sentences:
             if n not in s.valid:
                 continue
@@ -298,8 +320,93 @@ def cards_html(result: Answer) -> str:
         cards.append(
             f'<details class="rr-card" data-n="{n}"><summary><b>[{n}]</b> {escape(hit.citation or hit.title)} '
             f'{badge}</summary><div class="rr-note">{about}{where}{link_html}</div>'
-            f'<div class="rr-passage">{escape(hit.text)}</div>{marks_html}</details>')
+            f'<div class="rr-passage">{highlighted(hit.text, quoted.get(n, []))}</div>{marks_html}</details>')
     return "".join(cards)
+
+
+# --- anchored answers: each claim with its quote marked in its passage ------------------
+
+EXCERPT_CHARS = 200  # of the passage shown on each side of a claim's quote
+
+
+def highlighted(text: str, spans, start: int = 0, end: int | None = None) -> str:
+    """text[start:end], escaped, with the spans (passage offsets) in <mark>.
+    Each piece is escaped on its own, so a mark never cuts an entity."""
+    end = len(text) if end is None else end
+    parts, at = [], start
+    for left, right in sorted(spans):
+        left, right = max(left, at), min(right, end)
+        if right <= left:
+            continue
+        parts += [escape(text[at:left]), f'<mark class="rr-quote">{escape(text[left:right])}</mark>']
+        at = right
+    parts.append(escape(text[at:end]))
+    return "".join(parts)
+
+
+def excerpt_html(text: str, span) -> str:
+    """The passage around a quote, the quote marked, cut at spaces."""
+    left, right = max(span.start - EXCERPT_CHARS, 0), min(span.end + EXCERPT_CHARS, len(text))
+    if left > 0:
+        cut = text.find(" ", left, span.start)
+        left = cut + 1 if cut >= 0 else left
+    if right < len(text):
+        cut = text.rfind(" ", span.end, right)
+        right = cut if cut > span.end else right
+    return (("… " if left > 0 else "") + highlighted(text, [(span.start, span.end)], left, right)
+            + (" …" if right < len(text) else ""))
+
+
+def claim_html(claim: CheckedClaim, hit) -> str:
+    """A kept claim, its [n], and its quote marked in the passage's words."""
+    return (f'<li class="rr-claim rr-kept" data-n="{claim.passage}">{escape(claim.text)} '
+            f'<span class="rr-cite">[{claim.passage}]</span> <span class="rr-note">support {claim.support:.2f}'
+            f'</span><div class="rr-excerpt">{excerpt_html(hit.text, claim.span)}</div></li>')
+
+
+def claim_mark(claim: CheckedClaim) -> str:
+    if claim.kept:
+        return f'<li class="rr-kept">✓ kept, support {claim.support:.2f}: {escape(claim.text)}</li>'
+    return (f'<li class="rr-dropped">✗ {escape(claim.text)} <span class="rr-why">(left out: '
+            f'{escape(claim.reason)})</span></li>')
+
+
+def claims_so_far_html(claims: list[CheckedClaim]) -> str:
+    kept = [c for c in claims if c.kept]
+    lines = "".join(f'<li class="rr-claim rr-kept">{escape(c.text)} <span class="rr-cite">[{c.passage}]</span> '
+                    f'<span class="rr-excerpt">“<mark class="rr-quote">{escape(c.quote)}</mark>”</span></li>'
+                    for c in kept)
+    left = len(claims) - len(kept)
+    note = f"{len(kept)} claim{'s' if len(kept) != 1 else ''} checked and kept, {left} left out; the model is writing"
+    return (f'<div class="rr-unchecked"><div class="rr-label">{escape(note)}</div>'
+            f'<ul class="rr-claims">{lines}</ul></div>')
+
+
+def anchored_answer_html(result: Answer) -> str:
+    """The checked claims, each with its quote marked in its passage; or
+    the abstention; then what the check left out and why."""
+    if result.abstained:
+        parts = [f'<div class="rr-checked rr-abstained">{marked_citations(escape(body_text(result)))}</div>']
+    else:
+        items = "".join(claim_html(c, result.passages[c.passage - 1]) for c in result.kept_claims)
+        parts = [f'<div class="rr-checked rr-anchored"><ul class="rr-claims">{items}</ul></div>']
+    dropped = result.dropped_claims
+    if result.raw:
+        note = (f"{len(result.kept_claims)} claim{'s' if len(result.kept_claims) != 1 else ''} kept, "
+                f"{len(dropped)} left out; each quote found in its passage and judged by {result.judge}")
+        if result.abstained and result.kept_claims:
+            note += "; what was kept is not about the question"
+    else:
+        note = "the model was not asked: no passage matched the question closely enough"
+    parts.append(f'<div class="rr-note">{escape(note)}</div>')
+    if dropped:
+        items = "".join(claim_mark(c) for c in dropped)
+        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(dropped)})</summary>'
+                     f'<ul class="rr-marks">{items}</ul></details>')
+    if result.raw:
+        parts.append('<details class="rr-raw"><summary>The model\'s text as written</summary>'
+                     f'<div class="rr-unchecked">{escape(result.raw)}</div></details>')
+    return "".join(parts)
 
 
 # --- the conversation as Markdown ---------------------------------------------------
@@ -351,11 +458,14 @@ class Chat(widgets.VBox):
     session has its own); `generator`: a generate.Generator to use (by
     default the app's generation service when there is one, else the model
     chosen in the settings, `model` or $READINGROOM_GENERATOR or the default
-    model, loaded at the first question); `k`: passages per answer."""
+    model, loaded at the first question); `k`: passages per answer;
+    `anchored`: answers as quote-anchored claims (the option's first
+    value); `judge`: their judge, an EntailmentJudge or a model's name
+    (default: $READINGROOM_JUDGE, else the answering model)."""
 
     def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
                  k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS, questions_per_minute: int | None = None,
-                 room_log=None):
+                 room_log=None, anchored: bool = False, judge=None):
         from readingroom.ui.room import RoomLog
 
         self.answers: list[Answer] = []
@@ -368,6 +478,7 @@ class Chat(widgets.VBox):
         self.turns: list[Turn] = []
         self.thread: threading.Thread | None = None
         self.max_tokens = max_tokens
+        self.judge = judge
         self.problem: str | None = None  # why the chat cannot answer at all, when it cannot
         self.library: Library | None = None
         self.searcher = None
@@ -380,17 +491,18 @@ class Chat(widgets.VBox):
         self.shared_model = generator is not None and getattr(generator, "backend", "") == "service"
         model = model or os.environ.get(MODEL_VARIABLE) or deployment.current().generator or DEFAULT_GENERATOR
 
+        say = translator(None)  # the page's own labels come before any question: the catalogue's English
         self.header = widgets.HTML()
         self.header.add_class("rr-header")
         self.conversation = widgets.VBox()
         self.conversation.add_class("rr-conversation")
-        self.question = widgets.Textarea(placeholder="Ask the library a question …",
+        self.question = widgets.Textarea(placeholder=say("ask-placeholder"),
                                          layout=widgets.Layout(width="100%", height="4.5em"))
         self.question.add_class("rr-question")
-        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane",
+        self.send_button = widgets.Button(description=say("send"), button_style="primary", icon="paper-plane",
                                           tooltip="Ask (the answer comes from the library's passages only)")
         self.send_button.add_class("rr-send")
-        self.new_button = widgets.Button(description="New conversation", icon="eraser",
+        self.new_button = widgets.Button(description=say("new-conversation"), icon="eraser",
                                          tooltip="Forget the conversation: the next question starts afresh",
                                          layout=widgets.Layout(width="auto"))
         self.new_button.add_class("rr-new")
@@ -400,7 +512,7 @@ class Chat(widgets.VBox):
         self.notice.add_class("rr-notice")
 
         self._open(library)
-        self._build_settings(model, k)
+        self._build_settings(model, k, anchored)
         self.send_button.on_click(self._on_send)
         self.new_button.on_click(self._on_new)
         self._update_export()
@@ -485,7 +597,7 @@ class Chat(widgets.VBox):
         if index.embedder is not None:
             index.embedder.encode_query("What does the library say about this?")
 
-    def _build_settings(self, model: str, k: int) -> None:
+    def _build_settings(self, model: str, k: int, anchored: bool = False) -> None:
         docs = self.searcher.index.docs if self.searcher else None
         authors = sorted({a for names in docs.authors for a in names}) if docs else []
         languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
@@ -526,9 +638,14 @@ class Chat(widgets.VBox):
                                       disabled=self.shared_model, layout=widgets.Layout(width="32em"))
         self.passages = widgets.IntSlider(value=k, min=1, max=10, description="Passages",
                                           tooltip="How many passages the model is given")
+        self.anchored = widgets.Checkbox(value=anchored, description="Anchored (quotes checked)", indent=False,
+                                         tooltip="Each claim with the passage's exact words, judged for meaning "
+                                                 "by a second copy of the model (slower)")
         self.model_choice.add_class("rr-model")
         self.passages.add_class("rr-k")
-        self.settings_box = widgets.VBox([widgets.HTML("<b>Settings</b>"), self.model_choice, self.passages])
+        self.anchored.add_class("rr-anchored-option")
+        self.settings_box = widgets.VBox([widgets.HTML("<b>Settings</b>"), self.model_choice, self.passages,
+                                          self.anchored])
 
     # --- what the widgets say --------------------------------------------------------
     def filters(self):
@@ -602,14 +719,14 @@ class Chat(widgets.VBox):
         self.notice.value = ""
         self.asked_at.append(time.monotonic())
         self.question.value = ""
-        turn = Turn(question)
+        turn = Turn(question, anchored=self.anchored.value)
         self.turns.append(turn)
         self.conversation.children = (*self.conversation.children, turn.box)
         turn.say("searching the library …")
         self._set_busy(True)
         # Read the widgets here, in the kernel's thread; the worker only writes.
         job = dict(filters=self.filters(), k=self.passages.value, model=self.model_choice.value,
-                   history=list(self.answers))
+                   history=list(self.answers), anchored=self.anchored.value)
         self.thread = threading.Thread(target=self._answer, args=(turn, job), name="readingroom-chat", daemon=True)
         self.thread.start()
 
@@ -646,10 +763,14 @@ class Chat(widgets.VBox):
         try:
             self._follow_snapshot(turn)
             result = None
+            anchored = job.get("anchored", False)
             for item in answer_stream(self.searcher, turn.question, generator=generator, k=job["k"],
-                                      filters=job["filters"], history=job["history"], max_tokens=self.max_tokens):
+                                      filters=job["filters"], history=job["history"], anchored=anchored,
+                                      judge=self.judge, max_tokens=None if anchored else self.max_tokens):
                 if isinstance(item, Answer):
                     result = item
+                elif isinstance(item, CheckedClaim):
+                    turn.add_claim(item)
                 else:
                     if not turn.pieces:
                         turn.say("writing …")

@@ -41,6 +41,8 @@ import tornado.routing
 import tornado.web
 import tornado.websocket
 
+from readingroom.messages import message, preferred_language
+
 CODE_COOKIE = "readingroom-room"
 READER_COOKIE = "readingroom-reader"
 START_GRACE = 120.0  # seconds a served page counts as a reader before its websocket comes
@@ -52,6 +54,13 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 REFUSED_PAGE = """<!doctype html><meta charset="utf-8"><title>Reading Room</title>
 <body style="font-family: sans-serif; max-width: 36em; margin: 4em auto; line-height: 1.5">
 <h1>Reading Room</h1><p>{message}</p></body>"""
+
+
+def refused_page(key: str, accept_language: str | None, **values) -> str:
+    """The page a refused reader sees: the catalogue's message `key` in the
+    language their browser asks for, escaped."""
+    text = message(key, preferred_language(accept_language), **values)
+    return REFUSED_PAGE.format(message=tornado.escape.xhtml_escape(text))
 
 
 def room_code() -> str:
@@ -104,20 +113,21 @@ class _Door:
     def initialize(self, room: Room, upstream: str, upstream_token: str):
         self.room, self.upstream, self.upstream_token = room, upstream, upstream_token
 
-    def refuse(self, status: int, message: str) -> None:
+    def refuse(self, status: int, key: str, **values) -> None:
+        """Refused with the catalogue's message `key`, in the browser's language."""
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(REFUSED_PAGE.format(message=tornado.escape.xhtml_escape(message)))
+        self.finish(refused_page(key, self.request.headers.get("Accept-Language"), **values))
 
     def let_in(self) -> bool:
         """Host allowed and the room's code given; otherwise refused here (False)."""
         if host_name(self.request.host) not in self.room.hosts:
-            self.refuse(403, "This address is not the room's. Use the link the facilitator gave.")
+            self.refuse(403, "room-wrong-address")
             return False
         given = self.get_query_argument("code", None) or self.get_cookie(CODE_COOKIE) or ""
         if not hmac.compare_digest(given.encode(), self.room.code.encode()):
-            self.refuse(403, "This room needs its code: open the link (or scan the QR code) the facilitator shows.")
+            self.refuse(403, "room-needs-code")
             return False
         return True
 
@@ -153,8 +163,7 @@ class HttpProxy(_Door, tornado.web.RequestHandler):
         if self.request.method == "GET" and self._is_page():
             reader = self.get_cookie(READER_COOKIE)
             if self.room.full_for(reader):
-                self.refuse(503, f"The room is full ({self.room.max_sessions} readers). Try again when "
-                                 "someone has left, or ask the facilitator.")
+                self.refuse(503, "room-full", readers=self.room.max_sessions)
                 return
             self.room.pages[self.reader()] = time.monotonic()
 
@@ -191,7 +200,7 @@ class HttpProxy(_Door, tornado.web.RequestHandler):
             await tornado.httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         except (OSError, tornado.httpclient.HTTPClientError) as e:
             if not started:
-                return self.refuse(502, f"The chat's server did not answer ({e}).")
+                return self.refuse(502, "room-upstream-down", error=e)
             raise
         if not started:
             self._copy_headers(header_lines)
@@ -307,7 +316,7 @@ class FacilitatorPages(tornado.web.RequestHandler):
         if host_name(self.request.host) not in self.room.hosts or not self.room.facilitator_code or \
                 not hmac.compare_digest(given.encode(), self.room.facilitator_code.encode()):
             self.set_status(403)
-            return self.finish(REFUSED_PAGE.format(message="This page is for the facilitator: it needs their link."))
+            return self.finish(refused_page("room-facilitator-only", self.request.headers.get("Accept-Language")))
         self.set_header("Cache-Control", "no-store")
         entries = self.log.entries()
         if what == "":

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from readingroom.answer.check.citations import strip_citations
-from readingroom.text import content_words, sentence_spans, shorten
+from readingroom.text import content_words, sentence_spans, shorten, word_language
 
 # Measured on Qwen2.5-Coder-1.5B and SmolLM2 answers (see module notes).
 LEXICAL_WEIGHT = 0.5
@@ -68,17 +68,21 @@ class SupportChecker:
         self.min_claim_words = min_claim_words
 
     def scores(self, sentences: list[str], passages: list[str], passage_vectors: np.ndarray | None = None,
-               cross_language: np.ndarray | None = None):
+               cross_language: np.ndarray | None = None, passage_languages: list[str | None] | None = None):
         """(lexical, cosine, combined) matrices, sentences x passages.
         `cross_language[i, j]`: sentence i is in another language than
-        passage j (the cosine alone counts there)."""
+        passage j (the cosine alone counts there). `passage_languages`:
+        each passage's language (None: English); a sentence's words are
+        compared with a passage's in that passage's language, its stop
+        words and stemmer (text.content_words)."""
         n, m = len(sentences), len(passages)
+        languages = [word_language(c) for c in passage_languages] if passage_languages else ["en"] * m
         lexical = np.zeros((n, m))
-        passage_words = [set(content_words(p)) for p in passages]
+        passage_words = [set(content_words(p, lang)) for p, lang in zip(passages, languages)]
         for i, s in enumerate(sentences):
-            words = content_words(s)
+            words = {lang: content_words(s, lang) for lang in set(languages)}
             for j in range(m):
-                lexical[i, j] = lexical_overlap(words, passage_words[j])
+                lexical[i, j] = lexical_overlap(words[languages[j]], passage_words[j])
         if self.embedder is None or n == 0 or m == 0:
             cosine = np.zeros((n, m))
             combined = lexical.copy()
@@ -96,15 +100,17 @@ class SupportChecker:
         return float(self.scores([sentence], [passage])[2][0, 0])
 
 
-def best_quote(passage_text: str, sentences: list[str], limit: int = 300) -> str:
+def best_quote(passage_text: str, sentences: list[str], limit: int = 300, language: str | None = None) -> str:
     """The sentence of the passage that shares most content words with the
-    sentences citing it (the passage's opening when none do), cut to `limit`."""
+    sentences citing it (the passage's opening when none do), cut to `limit`;
+    words read in the passage's `language`."""
     text = " ".join(passage_text.split())
     parts = [text[s:e] for s, e in sentence_spans(text)]
     if not parts:
         return ""
     wanted = set()
     for s in sentences:
-        wanted |= set(content_words(s))
-    best = max(parts, key=lambda p: (len(set(content_words(p)) & wanted), -parts.index(p))) if wanted else parts[0]
+        wanted |= set(content_words(s, language))
+    best = max(parts, key=lambda p: (len(set(content_words(p, language)) & wanted), -parts.index(p))) \
+        if wanted else parts[0]
     return shorten(best, limit)

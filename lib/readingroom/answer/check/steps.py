@@ -85,7 +85,7 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
     leave out unsupported claims, and attribute the rest."""
     given = len(passages)
     scorer = _scorer(passages, checker, passage_vectors, answer_language)
-    sentences = read(raw, given)
+    sentences = read(raw, given, answer_language)
     sentences = lend_pointer_citations(sentences)
     sentences = cite_named_sources(sentences, passages)
     sentences = score(sentences, lambda s: s.kind == "claim" and bool(s.valid), scorer, checker)
@@ -104,22 +104,24 @@ def _scorer(passages, checker: SupportChecker, passage_vectors, answer_language)
     if answer_language and passages:
         cross = np.array([(getattr(p, "language", None) or answer_language) != answer_language for p in passages])
     texts = [p.text for p in passages]
+    languages = [getattr(p, "language", None) for p in passages]  # each passage's words read in its language
 
     def scores(sentences: list[str]):
         return checker.scores(sentences, texts, passage_vectors,
-                              None if cross is None else np.tile(cross, (len(sentences), 1)))
+                              None if cross is None else np.tile(cross, (len(sentences), 1)), languages)
 
     return scores
 
 
-def read(raw: str, given: int) -> Sentences:
-    """The sentences of `raw`, with their citations and kinds."""
+def read(raw: str, given: int, language: str | None = None) -> Sentences:
+    """The sentences of `raw` (written in `language`; None: English), with
+    their citations and kinds."""
     out = []
     for s in split_sentences(raw):
         cited = tuple(cited_numbers(s.text))
         valid = tuple(n for n in cited if 1 <= n <= given)
         claim = strip_citations(s.text)
-        words = len(set(content_words(claim)))
+        words = len(set(content_words(claim, language)))
         if not valid and _NOT_ANSWERED.search(claim):
             kind = "not-answered"
         elif cited and _POINTER.match(claim) and len(claim.split()) <= 9:
