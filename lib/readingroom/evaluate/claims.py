@@ -67,6 +67,47 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float(above / (len(positive) * len(negative)))
 
 
+def group_kfold(groups: Sequence[str], folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train indices, test indices) for each of `folds` folds, whole
+    groups at a time: every group is in the test side of exactly one fold
+    and never on both sides of any. Groups are dealt largest first to the
+    fold with fewest items (balanced folds), ties broken by a hash of the
+    group's name, so the split is the same on every run and machine."""
+    names = sorted(set(groups), key=lambda g: hashlib.sha256(str(g).encode("utf-8")).hexdigest())
+    if folds < 2 or folds > len(names):
+        raise ValueError(f"cannot make {folds} folds of {len(names)} groups")
+    size = {g: 0 for g in names}
+    for g in groups:
+        size[g] += 1
+    fold_of, load = {}, [0] * folds
+    for g in sorted(names, key=lambda g: -size[g]):  # stable: hash order within a size
+        k = min(range(folds), key=lambda i: load[i])
+        fold_of[g] = k
+        load[k] += size[g]
+    fold = np.array([fold_of[g] for g in groups])
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
+
+
+def precision_recall_at(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> tuple[float, float, int]:
+    """(precision, recall, pairs kept) when pairs scoring >= threshold count
+    as supported; precision is nan when none is kept."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    kept = scores >= threshold
+    precision = float(labels[kept].mean()) if kept.any() else float("nan")
+    recall = float(kept[labels].mean()) if labels.any() else float("nan")
+    return precision, recall, int(kept.sum())
+
+
+def threshold_for_precision(scores: Sequence[float], labels: Sequence[bool],
+                            min_precision: float = 0.95) -> tuple[float, float, float] | None:
+    """(threshold, precision, recall) at the lowest threshold whose
+    precision reaches `min_precision`, or None when none does."""
+    best = calibrate("", scores, labels, min_precision)
+    if best.precision < min_precision:
+        return None
+    return best.threshold, best.precision, best.recall
+
+
 @dataclass(frozen=True)
 class CheckerResult:
     name: str
