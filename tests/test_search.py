@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from readingroom import Block, Document, ingest
 from readingroom.cli import main
 from readingroom.models.embed import embed_library
+from readingroom.search.index import bm25_folder
 from readingroom.search.searcher import (
-    BM25_VERSION, Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,
+    Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,
 )
 
 COMMUNE = "The Paris Commune of 1871 was the first workers' government; it was crushed after seventy-two days."
@@ -153,7 +154,8 @@ def test_an_empty_library_and_an_empty_query_find_nothing(library):
 @pytest.mark.slow
 def test_the_bm25_index_is_saved_per_corpus_and_a_damaged_one_is_rebuilt(shelf, tmp_path):
     first = SearchIndex.load(shelf, vectors=False)
-    folder = tmp_path / "cache" / "bm25" / f"{corpus_fingerprint(shelf)[:32]}-v{BM25_VERSION}"
+    folder = bm25_folder(shelf, corpus_fingerprint(shelf))
+    assert folder.parent == tmp_path / "cache" / "bm25"
     assert (folder / "params.index.json").exists()
     (folder / "vocab.index.json").write_text("{not json")
     again = SearchIndex.load(shelf, vectors=False)

@@ -177,19 +177,20 @@ class SearchIndex:
         return self._word_languages
 
     def query_tokens(self, query: str, language: str | None = None) -> list[str]:
-        """The query's BM25 tokens: read in its language (`language`, or
-        detected among the library's) when the library holds it, else in
-        every language the library holds, each reading tagged as its
-        passages are. An English-only library reads every query in English,
-        as it always has."""
+        """The query's BM25 tokens: read in every language the library holds,
+        each reading tagged as its passages are, so that a German word in an
+        English question ("Arbeiter") still finds German passages, and a
+        filter to one language never empties the list. Hybrid search keeps
+        BM25 to the rows in the query's language when it can tell it
+        (searcher.same_language_bm25), which removes the cross-language
+        noise there. An English-only library reads every query in English,
+        as it always has. `language` is accepted for callers that know it,
+        and read first."""
         held = self.word_languages()
         if held in ([], ["en"]):
             return tokenize([query])[0]
-        if language is None:
-            from readingroom.corpus.language import detect_query_language
-
-            language = detect_query_language(query, held)
-        readings = [word_language(language)] if language and word_language(language) in held else held
+        first = word_language(language) if language else None
+        readings = ([first] if first in held else []) + [h for h in held if h != first]
         return [t for reading in readings for t in index_tokens([query], reading)[0]]
 
     def bm25_scores(self, query: str, language: str | None = None) -> np.ndarray:
@@ -323,13 +324,19 @@ def languages_fingerprint(lib: Library) -> str:
     return digest
 
 
+def bm25_folder(lib: Library, fingerprint: str) -> Path:
+    """Where the BM25 index of this corpus is cached: its passages, the
+    languages they are read in, and the index's version name it."""
+    return cache_dir() / "bm25" / f"{fingerprint[:32]}-{languages_fingerprint(lib)[:8]}-v{BM25_VERSION}"
+
+
 def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
     """The BM25 index of the library's passages, loaded from the cache when
     this corpus was indexed before (bm25s saves plain .npy and JSON; loaded
     with allow_pickle=False), else built and saved there."""
     import bm25s
 
-    folder = cache_dir() / "bm25" / f"{fingerprint[:32]}-{languages_fingerprint(lib)[:8]}-v{BM25_VERSION}"
+    folder = bm25_folder(lib, fingerprint)
     if (folder / "params.index.json").exists():
         try:
             return bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False, load_corpus=False)
