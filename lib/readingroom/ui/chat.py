@@ -265,14 +265,21 @@ def answer_html(result: Answer) -> str:
     if result.crosslingual is not None:
         notes.append(message("translated-by", result.language, model=result.model or "the model"))
     parts.append(f'<div class="rr-note">{escape("; ".join(notes))}</div>')
-    if dropped:
-        items = "".join(f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})'
-                        "</span></li>" for s in dropped)
-        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(dropped)})</summary>'
-                     f'<ul class="rr-marks">{items}</ul></details>')
-    if result.raw:
+    items = [f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})</span></li>'
+             for s in dropped]
+    return "".join(parts) + left_out_html(items, result.raw)
+
+
+def left_out_html(items: list[str], raw: str) -> str:
+    """What the check left out (list items, already escaped) and the model's
+    own text, each folded away under its summary."""
+    parts = []
+    if items:
+        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(items)})</summary>'
+                     f'<ul class="rr-marks">{"".join(items)}</ul></details>')
+    if raw:
         parts.append('<details class="rr-raw"><summary>The model\'s text as written</summary>'
-                     f'<div class="rr-unchecked">{escape(result.raw)}</div></details>')
+                     f'<div class="rr-unchecked">{escape(raw)}</div></details>')
     return "".join(parts)
 
 
@@ -401,14 +408,7 @@ def anchored_answer_html(result: Answer) -> str:
     else:
         note = "the model was not asked: no passage matched the question closely enough"
     parts.append(f'<div class="rr-note">{escape(note)}</div>')
-    if dropped:
-        items = "".join(claim_mark(c) for c in dropped)
-        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(dropped)})</summary>'
-                     f'<ul class="rr-marks">{items}</ul></details>')
-    if result.raw:
-        parts.append('<details class="rr-raw"><summary>The model\'s text as written</summary>'
-                     f'<div class="rr-unchecked">{escape(result.raw)}</div></details>')
-    return "".join(parts)
+    return "".join(parts) + left_out_html([claim_mark(c) for c in dropped], result.raw)
 
 
 # --- the conversation as Markdown ---------------------------------------------------
