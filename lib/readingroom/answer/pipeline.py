@@ -101,7 +101,7 @@ JUDGE_VARIABLE = "READINGROOM_JUDGE"  # the model that judges anchored claims (d
 @dataclass
 class Answer:
     question: str
-    rewritten_question: str  # what was searched (the question itself when there was no history)
+    rewritten_question: str  # what was searched: the question, made to stand alone after a history, or translated
     language: str | None  # the question's language, when it could be told
     passages: list  # the search Hits given to the model (or, when it abstained, the closest ones)
     raw: str  # what the model wrote ("" when it was not asked)
