@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 from readingroom.corpus.language import LANGUAGE_NAMES
+from readingroom.messages import language_of, message
 
 MAX_GROWTH = 3.0  # a translation more than 3x its source's length is the model rambling
 SYSTEM = ("You translate text from {source} into {target}. Translate the text inside <text> and "
@@ -55,9 +56,16 @@ def language_name(code: str | None) -> str:
 
 
 def translation_messages(text: str, target: str, source: str | None = None) -> list[dict]:
+    """The system message, one worked example where the message catalogue
+    has the same sentence in both languages (the small models otherwise turn
+    "According to Engels" into "Zurück zu Engels"), then the text."""
     system = SYSTEM.format(source=language_name(source), target=language_name(target))
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": f"<text>\n{_TAG_LOOKALIKE.sub('‹', text)}\n</text>"}]
+    messages = [{"role": "system", "content": system}]
+    if source and source != target and language_of(source) == source and language_of(target) == target:
+        messages += [{"role": "user", "content": f"<text>\n{message('translation-example', source)}\n</text>"},
+                     {"role": "assistant", "content": message("translation-example", target)}]
+    messages.append({"role": "user", "content": f"<text>\n{_TAG_LOOKALIKE.sub('‹', text)}\n</text>"})
+    return messages
 
 
 def cleaned(output: str, source_text: str) -> str:
