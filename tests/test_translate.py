@@ -132,7 +132,7 @@ def test_a_german_question_to_english_texts_is_answered_in_german_beside_the_che
     assert result.crosslingual is not None or result.abstained
     # searched in English: the translated question finds the Commune's passage first
     searched = result.rewritten_question.lower()
-    assert "paris" in searched and "1871" in searched and "wie" not in searched.split()
+    assert "paris" in searched and ("commune" in searched or "1871" in searched) and "wie" not in searched.split()
     assert result.passages[0].text == COMMUNE
     assert result.supported, (result.raw, result.rewritten_question)
     translated = result.crosslingual
