@@ -145,3 +145,18 @@ def test_a_german_question_to_english_texts_is_answered_in_german_beside_the_che
     assert text.startswith(translated.body) and "Geprüft an den Quellen auf Englisch" in text
     assert result.body in text and "Weiterlesen:" in text
     assert result.to_dict()["crosslingual"]["pivot"] == "en"
+
+
+class FormWriter:
+    """A translator that writes its own citation in another form the checker reads."""
+    name = "form-writer"
+
+    def generate(self, messages, max_tokens, temperature):
+        return "Kropotkin dit que l'entraide compte [Passage 7] [1, 3]."
+
+
+def test_citations_the_translator_writes_in_any_form_are_dropped():
+    from readingroom.answer.crosslingual import translate_sentence
+
+    sentence = translate_sentence("Kropotkin says that mutual aid matters [2].", "fr", "en", FormWriter())
+    assert sentence.text == "Kropotkin dit que l'entraide compte [2]."

@@ -21,9 +21,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from readingroom.answer.check.citations import cited_numbers, strip_citations
+from readingroom.answer.check.sentences import join_sentences
 from readingroom.models.translate import Translation, translate
 
-_MARKERS = re.compile(r"\s*\[\d+\]")
 _END = re.compile(r"[.!?…。]+[\"'”»)]*$")
 
 
@@ -46,6 +47,12 @@ class TranslatedSentence:
     text: str          # in the reader's language, with the checked sentence's [n] markers
     checked: str       # the sentence as the program checked and kept it
     ok: bool           # False: the translation was refused and `text` is the checked sentence
+    paragraph: int = 0     # the checked sentence's paragraph and list marker, so that
+    list_marker: str = ""  # the translation is laid out as the checked answer is
+
+    @property
+    def final(self) -> str:  # what check.sentences.join_sentences reads
+        return self.text
 
 
 @dataclass
@@ -55,18 +62,11 @@ class CrossLingual:
     pivot: str                     # the language searched, answered and checked in
     question: Translation          # the question into `pivot`
     sentences: list[TranslatedSentence]
-    paragraphs: list[int]          # the checked sentence's paragraph, for each translated one
 
     @property
     def body(self) -> str:
-        """The translated answer, paragraphs as the checked answer has them."""
-        out, last = [], None
-        for sentence, paragraph in zip(self.sentences, self.paragraphs):
-            if last is not None:
-                out.append("\n\n" if paragraph != last else " ")
-            out.append(sentence.text)
-            last = paragraph
-        return "".join(out)
+        """The translated answer, laid out as the checked answer is."""
+        return join_sentences(self.sentences)
 
     def to_dict(self) -> dict:
         return {"language": self.language, "pivot": self.pivot, "question": self.question.to_dict(),
@@ -83,25 +83,27 @@ def with_markers(translated: str, markers: list[str]) -> str:
     return f"{text[:cut].rstrip()} {''.join(markers)}{text[cut:]}"
 
 
-def translate_sentence(final: str, language: str, pivot: str, generator) -> TranslatedSentence:
-    """One kept sentence in the reader's language. Its [n] markers are taken
+def translate_sentence(final: str, language: str, pivot: str, generator, paragraph: int = 0,
+                       list_marker: str = "") -> TranslatedSentence:
+    """One kept sentence in the reader's language. Its citations are taken
     out before it is translated and put back after, so no model can drop,
-    move or invent a citation."""
-    markers = [m.strip() for m in _MARKERS.findall(final)]
-    bare = _MARKERS.sub("", final).strip()
-    result = translate(bare, language, generator, source=pivot)
+    move or invent one."""
+    markers = [f"[{n}]" for n in cited_numbers(final)]
+    result = translate(strip_citations(final), language, generator, source=pivot)
     if not result.ok:
-        return TranslatedSentence(final, final, False)
-    # Markers the model wrote itself are dropped: only the checked ones stand.
-    return TranslatedSentence(with_markers(_MARKERS.sub("", result.text), markers), final, True)
+        return TranslatedSentence(final, final, False, paragraph, list_marker)
+    # Citations the model wrote itself, in any of the forms the checker reads, are dropped.
+    return TranslatedSentence(with_markers(strip_citations(result.text), markers), final, True,
+                              paragraph, list_marker)
 
 
-def translate_answer(sentences: list[str], paragraphs: list[int], language: str, pivot: str, generator,
-                     question: Translation) -> CrossLingual:
-    """The kept sentences of a checked answer (as the reader would see them
-    in `pivot`, each with its [n]), each translated into `language`."""
+def translate_answer(kept, language: str, pivot: str, generator, question: Translation) -> CrossLingual:
+    """The kept sentences of a checked answer (anything with `final`,
+    `paragraph` and `list_marker`, as check.Sentence has), each translated
+    into `language`."""
     return CrossLingual(language, pivot, question,
-                        [translate_sentence(s, language, pivot, generator) for s in sentences], list(paragraphs))
+                        [translate_sentence(s.final, language, pivot, generator, s.paragraph, s.list_marker)
+                         for s in kept])
 
 
 def pivot_name(crosslingual: CrossLingual) -> str:

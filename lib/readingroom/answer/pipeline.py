@@ -289,9 +289,10 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
         result.judge = getattr(the_judge.generator, "name", None)
         result.first_claim_seconds = first
         if pivot and not result.abstained:
-            kept = result.kept_claims
-            result.crosslingual = translate_answer([claim_sentence(c) for c in kept], [0] * len(kept),
-                                                   language, pivot, model(), question_translation)
+            # The anchored body is one paragraph of claim sentences (anchored_answer).
+            kept = [Sentence(text=claim_sentence(c), paragraph=0, final=claim_sentence(c))
+                    for c in result.kept_claims]
+            result.crosslingual = translate_answer(kept, language, pivot, model(), question_translation)
         result.seconds = time.perf_counter() - started
         yield result
         return
@@ -308,9 +309,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     result = finish(raw, checked, hits)
     result.tokens = tokens
     if pivot and not result.abstained:
-        kept = checked.kept
-        result.crosslingual = translate_answer([s.final for s in kept], [s.paragraph for s in kept],
-                                               language, pivot, model(), question_translation)
+        result.crosslingual = translate_answer(checked.kept, language, pivot, model(), question_translation)
         result.seconds = time.perf_counter() - started
     yield result
 
