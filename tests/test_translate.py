@@ -140,7 +140,10 @@ def test_a_german_question_to_english_texts_is_answered_in_german_beside_the_che
     # every sentence the reader reads in German is one the program checked in English, with its citations
     assert [s.checked for s in translated.sentences] == [s.final for s in result.sentences if s.final]
     assert all(cited_numbers(s.text) == cited_numbers(s.checked) for s in translated.sentences)
-    assert any(s.ok for s in translated.sentences)
+    # each translation was checked by its translation back: shown when verified, else the checked sentence
+    assert any(s.translation for s in translated.sentences)
+    assert all(s.verified is not None for s in translated.sentences if s.translation)
+    assert all(s.text == s.translation if s.verified else s.text == s.checked for s in translated.sentences)
     text = result.text
     assert text.startswith(translated.body) and "Geprüft an den Quellen auf Englisch" in text
     assert result.body in text and "Weiterlesen:" in text
