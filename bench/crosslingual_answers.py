@@ -5,6 +5,7 @@ does (issue 16's "done when": within 10 points of English).
 
     python bench/crosslingual_answers.py [--db FILE] [--model NAME] [--per-language 3] [-k 5]
                                          [--no-verify] [--out rows.jsonl]
+    python bench/crosslingual_answers.py --report rows.jsonl
 
 Questions: the rows of data/benchmarks/crosslingual.jsonl whose gold span
 is in the library (on the default library, built by `bash setup.sh`, the
@@ -116,7 +117,12 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--no-verify", action="store_true", help="translations shown unchecked (no back-check)")
     parser.add_argument("--out", default=None, help="write each question's rows here as JSON Lines, as they come")
+    parser.add_argument("--report", default=None, metavar="ROWS",
+                        help="only print the table of a run's --out file (a run stopped early included)")
     args = parser.parse_args()
+    if args.report:
+        report([json.loads(line) for line in Path(args.report).read_text(encoding="utf-8").splitlines() if line])
+        return 0
 
     print(load())
     lib = open_library(args.db, read_only=True)
