@@ -29,25 +29,26 @@ verified, and its seconds per sentence. The machine's load average is
 printed at the start, per question and at the end: on the shared 2-core
 machine every second is an upper bound.
 
-Measured 2026-12-01 20:08-20:54 (default library: State of the Union +
+Measured 2026-12-01 20:08-21:02 (default library: State of the Union +
 An Anarchist FAQ, 27,357 passages; Qwen2.5-Coder-1.5B writer, translator
-and judge; k=5; back-check on; --per-language 3 stopped after the first
-question of each language, so n=3 pairs: far too few to test the issue's
-10-point target; load average 5-15 on the 2 shared cores, the script niced
-beside other helpers' tests):
+and judge; k=5; back-check on; --per-language 3 stopped after 6 pairs, two
+per language: far too few to test the issue's 10-point target; load
+average 2-15 on the 2 shared cores, the script niced beside other helpers'
+tests; rows in bench/results/crosslingual-answers-rows.jsonl):
   lang  n  answered x/en  gold-cited x/en  s/answer x/en  verified  back-check s/sentence
-  de    1   1.00 / 1.00     1.00 / 0.00      453 / 334       1/1     111
-  fr    1   1.00 / 1.00     1.00 / 1.00      671 / 170       3/3      63
-  es    1   1.00 / 1.00     0.00 / 0.00      812 / 172      10/10     34
-  all   3   1.00 / 1.00     0.67 / 0.33      671 / 172      14/14     46
-The back-check took 111 of 453 s, 190 of 671 s and 335 of 812 s of the
-foreign answers (25-41%). Its judge probabilities on the 14 sentences: 0.51-0.95
-the first way, 0.35-0.99 back (threshold 0.3 each way); at the claim
-judge's own threshold (0.81) 6 of 14 would have passed. It let through a
-French sentence that made "anarchy and anarchism" into "anarchie et
-anarchie" (both ways 0.90/0.99) and an ungrammatical German one that the
-model repaired when translating it back: the check catches meaning turned
-round (tests/test_translate.py), not every loss.
+  de    2   1.00 / 1.00     1.00 / 0.50      412 / 223       2/4      48
+  fr    2   1.00 / 1.00     0.50 / 1.00      378 / 99        4/4      50
+  es    2   0.50 / 0.50     0.00 / 0.00      421 / 98       10/10     34
+  all   6   0.83 / 0.83     0.50 / 0.50      412 / 140      16/18     40
+The back-check took 9-335 s of the foreign answers (22-41% of those with
+several sentences). It withheld two German sentences: "abolish all forms of
+authority" translated as the garbled "abläutert", which came back as
+"anarchism is all forms of authority" (0.29), and a Bakunin quotation whose
+"eminently" became "excellente" (0.19). It let through a French sentence
+that made "anarchy and anarchism" into "anarchie et anarchie" (0.90/0.99)
+and an ungrammatical German one the model repaired when translating it
+back: it catches meaning turned round (tests/test_translate.py), not every
+loss. At the claim judge's own threshold (0.81) 6 of the 18 would pass.
 """
 from __future__ import annotations
 
