@@ -41,6 +41,7 @@ STYLE = """<style>
 .rr-study-tab .rr-status { color: #666; font-size: 0.85em; font-style: italic; }
 .rr-study-tab .rr-error { color: #b00; white-space: pre-wrap; border-left: 3px solid #b00; padding-left: 0.6em; }
 .rr-study-tab .rr-note { color: #666; font-size: 0.85em; }
+.rr-study-tab .rr-study h1 { font-size: 1.35em; } .rr-study-tab .rr-study h2 { font-size: 1.1em; }
 .rr-study-downloads a { margin-right: 1.2em; color: #1a5fb4; text-decoration: underline; }
 </style>"""
 
