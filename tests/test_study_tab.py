@@ -147,3 +147,27 @@ def test_a_checked_aid_shows_each_item_with_its_quote_and_citation_and_exports_a
     tab.show(timeline)  # its picture is shown; a timeline has no deck
     assert "data:image/png;base64," in tab.result.value and len(downloads(tab)) == 2
     tabs.chat.library.close()
+
+
+@pytest.mark.parametrize("extra, refused", [
+    ({"choices": ["yes", "no"]}, None),
+    ({"json_schema": {"type": "object"}}, None),
+    ({"choices": []}, "choices must be"),
+    ({"choices": ["x" * 33]}, "choices must be"),
+    ({"choices": "yes"}, "choices must be"),
+    ({"json_schema": ["not", "an", "object"]}, "json_schema must be"),
+    ({"json_schema": {"description": "x" * 20_000}}, "json_schema must be"),
+])
+def test_the_service_takes_the_judges_choices_and_a_json_schema_within_bounds(extra, refused):
+    import json
+
+    from readingroom.ui.service import RequestRefused, parse_request
+
+    raw = json.dumps({"messages": [{"role": "user", "content": "Is it so?"}], **extra}).encode()
+    if refused:
+        with pytest.raises(RequestRefused, match=refused) as error:
+            parse_request(raw)
+        assert error.value.status == 400
+        return
+    _, settings = parse_request(raw)
+    assert settings.get("choices", settings.get("json_schema")) == next(iter(extra.values()))
