@@ -47,6 +47,7 @@ def downloads(tab) -> dict[str, bytes]:
     return {name: base64.b64decode(data) for name, data in found}
 
 
+@pytest.mark.slow  # a Chat warms up its language detector
 def test_the_tab_sits_beside_the_chat_and_lists_documents_and_sections_by_the_filters(library_path):
     tabs = new_tabs(library_path)
     tab = tabs.study
