@@ -150,7 +150,7 @@ class StudyTab(widgets.VBox):
         keep = self.document.value
         self.document.options = options
         if options:
-            self.document.value = keep if keep in dict(options).values() else options[min(1, len(options) - 1)][1]
+            self.document.value = keep if keep in [v for _, v in options] else options[min(1, len(options) - 1)][1]
         self._list_sections()
 
     def _list_sections(self) -> None:
