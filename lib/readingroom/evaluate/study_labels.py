@@ -132,6 +132,7 @@ def format_report(rows: list[PrecisionRow]) -> str:
     for r in rows:
         precision = "–" if r.precision is None else f"{r.precision:.2f}"
         located = "–" if r.located_share is None else f"{r.located} ({r.located_share:.0%})"
-        lines.append(f"| {r.kind} | {r.n} | {r.supported} | {precision} | {r.low:.2f}–{r.high:.2f} | {located} "
+        interval = "–" if not r.n else f"{r.low:.2f}–{r.high:.2f}"
+        lines.append(f"| {r.kind} | {r.n} | {r.supported} | {precision} | {interval} | {located} "
                      f"| {r.left_out} | {r.left_out_supported} |")
     return "\n".join(lines)
