@@ -554,7 +554,7 @@ def server_memory(args) -> None:
     if "voila" in results and "solara" in results:
         voila, solara = results["voila"], results["solara"]
         print(f"solara / voila (the baseline): memory per extra reader "
-              f"{per_extra_reader(solara) / per_extra_reader(voila):.3f}, page of the last reader "
+              f"{per_extra_reader(solara) / per_extra_reader(voila):.4f}, page of the last reader "
               f"{solara['levels'][-1]['last_page'] / voila['levels'][-1]['last_page']:.2f}")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores "

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import build_chat_library, tiny_document
-from test_browser import (ANSWER, CHROMIUM, CHROMIUM_ARGS, START, free_port, new_page, stop_tree,  # noqa: F401
+from test_browser import (ANSWER, START, browser, environment, free_port, new_page, stop_tree,  # noqa: F401
                           wait_for_port)
 
 from readingroom import ingest, open_library
@@ -105,41 +105,16 @@ ROOM_CODE = "solararoom"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `bash setup.sh test` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def solara_app(tmp_path_factory):
-    import os
-
-    from readingroom.paths import cache_dir
-
-    folder = tmp_path_factory.mktemp("solara-app")
-    cache = folder / "cache"
-    cache.mkdir()
-    (cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
-    db = build_chat_library(folder / "library.duckdb", embed=False)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "READINGROOM_GENERATOR": TEST_GENERATOR, "READINGROOM_CACHE": str(cache),
-           "PYTHONPATH": os.path.join(root, "lib"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+def solara_app(environment, request):
+    """`readingroom app --server solara` on the browser tests' tiny library (its words only)."""
+    folder, db, env = environment
     port = free_port()
-    log = folder / "app.log"
     process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
                                 "--model", TEST_GENERATOR, "--code", ROOM_CODE, "--server", "solara"], env=env,
-                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/", process
-    finally:
-        stop_tree(process)
+                               stdout=open(folder / "solara-app.log", "w"), stderr=subprocess.STDOUT)
+    request.addfinalizer(lambda: stop_tree(process))
+    wait_for_port(port, process)
+    return f"http://127.0.0.1:{port}/", process
 
 
 def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(browser, solara_app, tmp_path):
