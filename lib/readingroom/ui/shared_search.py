@@ -12,10 +12,13 @@ loaded once here and shared:
 What is shared and why that is safe across the sessions' threads:
 - the SearchIndex (BM25 matrix, vectors, document table): numpy arrays
   only read after loading;
-- the embedder: a torch model is safe to call from several threads, but
-  its fast tokenizer is not ("Already borrowed" when two threads encode at
-  once), so texts are encoded one call at a time behind a lock (a query, or
-  an answer's sentences for the check, is milliseconds);
+- the embedder: a torch model is safe to call from several threads; its
+  fast tokenizer is not promised to be (huggingface/tokenizers#537,
+  "Already borrowed"; eight threads encoding at once here raised nothing,
+  with the versions of today). Encoding in parallel gains nothing anyway
+  (torch already uses every core for one call), so texts are encoded one
+  call at a time behind a lock: a query, or an answer's sentences for the
+  check, takes milliseconds;
 - the snapshot's DuckDB database: each session gets a connection of its
   own (DuckDB connections must not be used from two threads at once); in
   one process they share the one opened database and its cache.
