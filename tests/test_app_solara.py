@@ -12,7 +12,9 @@ ui.solara_page, ui.solara_server), behind the same door.
 """
 from __future__ import annotations
 
+import html
 import http.client
+import re
 import subprocess
 import sys
 import threading
@@ -115,11 +117,11 @@ def solara_app(environment, request):
                                stdout=open(folder / "solara-app.log", "w"), stderr=subprocess.STDOUT)
     request.addfinalizer(lambda: stop_tree(process))
     wait_for_port(port, process)
-    return f"http://127.0.0.1:{port}/", process
+    return f"http://127.0.0.1:{port}/", process, folder
 
 
 def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(browser, solara_app, tmp_path):
-    url, process = solara_app
+    url, process, folder = solara_app
     for request in (urllib.request.Request(url), urllib.request.Request(f"{url}?code=wrong"),
                     urllib.request.Request(f"{url}?code={ROOM_CODE}", headers={"Host": "evil.example"})):
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -166,6 +168,10 @@ def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(brow
     with reader.expect_download(timeout=START) as download:  # the reader's own conversation, as Markdown
         reader.locator("a.rr-download").click()
     assert question in Path(download.value.path()).read_text()
+    # The facilitator's page (served by the door) hears the question from Solara's process.
+    printed = (folder / "solara-app.log").read_text()
+    with urllib.request.urlopen(re.search(r"facilitator: (\S+)", printed).group(1), timeout=30) as response:
+        assert html.escape(question, quote=True) in response.read().decode()
     print(f"\nfirst page in {opened:.1f} s")
     other.context.close()
     reader.context.close()
