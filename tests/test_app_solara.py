@@ -8,7 +8,10 @@ ui.solara_page, ui.solara_server), behind the same door.
   of the library (loaded once) at their next question;
 - the app in real Chromium on 127.0.0.1: the door answers 403 without the
   code, Solara itself refuses what did not come through the door and
-  never fetches from a CDN, and two readers have their own conversations.
+  never fetches from a CDN, two readers have their own conversations (the
+  answer written from a thread, the download link, the facilitator's
+  page), and a passage added to the library while the room is open is
+  found at the next question.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from readingroom.ui.snapshot import LibrarySnapshots
 
 pytestmark = pytest.mark.slow
 
+JURA = "The Federation of the Jura met in Sonvilier in 1871."
 QUESTIONS = ["When was the Paris Commune crushed?", "Who lived in damp cellars in Manchester?",
              "Where were the decrees posted?", "What went up in March 1871?"]
 
@@ -87,8 +91,7 @@ def test_sessions_share_one_index_search_at_once_and_move_to_a_new_copy(snapshot
 
     # The library changes: a new copy; the sessions move at their next question, to one index loaded once.
     with open_library(db) as lib:
-        ingest(lib, [tiny_document("jura", "The Federation of the Jura met in Sonvilier in 1871.",
-                                   ["Bakunin"], 1871)], progress=False)
+        ingest(lib, [tiny_document("jura", JURA, ["Bakunin"], 1871)], progress=False)
     assert copies.refresh().made
     assert not shared.is_current(library)
     moved = [shared.open() for _ in range(3)]
@@ -117,11 +120,11 @@ def solara_app(environment, request):
                                stdout=open(folder / "solara-app.log", "w"), stderr=subprocess.STDOUT)
     request.addfinalizer(lambda: stop_tree(process))
     wait_for_port(port, process)
-    return f"http://127.0.0.1:{port}/", process, folder
+    return f"http://127.0.0.1:{port}/", process, folder, db
 
 
 def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(browser, solara_app, tmp_path):
-    url, process, folder = solara_app
+    url, process, folder, db = solara_app
     for request in (urllib.request.Request(url), urllib.request.Request(f"{url}?code=wrong"),
                     urllib.request.Request(f"{url}?code={ROOM_CODE}", headers={"Host": "evil.example"})):
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -173,5 +176,18 @@ def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(brow
     with urllib.request.urlopen(re.search(r"facilitator: (\S+)", printed).group(1), timeout=30) as response:
         assert html.escape(question, quote=True) in response.read().decode()
     print(f"\nfirst page in {opened:.1f} s")
+
+    # The library changes while the room is open: the app copies it, Solara loads the copy once,
+    # and the second reader's next question searches it (no restart).
+    with open_library(db) as lib:
+        ingest(lib, [tiny_document("jura", JURA, ["Bakunin"], 1871)], progress=False)
+    deadline = time.monotonic() + 120
+    while "the room now reads its new passages" not in (folder / "solara-app.log").read_text():
+        assert time.monotonic() < deadline, "the app did not copy the changed library"
+        time.sleep(1)
+    other.locator(".rr-question textarea").fill("Where did the Federation of the Jura meet in 1871?")
+    other.locator("button.rr-send").click()
+    other.locator(".rr-card").first.wait_for(state="visible", timeout=ANSWER)
+    assert "Sonvilier" in other.locator(".rr-chat").text_content()
     other.context.close()
     reader.context.close()
