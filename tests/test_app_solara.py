@@ -156,6 +156,7 @@ def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(brow
     opened = time.monotonic() - started
     assert "code=" not in reader.url  # the code went into a cookie
     assert reader.get_by_text("What it can do, and what it cannot").count() == 1  # the page's notes
+    assert reader.locator(".rr-tabs").count() == 1  # the chat beside its Study tab, as under Voila
     question = "When was the Paris Commune crushed by the army of Versailles?"
     reader.locator(".rr-question textarea").fill(question)
     reader.locator("button.rr-send").click()

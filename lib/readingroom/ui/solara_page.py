@@ -25,6 +25,7 @@ import solara
 from readingroom.ui.chat import Chat
 from readingroom.ui.shared_search import SharedSearch
 from readingroom.ui.snapshot import SNAPSHOT_VARIABLE
+from readingroom.ui.study_tab import chat_with_study
 
 PASSAGES = 5  # passages given to the model for each answer (as chat_page.ipynb)
 WATCH_SECONDS = 5.0  # how often the snapshot pointer is read (as the app looks at the library)
@@ -62,22 +63,23 @@ def page_notes() -> str:
 NOTES = page_notes()
 
 
-def new_chat() -> Chat:
-    return Chat(shared=shared, k=PASSAGES)
+def new_page():
+    """One reader's chat and its Study tab, as chat_page.ipynb shows them."""
+    return chat_with_study(Chat(shared=shared, k=PASSAGES))
 
 
 @solara.component
 def Page():
-    chat = solara.use_memo(new_chat, dependencies=[])
+    tabs = solara.use_memo(new_page, dependencies=[])
 
     def close_when_gone():
         def close():
-            chat.wait(1)
-            if chat.library is not None:
-                chat.library.close()  # this session's connection; the shared index stays
+            tabs.chat.wait(1)
+            if tabs.chat.library is not None:
+                tabs.chat.library.close()  # this session's connection; the shared index stays
         return close
 
     solara.use_effect(close_when_gone, dependencies=[])
     with solara.Column(style={"max-width": "62em", "margin": "0 auto", "padding": "1em"}):
         solara.HTML(tag="div", unsafe_innerHTML=NOTES)
-        solara.display(chat)
+        solara.display(tabs)
