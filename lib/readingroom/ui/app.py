@@ -1,7 +1,7 @@
 """`readingroom app`: the chat as a web page for a workshop room.
 
     readingroom app [--room "Manifesto, week 3"] [--db FILE] [--port 8866] [--host 127.0.0.1]
-                    [--model NAME] [--max-readers 40] [--questions-per-minute 4]
+                    [--model NAME] [--max-readers 40] [--questions-per-minute 4] [--server voila|solara]
 
 It prints a join link with the room's code (and writes it as a QR code
 picture to project), and a facilitator's link. Four parts:
@@ -15,7 +15,11 @@ picture to project), and a facilitator's link. Four parts:
    sends, which gives every browser session a kernel (its own
    conversation) running the app's page (chat_page.ipynb, shipped in the
    package: the chat notebook without its notebook-only cells);
-4. the kernels, which read the newest snapshot of the library (never the
+   with `--server solara`, Solara takes Voila's place (readingroom.ui.
+   solara_server, behind the same token): every session is a thread of
+   that one process, over one search index loaded once
+   (readingroom.ui.solara_page, readingroom.ui.shared_search);
+4. the kernels (or Solara's sessions), which read the newest snapshot of the library (never the
    library itself: writers are never blocked), ask the service for
    generation, append what was asked to the room's log, and limit each
    reader's questions per minute.
