@@ -514,8 +514,13 @@ class Chat(widgets.VBox):
 
     def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
                  k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS, questions_per_minute: int | None = None,
-                 room_log=None, anchored: bool = False, judge=None):
+                 room_log=None, anchored: bool = False, judge=None, shared=None):
         from readingroom.ui.room import RoomLog
+
+        # `shared`: a readingroom.ui.shared_search.SharedSearch, the one index of
+        # a process serving many sessions (the app under Solara); this session
+        # gets its own connection to the library's newest copy from it.
+        self.shared = shared
 
         self.answers: list[Answer] = []
         self.snapshot_pointer = os.environ.get(SNAPSHOT_VARIABLE) if library is None else None
@@ -583,6 +588,10 @@ class Chat(widgets.VBox):
         from readingroom.search.searcher import searcher_for
 
         try:
+            if self.shared is not None:
+                self.library, self.searcher = self.shared.open()
+                self._describe()  # warmed up once for the process, by the SharedSearch
+                return
             if isinstance(library, Library):
                 self.library = library
             elif self.snapshot_pointer:
@@ -621,15 +630,21 @@ class Chat(widgets.VBox):
         restart). Called in the answer's thread, before searching."""
         if not self.snapshot_pointer or self.library is None:
             return
-        newest = current_snapshot(self.snapshot_pointer)
-        if newest == self.library.path:
-            return
-        from readingroom.search.searcher import searcher_for
+        if self.shared is not None:
+            if self.shared.is_current(self.library):
+                return
+            turn.say("the library has new passages: reading them …")
+            library, searcher = self.shared.open()
+        else:
+            newest = current_snapshot(self.snapshot_pointer)
+            if newest == self.library.path:
+                return
+            from readingroom.search.searcher import searcher_for
 
-        turn.say("the library has new passages: reading them …")
-        library = open_library(newest, read_only=True)
-        with _quiet_loading(library):
-            searcher = searcher_for(library)
+            turn.say("the library has new passages: reading them …")
+            library = open_library(newest, read_only=True)
+            with _quiet_loading(library):
+                searcher = searcher_for(library)
         old, self.library, self.searcher = self.library, library, searcher
         old.close()
         self._describe()
