@@ -38,6 +38,11 @@ def squeeze(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+def reason_kind(reason: str) -> str:
+    """"repeats claim 3" and "repeats claim 1" are one kind of leaving out."""
+    return "repeats an earlier claim" if reason.startswith("repeats claim") else reason
+
+
 def questions_in(lib, limit: int) -> list[dict]:
     texts = [squeeze(t) for (t,) in lib.con.execute("SELECT text FROM passages").fetchall()]
     chosen = []
@@ -87,7 +92,7 @@ def main() -> None:
             gold_cited = any(gold in squeeze(ours.passages[n - 1].text) for n in {c.passage for c in kept})
             rows.append({"first": ours.first_claim_seconds, "checked": checked_at[0] if checked_at else None, "total": total, "base": base, "kept": len(kept),
                          "dropped": len(dropped), "gate": ours.gate.get("passed"), "gold_cited": gold_cited,
-                         "reasons": Counter(c.reason for c in dropped),
+                         "reasons": Counter(reason_kind(c.reason) for c in dropped),
                          "base_abstained": today.abstained if base is not None else None})
             first = f"{ours.first_claim_seconds:.1f}" if ours.first_claim_seconds is not None else "-"
             checked = f"{checked_at[0]:.1f}" if checked_at else "-"

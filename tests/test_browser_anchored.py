@@ -11,12 +11,9 @@ kept, or any would. Skipped when the 1.5B is not fetched. The screenshot
 goes to test-artifacts/anchored-answer.png."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from test_browser import (  # noqa: F401  (browser and environment are fixtures)
-    ARTIFACTS, EVIL_TEXT, START, browser, environment, free_port, new_page, stop_tree, wait_for_port)
+    ARTIFACTS, EVIL_TEXT, START, browser, environment, new_page, serving_app)
 
 from readingroom.models.catalogue import ModelError
 
@@ -25,7 +22,7 @@ pytestmark = pytest.mark.slow
 MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 # The tiny library's Commune passage says: "...it was crushed by the army of Versailles after seventy-two days."
 QUESTION = "Who crushed the Paris Commune?"
-ANSWER = 300_000  # ms: writing and judging with the 1.5B; 50-80 s at a load of 8-11 on two cores, ~15 s idle
+ANSWER = 300_000  # ms: writing and judging with the 1.5B took 96 s at a load of 11 on two cores
 ROOM, CODE = "Anchored", "anchoredroom"
 
 
@@ -39,16 +36,8 @@ def anchored_app(environment):
         pytest.skip(f"{MODEL} is not fetched ({e})")
     folder, db, env = environment
     env = {**env, "READINGROOM_GENERATOR": MODEL, "READINGROOM_JUDGE": MODEL}
-    port = free_port()
-    log = folder / "anchored-app.log"
-    process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", MODEL, "--room", ROOM, "--code", CODE], env=env,
-                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/?code={CODE}"
-    finally:
-        stop_tree(process)
+    with serving_app(db, env, folder / "anchored-app.log", MODEL, ROOM, CODE) as (url, _, _):
+        yield f"{url}?code={CODE}"
 
 
 def test_an_anchored_answer_shows_its_quote_marked_in_the_passage_card(browser, anchored_app, tmp_path):
