@@ -82,13 +82,18 @@ def stop_tree(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
     """The library (words only, no vectors: as the test library of CI) and
-    the environment the servers and their kernels run in. BM25 indexes go to
-    a cache of the test's own, which reads the real cache's models."""
-    folder = tmp_path_factory.mktemp("browser")
+    the environment the servers and their kernels run in."""
+    return app_environment(tmp_path_factory.mktemp("browser"), embed=False)
+
+
+def app_environment(folder: Path, embed: bool):
+    """(folder, the chat's library in it, with MiniLM vectors when `embed`,
+    the environment the servers and their kernels run in). BM25 indexes go
+    to a cache of the test's own, which reads the real cache's models."""
     cache = folder / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(cache_dir() / "models", target_is_directory=True)
-    db = build_chat_library(folder / "library.duckdb", embed=False)
+    db = build_chat_library(folder / "library.duckdb", embed=embed)
     env = {**os.environ, "READINGROOM_DB": db, "READINGROOM_GENERATOR": TEST_GENERATOR,
            "READINGROOM_CACHE": str(cache), "PYTHONPATH": str(ROOT / "lib"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",

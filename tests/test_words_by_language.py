@@ -108,3 +108,37 @@ def test_bm25_built_in_batches_reads_each_language_as_bm25s_does():
         assert np.allclose(streamed.get_scores(query), built.get_scores(query)), query
     assert np.flatnonzero(built.get_scores(["de:staat"])).tolist() == [0, 3]
     assert np.flatnonzero(built.get_scores(["state"])).tolist() == [1, 4]
+
+
+def test_the_gate_reads_a_german_question_in_german_and_english_as_before(library, private_cache):
+    from readingroom.search.relevance import retrieval_evidence
+
+    ingest(library, TINY_SHELF + GERMAN_SHELF, progress=False)
+    searcher = Searcher(library, vectors=False)
+    question = "Wie regieren sich große Staaten?"
+    assert searcher.query_language(question) == "de"
+    hits = searcher.search(question, 3, mode="bm25")
+    assert hits[0].text == BISMARCK
+    evidence = retrieval_evidence(searcher, question, hits)
+    # Read in German: "wie" and "sich" are stop words, and "große Staaten"
+    # meets "großer Staat"; read in English (as before) the passage shares
+    # only the stop word "sich" with the question, and "staaten" would count
+    # as a word the library never uses.
+    assert evidence["unknown_words"] == ["regi"]
+    assert set(content_words(question)) & set(content_words(BISMARCK)) == {"sich"}
+    assert all(np.count_nonzero(searcher.index.bm25.get_scores(["de:" + w])) for w in ("gross", "staat"))
+    assert 0.4 < evidence["passages"][0]["coverage"] < 1.0  # gross and staat, not regi (regiert)
+
+    # An English question over English passages: the coverage is the English
+    # words' IDF-weighted share, exactly as the gate was calibrated.
+    english = "Why were families living in damp cellars?"
+    hits = searcher.search(english, 2, mode="bm25")
+    evidence = retrieval_evidence(searcher, english, hits)
+    words = list(dict.fromkeys(content_words(english)))
+    scores = {w: searcher.index.bm25.get_scores([w]) for w in words}
+    total_rows = len(searcher.index)
+    weight = {w: np.log(1 + (total_rows - np.count_nonzero(s) + 0.5) / (np.count_nonzero(s) + 0.5))
+              for w, s in scores.items()}
+    present = set(content_words(hits[0].text))
+    expected = sum(v for w, v in weight.items() if w in present) / sum(weight.values())
+    assert evidence["passages"][0]["coverage"] == round(expected, 4)

@@ -108,7 +108,6 @@ def shorten(text: str, limit: int, ellipsis: str = " …") -> str:
 # Snowball stemmers by language code; bm25s has stop word lists for these.
 _SNOWBALL = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
              "pt": "portuguese", "nl": "dutch", "ru": "russian", "sv": "swedish", "da": "danish"}
-WORD_LANGUAGES = tuple(_SNOWBALL)
 
 
 def word_language(language: str | None) -> str:
@@ -227,6 +226,6 @@ def content_words(text: str, language: str | None = "en") -> list[str]:
     return words
 
 
-__all__ = ["sentence_spans", "sentences", "opens_quote", "ends_sentence", "shorten", "stemmer", "tokenize", "word_language", "WORD_LANGUAGES", "token_tag", "index_tokens", "stop_words",
+__all__ = ["sentence_spans", "sentences", "opens_quote", "ends_sentence", "shorten", "stemmer", "tokenize", "word_language", "token_tag", "index_tokens", "stop_words",
            "BM25_STOP_WORD_LANGUAGES",
            "content_words", "FRAME_WORDS", "REFERENCE_MARKER", "ABBREVIATIONS"]

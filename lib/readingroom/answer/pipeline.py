@@ -238,7 +238,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
 
     threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
     hits = passages_for(searcher, searched, k, filters, threshold)
-    gate = retrieval_evidence(searcher, searched, hits)
+    gate = retrieval_evidence(searcher, searched, hits, asked_in)
     gate["threshold"] = threshold
     checker = checker or SupportChecker(searcher.index.embedder)
 

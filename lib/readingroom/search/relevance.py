@@ -36,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from readingroom.search.searcher import Filters
-from readingroom.text import content_words
+from readingroom.text import content_words, token_tag, word_language
 
 # Measured on the Marx-Engels benchmark (see the module notes).
 GATE_COSINE_WEIGHT = 0.5
@@ -57,7 +57,8 @@ def passage_vectors(searcher, hits) -> np.ndarray | None:
 
 
 def word_idf(searcher) -> Callable[[str], float]:
-    """IDF of a stemmed word in the library's BM25 index; a word the library
+    """IDF of a stemmed word in the library's BM25 index (tagged with its
+    language as the index tags it: text.token_tag); a word the library
     never uses gets the highest IDF there is. A word's document frequency is
     the number of passages BM25 scores above zero for it alone (bm25s's
     public `get_scores`: every passage that contains a word scores above
@@ -76,23 +77,45 @@ def word_idf(searcher) -> Callable[[str], float]:
     return idf
 
 
-def retrieval_evidence(searcher, question: str, hits) -> dict:
+def retrieval_evidence(searcher, question: str, hits, language: str | None = ...) -> dict:
     """How strongly the retrieved passages match the question (see the
-    module notes): per passage cosine, coverage and strength, and the best."""
+    module notes): per passage cosine, coverage and strength, and the best.
+
+    Coverage reads the question in each passage's language, with that
+    language's stemmer and stop words and its words' IDF (the index tags
+    them: text.token_tag), so a German question over a German passage is
+    covered by "Staat" matching "Staaten"; an English passage is read as
+    before, which keeps the gate as it was calibrated on English. The
+    words the library never uses are those of the question read in its
+    own `language` (detected when not given; English when it cannot be
+    told)."""
     if not hits:
         return {"strength": 0.0, "cosine": None, "coverage": 0.0, "unknown_words": [], "unknown_share": 0.0,
                 "passages": []}
-    words = list(dict.fromkeys(content_words(question)))
+    if language is ...:
+        language = searcher.query_language(question)
     idf = word_idf(searcher)
-    weights = {w: idf(w) for w in words}
-    total = sum(weights.values())
+    readings: dict[str, tuple[str, dict[str, float], float]] = {}
+
+    def reading(code: str | None) -> tuple[str, dict[str, float], float]:
+        """(tag, IDF weight of each content word, their sum): the question read in `code`."""
+        code = word_language(code)
+        if code not in readings:
+            tag = token_tag(code)
+            weights = {w: idf(tag + w) for w in dict.fromkeys(content_words(question, code))}
+            readings[code] = tag, weights, sum(weights.values())
+        return readings[code]
+
+    tag, weights, total = reading(language)
     vocab = getattr(searcher.index.bm25, "vocab_dict", None) or {}
-    unknown = [w for w in words if w not in vocab]
+    unknown = [w for w in weights if tag + w not in vocab]
     unknown_share = sum(weights[w] for w in unknown) / total if total else 0.0
     coverage = []
     for h in hits:
-        present = set(content_words(h.text))
-        coverage.append(sum(v for w, v in weights.items() if w in present) / total if total else 0.0)
+        _, passage_weights, passage_total = reading(h.language)
+        present = set(content_words(h.text, h.language))
+        coverage.append(sum(v for w, v in passage_weights.items() if w in present) / passage_total
+                        if passage_total else 0.0)
     cosines = None
     vectors = passage_vectors(searcher, hits)
     if vectors is not None:
@@ -138,8 +161,10 @@ def passages_for(searcher, question: str, k: int, filters, threshold: float = GA
         return hits
     # Strong enough: past the gate, and near the best passage's strength, so
     # that a passage merely by someone else is not taken for the other side.
-    wanted = max(threshold, OTHER_SIDE_SHARE * retrieval_evidence(searcher, question, hits)["strength"])
-    for hit, strength in zip(candidates, retrieval_evidence(searcher, question, candidates)["passages"]):
+    # Strengths do not depend on the question's language (coverage reads it
+    # in each passage's), so it is not detected here (None).
+    wanted = max(threshold, OTHER_SIDE_SHARE * retrieval_evidence(searcher, question, hits, None)["strength"])
+    for hit, strength in zip(candidates, retrieval_evidence(searcher, question, candidates, None)["passages"]):
         if strength["strength"] >= wanted:
             return hits[:-1] + [hit]
     return hits

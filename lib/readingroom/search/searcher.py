@@ -183,12 +183,18 @@ class Searcher:
         chosen = mmr(fused, self.index.vector_of(rows), k, s.mmr_lambda)
         return rows[chosen], fused[chosen], ranks
 
+    def query_language(self, query: str) -> str | None:
+        """The query's language (corpus.language.detect_query_language, told
+        apart from the common ones and those the library holds), or None
+        when it cannot be told with confidence."""
+        from readingroom.corpus.language import detect_query_language
+
+        return detect_query_language(query, set(self.index.docs.languages.tolist()))
+
     def _query_language_rows(self, query: str) -> np.ndarray | None:
         """Rows in the query's language or of unknown language; None (all
         rows) when the query's language cannot be told with confidence."""
-        from readingroom.corpus.language import detect_query_language
-
-        language = detect_query_language(query, set(self.index.docs.languages.tolist()))
+        language = self.query_language(query)
         if language is None:
             return None
         return np.isin(self.index.docs.languages, [language, ""])[self.index.doc_index]
