@@ -219,12 +219,14 @@ ROOM_CODE = "testroom"
 
 
 @contextlib.contextmanager
-def serving_app(db: str, env: dict, log: Path, model: str, room: str, code: str):
+def serving_app(db: str, env: dict, log: Path, model: str, room: str, code: str, server: str | None = None):
     """`readingroom app` on a free port of 127.0.0.1, until the block ends:
-    its url, its process and what it printed on starting."""
+    its url, its process and what it printed on starting. `server`: what
+    serves the page (`--server`), the app's default when None."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", model, "--room", room, "--code", code], env=env,
+                                "--model", model, "--room", room, "--code", code,
+                                *(["--server", server] if server else [])], env=env,
                                stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
@@ -236,7 +238,8 @@ def serving_app(db: str, env: dict, log: Path, model: str, room: str, code: str)
 @pytest.fixture(scope="module")
 def app(environment):
     folder, db, env = environment
-    with serving_app(db, env, folder / "app.log", TEST_GENERATOR, ROOM, ROOM_CODE) as served:
+    # Voila: these tests look at its kernels and its port (test_app_solara.py tests the other server).
+    with serving_app(db, env, folder / "app.log", TEST_GENERATOR, ROOM, ROOM_CODE, server="voila") as served:
         yield served
 
 

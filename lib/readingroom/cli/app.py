@@ -18,9 +18,9 @@ from readingroom.cli.options import db_option, generator_options
               help="Questions each reader may ask a minute.")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Another name the room is reached by (the Host header), e.g. a DNS name.")
-@click.option("--server", default="voila", show_default=True, type=click.Choice(["voila", "solara"]),
-              help="What serves the page: voila (a kernel per reader) or solara (every reader in one "
-                   "process, over one shared search index: far less memory per reader).")
+@click.option("--server", default="solara", show_default=True, type=click.Choice(["solara", "voila"]),
+              help="What serves the page: solara (every reader in one process, over one shared search "
+                   "index: about 1 MB per extra reader) or voila (a kernel per reader: some 600 MB each).")
 @generator_options
 @db_option
 def app(port, host, room, code, max_readers, questions_per_minute, allow_hosts, server, model, backend, db):

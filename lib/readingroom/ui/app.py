@@ -1,7 +1,7 @@
 """`readingroom app`: the chat as a web page for a workshop room.
 
     readingroom app [--room "Manifesto, week 3"] [--db FILE] [--port 8866] [--host 127.0.0.1]
-                    [--model NAME] [--max-readers 40] [--questions-per-minute 4] [--server voila|solara]
+                    [--model NAME] [--max-readers 40] [--questions-per-minute 4] [--server solara|voila]
 
 It prints a join link with the room's code (and writes it as a QR code
 picture to project), and a facilitator's link. Four parts:
@@ -11,14 +11,15 @@ picture to project), and a facilitator's link. Four parts:
    refreshed when the library changes; and it stops the others on Ctrl-C;
 2. the generation service (readingroom.ui.service), holding the one
    model: loaded once, whatever the number of readers;
-3. Voila, on 127.0.0.1 at a port of its own behind a token only the door
-   sends, which gives every browser session a kernel (its own
-   conversation) running the app's page (chat_page.ipynb, shipped in the
+3. the page's server, on 127.0.0.1 at a port of its own behind a token
+   only the door sends. By default Solara (readingroom.ui.solara_server):
+   every reader's session is a thread of that one process, over one
+   search index loaded once (readingroom.ui.solara_page,
+   readingroom.ui.shared_search), so an extra reader costs about a
+   megabyte; with `--server voila`, Voila gives every browser session a
+   kernel of its own (its own search index, embedder and vectors, some
+   600 MB) running the app's page (chat_page.ipynb, shipped in the
    package: the chat notebook without its notebook-only cells);
-   with `--server solara`, Solara takes Voila's place (readingroom.ui.
-   solara_server, behind the same token): every session is a thread of
-   that one process, over one search index loaded once
-   (readingroom.ui.solara_page, readingroom.ui.shared_search);
 4. the kernels (or Solara's sessions), which read the newest snapshot of the library (never the
    library itself: writers are never blocked), ask the service for
    generation, append what was asked to the room's log, and limit each
@@ -248,10 +249,10 @@ def write_qr(link: str, path: Path) -> Path:
 def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None,
             backend: str = "llama.cpp", room: str | None = None, code: str | None = None,
             max_readers: int = DEFAULT_MAX_READERS, questions_per_minute: int = DEFAULT_QUESTIONS_PER_MINUTE,
-            allow_hosts=(), server: str = "voila", echo=print) -> None:
+            allow_hosts=(), server: str = "solara", echo=print) -> None:
     """Serve the room until interrupted (see the module notes). `server`:
-    "voila" (a kernel per reader) or "solara" (every reader in one process,
-    over one shared index: readingroom.ui.solara_page)."""
+    "solara" (every reader in one process, over one shared index:
+    readingroom.ui.solara_page) or "voila" (a kernel per reader)."""
     if server not in SERVERS:
         raise AppError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
     import tornado.ioloop
