@@ -2,7 +2,7 @@
 answer, claims kept and left out, against today's answers (the baseline:
 answer() with the same writer, same passages) in one run.
 
-    nice -n 10 python bench/anchored.py --db LIBRARY [--questions 10] [-k 5]
+    nice -n 10 python bench/anchored.py --db LIBRARY [--questions 10] [--skip 0] [-k 5]
         [--writer qwen2.5-coder-1.5b-instruct-q4_k_m] [--judge qwen2.5-coder-0.5b-instruct-q4_k_m]
         [--no-baseline] [--out claims.jsonl]
 
@@ -38,6 +38,11 @@ def squeeze(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+def reason_kind(reason: str) -> str:
+    """"repeats claim 3" and "repeats claim 1" are one kind of leaving out."""
+    return "repeats an earlier claim" if reason.startswith("repeats claim") else reason
+
+
 def questions_in(lib, limit: int) -> list[dict]:
     texts = [squeeze(t) for (t,) in lib.con.execute("SELECT text FROM passages").fetchall()]
     chosen = []
@@ -56,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True)
     parser.add_argument("--questions", type=int, default=10)
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first SKIP of those questions")
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--writer", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     parser.add_argument("--judge", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
@@ -65,7 +71,7 @@ def main() -> None:
 
     with open_library(args.db, read_only=True) as lib:
         searcher = searcher_for(lib)
-        questions = questions_in(lib, args.questions)
+        questions = questions_in(lib, args.skip + args.questions)[args.skip:]
         if not questions:
             sys.exit(f"no question of data/benchmarks/answers.jsonl has its gold words in {args.db}")
         writer, judge = load_generator(args.writer), load_judge(args.judge)
@@ -87,7 +93,7 @@ def main() -> None:
             gold_cited = any(gold in squeeze(ours.passages[n - 1].text) for n in {c.passage for c in kept})
             rows.append({"first": ours.first_claim_seconds, "checked": checked_at[0] if checked_at else None, "total": total, "base": base, "kept": len(kept),
                          "dropped": len(dropped), "gate": ours.gate.get("passed"), "gold_cited": gold_cited,
-                         "reasons": Counter(c.reason for c in dropped),
+                         "reasons": Counter(reason_kind(c.reason) for c in dropped),
                          "base_abstained": today.abstained if base is not None else None})
             first = f"{ours.first_claim_seconds:.1f}" if ours.first_claim_seconds is not None else "-"
             checked = f"{checked_at[0]:.1f}" if checked_at else "-"

@@ -45,6 +45,20 @@ percentile passes 2 minutes. The baseline is today's queue (one answer at
 a time); a batched server would be measured against it in the same run.
 The machine's load average is printed with the figures: on a shared
 machine they are upper bounds of the waits.
+
+    python bench/app.py --memory [--server voila solara] [--sessions 1 4 8] [--db LIBRARY]
+
+measures what each extra reader costs the app's server and how long the
+last one waits for the page, for each server in turn (`readingroom app
+--server voila|solara`; Voila, a kernel per reader, is the named
+baseline): sessions are opened one after another in real Chromium pages
+and kept open; at each count in --sessions, once the servers' memory has
+settled, the USS (memory no other process shares) of the server's
+processes, summed (Voila: its server and every kernel; Solara: its one
+process), and the page time of the last session opened (from the address
+to the chat on screen). Memory per extra reader is the growth from 1
+session to the largest count, over the readers added. No questions are
+asked (the model's service is shared by both and measured above).
 """
 from __future__ import annotations
 
@@ -222,9 +236,15 @@ def main():
     parser.add_argument("--readers", type=int, default=30)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--max-tokens", type=int, default=None, help="answer length [default: the chat's]")
+    parser.add_argument("--memory", action="store_true",
+                        help="measure memory per extra reader and page time, for each --server")
+    parser.add_argument("--server", nargs="+", choices=["voila", "solara"], default=["voila", "solara"],
+                        help="with --memory: the servers to measure (voila is the baseline)")
     args = parser.parse_args()
     if args.load:
         return room_load(args)
+    if args.memory:
+        return server_memory(args)
     from playwright.sync_api import sync_playwright
 
     db = Path(args.db or default_library_path()).resolve()
@@ -438,6 +458,107 @@ def room_load(args) -> None:
               "(above the core count, other work shared the cores: the times are upper bounds)")
     finally:
         stop(service)
+
+
+# --- memory per reader, per server ----------------------------------------------------------
+
+SETTLE_SECONDS = 3.0  # memory counts as settled when it moved less than 2% over this
+SETTLE_LIMIT = 180.0
+
+
+def server_processes(app: psutil.Process, server: str) -> list[psutil.Process]:
+    """The processes that serve the page (not the generation service, which is shared by both)."""
+    children = app.children(recursive=True)
+    if server == "solara":
+        return [p for p in children if "readingroom.ui.solara_server" in " ".join(p.cmdline())]
+    voila = next(p for p in children if "voila" in " ".join(p.cmdline()) and "ipykernel" not in " ".join(p.cmdline()))
+    return [voila, *kernels(voila)]
+
+
+def settled_uss(app: psutil.Process, server: str, kernels_wanted: int | None = None) -> float:
+    """The servers' summed USS once it stops moving (Voila starts a spare
+    kernel after each page: wait for it too)."""
+    deadline, last = time.monotonic() + SETTLE_LIMIT, None
+    while True:
+        processes = server_processes(app, server)
+        total = 0.0
+        for p in processes:
+            try:
+                total += memory(p)[0]
+            except psutil.NoSuchProcess:
+                pass
+        enough = kernels_wanted is None or len(processes) - 1 >= kernels_wanted
+        if enough and last is not None and abs(total - last) < 0.02 * last or time.monotonic() > deadline:
+            return total
+        last = total if enough else None
+        time.sleep(SETTLE_SECONDS)
+
+
+def measure_server(server: str, args, db: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    port, code = free_port(), "benchroom"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    log = tempfile.NamedTemporaryFile("w", prefix=f"bench-app-{server}-", suffix=".log", delete=False)
+    started = time.monotonic()
+    app = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", str(db), "--port", str(port),
+                            "--model", args.model, "--code", code, "--max-readers", "200", "--server", server],
+                           env=env, stdout=log, stderr=subprocess.STDOUT)
+    counts, result = sorted(set(args.sessions)), {"server": server, "levels": []}
+    try:
+        wait_for_port(port, app)
+        result["start"] = time.monotonic() - started
+        parent = psutil.Process(app.pid)
+        spare = 1 if server == "voila" else None  # Voila's preheated kernel, there before any reader
+        result["idle"] = settled_uss(parent, server, spare)
+        url = f"http://127.0.0.1:{port}/?code={code}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            contexts, timeout = [], args.timeout * 1000
+            for n in counts:
+                opened = []
+                while len(contexts) < n:
+                    new, _, seconds = open_sessions(browser, url, 1, timeout)
+                    contexts += new
+                    opened += seconds
+                uss = settled_uss(parent, server, n + 1 if server == "voila" else None)
+                result["levels"].append({"n": n, "uss": uss, "last_page": opened[-1],
+                                         "load": os.getloadavg()[0]})
+                print(f"{server}: {n} sessions, server USS {uss:.0f} MB, page of the last {opened[-1]:.1f} s, "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+            for context in contexts:
+                context.close()
+            browser.close()
+    finally:
+        app.terminate()
+        app.wait(timeout=60)
+    return result
+
+
+def per_extra_reader(r: dict) -> float:
+    first, last = r["levels"][0], r["levels"][-1]
+    return (last["uss"] - first["uss"]) / max(1, last["n"] - first["n"])
+
+
+def server_memory(args) -> None:
+    db = Path(args.db or default_library_path()).resolve()
+    load = os.getloadavg()
+    print(f"library {db}, model {args.model}, {os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} "
+          f"{load[2]:.1f} at the start; sessions {sorted(set(args.sessions))}", flush=True)
+    results = {server: measure_server(server, args, db) for server in args.server}
+    print(f"\n{'server':>7} {'start s':>8} {'idle MB':>8} {'first MB':>9} {'last MB':>8} {'per extra reader MB':>20} "
+          f"{'last page s':>12}")
+    for server, r in results.items():
+        print(f"{server:>7} {r['start']:>8.0f} {r['idle']:>8.0f} {r['levels'][0]['uss']:>9.0f} "
+              f"{r['levels'][-1]['uss']:>8.0f} {per_extra_reader(r):>20.1f} {r['levels'][-1]['last_page']:>12.1f}")
+    if "voila" in results and "solara" in results:
+        voila, solara = results["voila"], results["solara"]
+        print(f"solara / voila (the baseline): memory per extra reader "
+              f"{per_extra_reader(solara) / per_extra_reader(voila):.4f}, page of the last reader "
+              f"{solara['levels'][-1]['last_page'] / voila['levels'][-1]['last_page']:.2f}")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores "
+          "(above the core count, other work shared the cores: the times are upper bounds)")
 
 
 if __name__ == "__main__":

@@ -5,21 +5,66 @@ had their quote found, how many were kept. The machine's load is printed
 with the figures: it is shared.
 
     python bench/study.py [--doc secH2 --section H.2.6] [--passages 6] [--model NAME] [--out DIR]
+    python bench/study.py --labels data/benchmarks/study-labels.jsonl
 
-Each aid is also written to DIR as JSON (for hand-labelling, see
-data/benchmarks/study-labels.jsonl) and as Markdown.
+Each aid is also written to DIR as JSON and as Markdown, and as
+KIND.to-label.jsonl: one line per item in the form of
+data/benchmarks/study-labels.jsonl (the kept items, then the ones the
+checker left out, "kept": false), with "label" and "note" empty for a
+person to fill in (read the quote and the passage it cites). `--sheet`
+writes those files again from the JSON in DIR (same --doc, --section,
+--skip and --passages). `--labels FILE` prints the claim precision of a
+labelled file by kind, with a Wilson 95% interval
+(readingroom.evaluate.study_labels).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 from readingroom import open_library
-from readingroom.models.generate import load_generator
-from readingroom.study import KINDS, Material, Selection, make_aid, select_material
+from readingroom.answer.quotes import locate_quote
+from readingroom.evaluate.study_labels import format_report, label_report, load_study_labels
+from readingroom.study import KINDS, SPECS, Material, Selection, make_aid, select_material
+
+
+def label_sheet(aid: dict, material: Material) -> list[dict]:
+    """The aid's items as lines to hand-label: kept items first, then the
+    drafts the checker left out for their quote or their statement (a
+    wrong option dropped from a kept quiz item, or a further anchor, is not
+    an item of its own and is not listed)."""
+    spec = SPECS[aid["kind"]]
+    rows = []
+    for item in aid["items"]:
+        quote = item["quote"]
+        passage = material.passage(quote["n"])
+        rows.append({"kind": aid["kind"], "statement": spec.statements(item)[0], "quote": quote["text"],
+                     "passage": quote["citation"], "judge_p": round(item["probability"], 3),
+                     "kept": True, "located": passage.text[quote["start"]:quote["end"]] == quote["text"],
+                     "section": material.title, "label": None, "note": ""})
+    for dropped in aid["dropped"]:
+        draft, reason = dropped["draft"], dropped["reason"]
+        if "wrong option" in draft or "also" in draft and reason.startswith("further anchor"):
+            continue
+        number = draft.get("passage")
+        passage = material.passage(number) if isinstance(number, int) else None
+        words = draft.get("quote") if isinstance(draft.get("quote"), str) else ""
+        statements = spec.statements(draft)
+        probability = re.search(r"\(p=([0-9.]+)\)$", reason)
+        rows.append({"kind": aid["kind"], "statement": statements[0] if statements else "", "quote": words,
+                     "passage": passage.citation if passage else f"[{number}] (no such passage)",
+                     "judge_p": float(probability.group(1)) if probability else None,
+                     "kept": False, "located": bool(passage and words.strip() and locate_quote(words, passage.text)),
+                     "section": material.title, "why_left_out": reason, "label": None, "note": ""})
+    return rows
+
+
+def write_sheet(path: Path, aid: dict, material: Material) -> None:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in label_sheet(aid, material)))
 
 
 def main():
@@ -31,11 +76,28 @@ def main():
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--out", type=Path, default=Path("/tmp/study-bench"))
+    parser.add_argument("--sheet", action="store_true",
+                        help="Only write KIND.to-label.jsonl again from the aids' JSON in --out.")
+    parser.add_argument("--labels", type=Path, help="Only print the claim precision of this labelled file.")
     args = parser.parse_args()
+    if args.labels:
+        labels = load_study_labels(args.labels)
+        print(f"{args.labels}: {len(labels)} labelled items "
+              f"({len({x.section for x in labels})} sections)")
+        print(format_report(label_report(labels)))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     lib = open_library(read_only=True)
     material = select_material(lib, Selection(args.doc, args.section), max_passages=args.skip + args.passages)
     material = Material(material.title, material.passages[args.skip:], material.cut)
+    if args.sheet:
+        for kind in args.kinds.split(","):
+            if (args.out / f"{kind}.json").exists():
+                aid = json.loads((args.out / f"{kind}.json").read_text())
+                write_sheet(args.out / f"{kind}.to-label.jsonl", aid, material)
+        return
+    from readingroom.models.generate import load_generator
+
     generator = load_generator(args.model)
     print(f"{material.title}: {len(material.passages)} passages; model {args.model}; "
           f"{os.cpu_count()} cores; load average before {os.getloadavg()}")
@@ -47,6 +109,7 @@ def main():
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         (args.out / f"{kind}.json").write_text(json.dumps(aid.to_dict(), indent=1, default=str))
         (args.out / f"{kind}.md").write_text(aid.to_markdown())
+        write_sheet(args.out / f"{kind}.to-label.jsonl", aid.to_dict(), material)
         # On a shared machine the wall time mostly measures the others' load;
         # the process's CPU time over its 2 threads is what an idle 2-core
         # machine would take (llama.cpp keeps both threads busy).

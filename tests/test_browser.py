@@ -12,6 +12,7 @@ Needs /usr/bin/chromium (`bash setup.sh test` installs it; Playwright's
 own browser download is not used)."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -217,20 +218,29 @@ ROOM = "Manifesto, week 3"
 ROOM_CODE = "testroom"
 
 
-@pytest.fixture(scope="module")
-def app(environment):
-    folder, db, env = environment
+@contextlib.contextmanager
+def serving_app(db: str, env: dict, log: Path, model: str, room: str, code: str, server: str | None = None):
+    """`readingroom app` on a free port of 127.0.0.1, until the block ends:
+    its url, its process and what it printed on starting. `server`: what
+    serves the page (`--server`), the app's default when None."""
     port = free_port()
-    log = folder / "app.log"
     process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", TEST_GENERATOR, "--room", ROOM, "--code", ROOM_CODE], env=env,
+                                "--model", model, "--room", room, "--code", code,
+                                *(["--server", server] if server else [])], env=env,
                                stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        printed = log.read_text()
-        yield f"http://127.0.0.1:{port}/", process, printed
+        yield f"http://127.0.0.1:{port}/", process, log.read_text()
     finally:
         stop_tree(process)
+
+
+@pytest.fixture(scope="module")
+def app(environment):
+    folder, db, env = environment
+    # Voila: these tests look at its kernels and its port (test_app_solara.py tests the other server).
+    with serving_app(db, env, folder / "app.log", TEST_GENERATOR, ROOM, ROOM_CODE, server="voila") as served:
+        yield served
 
 
 def test_the_app_prints_a_join_link_with_its_code_and_a_qr_code_and_turns_away_who_has_not_got_it(app):

@@ -11,13 +11,9 @@ makes ("defeated" for "crushed") shares too few words with a passage of a
 five-passage library for the gate to let it through on words alone."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from conftest import COMMUNE
-from test_browser import (ANSWER, ARTIFACTS, START, app_environment, browser, free_port, new_page,  # noqa: F401
-                          stop_tree, wait_for_port)
+from test_browser import ANSWER, ARTIFACTS, START, app_environment, browser, new_page, serving_app  # noqa: F401
 
 from readingroom.messages import message
 
@@ -31,16 +27,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def app_with_the_default_model(tmp_path_factory):
     folder, db, env = app_environment(tmp_path_factory.mktemp("browser-de"), embed=True)
-    port = free_port()
-    log = folder / "app-de.log"
-    process = subprocess.Popen([sys.executable, "-m", "readingroom.cli", "app", "--db", db, "--port", str(port),
-                                "--model", WRITER, "--room", "Kommune", "--code", ROOM_CODE], env=env,
-                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_tree(process)
+    with serving_app(db, env, folder / "app-de.log", WRITER, "Kommune", ROOM_CODE) as (url, _, _):
+        yield url
 
 
 def test_a_german_question_is_answered_in_german_beside_the_english_the_program_checked(

@@ -4,12 +4,15 @@ streams."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
+from readingroom.answer.anchored import check_claim
 from readingroom.answer.claims import ClaimReader, DraftClaim, claims_schema, read_claims
 from readingroom.answer.entailment import calibrate, quote_context
-from readingroom.answer.quotes import locate_quote, normal_form
+from readingroom.answer.quotes import QuoteSpan, locate_quote, normal_form
+from readingroom.answer.repeats import same_text, span_overlap
 
 PASSAGE = ("The history of all hitherto existing soci-\nety is the history of _class_ struggles.\n\n"
            "Freeman and slave, patrician and plebeian, lord and serf, guild\u2011master and "
@@ -105,3 +108,108 @@ def test_calibration_takes_the_lowest_threshold_that_keeps_the_precision():
     assert c.threshold == 0.9 and c.precision == 1.0 and c.recall == pytest.approx(3 / 5)
     c = calibrate("m", probabilities, labels, min_precision=0.75)
     assert c.threshold == 0.7 and c.recall == pytest.approx(4 / 5)
+
+
+# --- repeated claims: left out before the judge -----------------------------------------------
+
+# A passage of the Anarchist FAQ and five claims Qwen2.5-Coder-0.5B wrote over it, as it wrote
+# them (asked when the Ukrainian anarchist leader was let out of prison; 2026-12-01 run).
+FAQ_PASSAGE = (
+    "Secondly, Grant lets the cat out of the bag by admitted that he sees the Spanish Revolution in terms of "
+    "the anarchist \"leaders\" taking power. In this he followed Trotsky, who had argued that:\n\n\"A "
+    "revolutionary party, even having seized power (of which the anarchist leaders were incapable in spite "
+    "of the heroism of the anarchist workers), is still by no means the sovereign ruler of society.\" [ "
+    "\"Stalinism and Bolshevism\" ]\n\nClearly, rather than the masses taking power, Trotskyism sees the "
+    "party (the leaders) having the real power in society. Trotsky stressed this fact elsewhere when he "
+    "argued that \"[b]ecause the leaders of the CNT renounced dictatorship for themselves they left the "
+    "place open for the Stalinist dictatorship.\" [ Writings 1936-7 , p. 514]")
+TROTSKYISM = "Trotskyism saw the party as having the real power in society."
+WRITTEN = [
+    DraftClaim(1, "Grant lets the cat out of the bag by admitted that he sees the Spanish Revolution in terms "
+                  "of the anarchist \"leaders\" taking power.",
+               "The Spanish Revolution was seen by Grant as the leaders taking power."),
+    DraftClaim(1, "In this he followed Trotsky, who had argued that: \"A revolutionary party, even having seized "
+                  "power (of which the anarchist leaders were incapable in spite of the heroism of the anarchist "
+                  "workers), is still by no means the sovereign ruler of society.\" [ \"Stalinism and "
+                  "Bolshevism\" ] Clearly, rather than the masses taking power, Trotskyism sees the party (the "
+                  "leaders) having the real power in society.", TROTSKYISM),
+] + [DraftClaim(1, "Clearly, rather than the masses taking power, Trotskyism sees the party (the leaders) "
+                   "having the real power in society.", TROTSKYISM)] * 4
+
+
+@dataclass
+class FaqHit:  # the fields of a search Hit that the check reads
+    text: str
+    passage_id: str = "845f61b01678e9391f7b"
+    author: str = ""
+
+
+class RecordingJudge:
+    """Says what the calibrated judge said of these claims in that run (no, p 0.48-0.54),
+    and counts its calls: the point is which claims reach it."""
+    threshold = 0.5
+
+    def __init__(self, verdict=False):
+        self.verdict, self.calls = verdict, []
+
+    def supports(self, source, claim):
+        self.calls.append(claim)
+        return self.verdict, 0.9 if self.verdict else 0.48
+
+
+def check_all(drafts, hits, judge):
+    checked = []
+    for draft in drafts:
+        checked.append(check_claim(draft, hits, judge, lambda hit: "", checked))
+    return checked
+
+
+def test_a_writers_repeats_are_left_out_before_the_judge_with_the_claim_they_repeat():
+    judge = RecordingJudge()
+    checked = check_all(WRITTEN, [FaqHit(FAQ_PASSAGE)], judge)
+    # claim 2 quotes the paragraph that holds the repeats' sentence: their spans lie inside its span
+    assert [c.reason for c in checked] == ["the passage does not say this"] * 2 + ["repeats claim 2"] * 4
+    assert judge.calls == [WRITTEN[0].text, TROTSKYISM]  # two calls, not six
+    for claim in checked[2:]:
+        assert not claim.kept and claim.support is None
+        assert claim.quote == FAQ_PASSAGE[claim.span.start:claim.span.end]
+        assert claim.quote.startswith("Clearly, rather than the masses")
+
+
+COMMUNE = ("The Paris Commune held power in Paris for seventy-two days in the spring of 1871. "
+           "It separated the church from the state and abolished night work in the bakeries.")
+SAID = DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days",
+                  "The Commune held power for seventy-two days.")
+
+
+@pytest.mark.parametrize("later,repeats", [
+    (DraftClaim(1, "held power in Paris for seventy-two days", "The Paris Commune held power for seventy-two days"),
+     True),   # a word added, the quote inside the first: ratio 93
+    (DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days",
+                "The Commune held power for seventy-two days and abolished night work."), False),  # news added
+    (DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days",
+                "The Commune did not hold power for seventy-two days."), False),   # a negation
+    (DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days in the spring of 1871",
+                "The Commune held power for seventy-two days in 1872."), False),   # another number (ratio 98)
+    (DraftClaim(1, "It separated the church from the state and abolished night work",
+                "The Commune held power for seventy-two days."), False),            # other words quoted
+    (DraftClaim(2, "The Paris Commune held power in Paris for seventy-two days",
+                "The Commune held power for seventy-two days."), False),            # another passage
+])
+def test_a_repeat_is_the_same_words_of_the_same_passage_and_nearly_the_same_claim(later, repeats):
+    judge = RecordingJudge(verdict=True)
+    first, second = check_all([SAID, later], [FaqHit(COMMUNE, "p1"), FaqHit(COMMUNE, "p2")], judge)
+    assert first.kept
+    assert (second.reason == "repeats claim 1") is repeats
+    assert len(judge.calls) == (1 if repeats else 2)
+
+
+def test_repeats_measures():
+    assert span_overlap(QuoteSpan(0, 100, 100, False), QuoteSpan(50, 200, 100, False)) == 0.5
+    assert span_overlap(QuoteSpan(0, 10, 100, False), QuoteSpan(20, 30, 100, False)) == 0.0
+    assert same_text("The state withers away.", "the state withers away")
+    demanded = "The Bonapartists demanded the abolition of Article 45, which forbade the president's reelection."
+    # ratio 96 and 99: only the negation and number rules tell these apart
+    assert not same_text(demanded, demanded.replace("demanded", "did not demand"))
+    assert not same_text(demanded, demanded.replace("45", "46"))
+    assert same_text(demanded, demanded.replace("The Bonapartists", "Bonapartists"))

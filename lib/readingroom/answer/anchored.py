@@ -7,6 +7,9 @@ and the claim. As soon as a claim's JSON is complete, the program checks it:
 1. its passage is one that was given;
 2. its quote stands in that passage (quotes.py: found in the normal form,
    or repaired to the passage's own words when that is unambiguous);
+   a claim that repeats an earlier one (repeats.py: its quote on nearly the
+   same words of the same passage, its text nearly the same) is left out
+   here, before the judge spends time on it;
 3. the passage, read around the quote, supports the claim: the entailment
    judge (entailment.py), not shared words;
 4. it names whose view it states: a claim from a passage by an author who is
@@ -21,12 +24,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from readingroom.answer.claims import MAX_CLAIMS, DraftClaim, claims_instructions, claims_schema, read_claims
 from readingroom.answer.entailment import EntailmentJudge, quote_context
 from readingroom.answer.quotes import QuoteSpan, locate_quote
+from readingroom.answer.repeats import repeated_claim
 
 MAX_ANSWER_TOKENS = 420  # six claims with their quotes fit; a rambling answer is cut
 
@@ -114,8 +118,10 @@ def attributed(text: str, speaker: str) -> str:
     return f"According to {speaker}, {first}{text[1:]}"
 
 
-def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of) -> CheckedClaim:
-    """One claim through the four steps above."""
+def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of,
+                earlier: Sequence[CheckedClaim] = ()) -> CheckedClaim:
+    """One claim through the four steps above; `earlier`: the claims of the
+    same answer checked before it, in order (a repeat of one is left out)."""
     def left_out(reason: str, span=None, quote="", support=None, passage_id=None, speaker=""):
         return CheckedClaim(draft, draft.text, draft.passage, passage_id, span, quote, support, False,
                             reason, speaker)
@@ -130,6 +136,9 @@ def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of) -> 
     if span is None:
         return left_out("its quote is not in the passage", passage_id=hit.passage_id, speaker=speaker)
     quote = hit.text[span.start:span.end]
+    repeated = repeated_claim(draft.passage, span, draft.text, earlier)
+    if repeated is not None:
+        return left_out(f"repeats claim {repeated}", span, quote, None, hit.passage_id, speaker)
     supported, probability = judge.supports(quote_context(hit.text, span.start, span.end), draft.text)
     if not supported:
         return left_out("the passage does not say this", span, quote, probability, hit.passage_id, speaker)
@@ -167,7 +176,7 @@ def anchored_stream(question: str, hits, generator, judge: EntailmentJudge, *, s
             pieces.append(item)
             yield item
             continue
-        checked = check_claim(item, hits, judge, speaker_of)
+        checked = check_claim(item, hits, judge, speaker_of, claims)
         if checked.kept and first is None:
             first = time.perf_counter() - started
         claims.append(checked)

@@ -18,9 +18,12 @@ from readingroom.cli.options import db_option, generator_options
               help="Questions each reader may ask a minute.")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Another name the room is reached by (the Host header), e.g. a DNS name.")
+@click.option("--server", default="solara", show_default=True, type=click.Choice(["solara", "voila"]),
+              help="What serves the page: solara (every reader in one process, over one shared search "
+                   "index: about 1 MB per extra reader) or voila (a kernel per reader: some 600 MB each).")
 @generator_options
 @db_option
-def app(port, host, room, code, max_readers, questions_per_minute, allow_hosts, model, backend, db):
+def app(port, host, room, code, max_readers, questions_per_minute, allow_hosts, server, model, backend, db):
     """Serve the chat as a web page for a workshop room: prints a join link
     with the room's code (and a QR code picture of it) and a facilitator's
     link; each reader gets their own conversation; the model is loaded once
@@ -30,6 +33,6 @@ def app(port, host, room, code, max_readers, questions_per_minute, allow_hosts, 
     try:
         run_app(db, host=host, port=port, model=model, backend=backend, room=room, code=code,
                 max_readers=max_readers, questions_per_minute=questions_per_minute, allow_hosts=allow_hosts,
-                echo=click.echo)
+                server=server, echo=click.echo)
     except AppError as e:
         raise click.ClickException(str(e)) from e

@@ -87,9 +87,11 @@ def find_document(lib, doc: str) -> tuple[str, str]:
     return rows[0]
 
 
-def _filtered_documents(lib, filters: Filters) -> list[str]:
+def filtered_documents(lib, filters: Filters) -> list[tuple[str, str]]:
+    """(doc_id, title) of the documents `filters` let through (all of them
+    for empty filters), in reading order: what a study aid may be made from."""
     docs = lib.con.execute(
-        "SELECT doc_id, authors, year, coalesce(language, ''), source FROM documents "
+        "SELECT doc_id, authors, year, coalesce(language, ''), source, title FROM documents "
         "ORDER BY source, year NULLS LAST, key").fetchall()
     table = DocumentTable(
         doc_ids=np.array([d[0] for d in docs], dtype=object),
@@ -98,7 +100,16 @@ def _filtered_documents(lib, filters: Filters) -> list[str]:
         languages=np.array([d[3] for d in docs], dtype=object),
         sources=np.array([d[4] for d in docs], dtype=object))
     mask = filters.document_mask(table)
-    return [doc_id for doc_id, keep in zip(table.doc_ids.tolist(), mask.tolist()) if keep]
+    return [(d[0], d[5]) for d, keep in zip(docs, mask.tolist()) if keep]
+
+
+def document_sections(lib, doc_id: str, limit: int = 300) -> list[str]:
+    """The headings of a document's sections (" › " between levels), in
+    reading order, at most `limit`: what `Selection.section` may name."""
+    rows = lib.con.execute(
+        "SELECT array_to_string(section, ' › ') AS heading, min(ordinal) AS first FROM passages "
+        "WHERE doc_id = ? AND len(section) > 0 GROUP BY heading ORDER BY first LIMIT ?", [doc_id, limit]).fetchall()
+    return [heading for heading, _ in rows if heading]
 
 
 def select_material(lib, selection: Selection, max_passages: int = MAX_PASSAGES) -> Material:
@@ -106,7 +117,7 @@ def select_material(lib, selection: Selection, max_passages: int = MAX_PASSAGES)
         doc_id, title = find_document(lib, selection.doc)
         doc_ids = [doc_id]
     elif selection.filters:
-        doc_ids = _filtered_documents(lib, selection.filters)
+        doc_ids = [doc_id for doc_id, _ in filtered_documents(lib, selection.filters)]
         title = f"{len(doc_ids)} documents"
     else:
         raise SelectionError("choose a document (doc=...) or documents with filters")

@@ -1,7 +1,7 @@
 """`readingroom app`: the chat as a web page for a workshop room.
 
     readingroom app [--room "Manifesto, week 3"] [--db FILE] [--port 8866] [--host 127.0.0.1]
-                    [--model NAME] [--max-readers 40] [--questions-per-minute 4]
+                    [--model NAME] [--max-readers 40] [--questions-per-minute 4] [--server solara|voila]
 
 It prints a join link with the room's code (and writes it as a QR code
 picture to project), and a facilitator's link. Four parts:
@@ -11,11 +11,16 @@ picture to project), and a facilitator's link. Four parts:
    refreshed when the library changes; and it stops the others on Ctrl-C;
 2. the generation service (readingroom.ui.service), holding the one
    model: loaded once, whatever the number of readers;
-3. Voila, on 127.0.0.1 at a port of its own behind a token only the door
-   sends, which gives every browser session a kernel (its own
-   conversation) running the app's page (chat_page.ipynb, shipped in the
+3. the page's server, on 127.0.0.1 at a port of its own behind a token
+   only the door sends. By default Solara (readingroom.ui.solara_server):
+   every reader's session is a thread of that one process, over one
+   search index loaded once (readingroom.ui.solara_page,
+   readingroom.ui.shared_search), so an extra reader costs about a
+   megabyte; with `--server voila`, Voila gives every browser session a
+   kernel of its own (its own search index, embedder and vectors, some
+   600 MB) running the app's page (chat_page.ipynb, shipped in the
    package: the chat notebook without its notebook-only cells);
-4. the kernels, which read the newest snapshot of the library (never the
+4. the kernels (or Solara's sessions), which read the newest snapshot of the library (never the
    library itself: writers are never blocked), ask the service for
    generation, append what was asked to the room's log, and limit each
    reader's questions per minute.
@@ -48,6 +53,7 @@ IDLE_KERNEL_SECONDS = 900  # a session whose page is gone (closed without saying
 SNAPSHOT_SECONDS = 5.0  # how often the library is looked at for changes (a stat, no lock)
 DEFAULT_MAX_READERS = 40
 DEFAULT_QUESTIONS_PER_MINUTE = 4
+SERVERS = ("voila", "solara")  # what serves the page: a kernel per reader, or every reader in one process
 
 
 class AppError(Exception):
@@ -139,19 +145,31 @@ def start_voila(folder: Path, port: int, token: str, env: dict) -> subprocess.Po
         cwd=folder, env=env)
 
 
-def wait_until_serving(host: str, port: int, process: subprocess.Popen, seconds: float = START_SECONDS) -> None:
-    """Until Voila accepts connections. Only connects: a GET of the page
-    would start a kernel that nobody uses."""
+def start_solara(port: int, token: str, env: dict) -> subprocess.Popen:
+    """Solara on the loopback only (readingroom.ui.solara_server): every
+    session in this one process, over one shared index. The token it wants
+    (the door sends it) goes in its environment, which only this user can
+    read."""
+    from readingroom.ui.solara_server import UPSTREAM_TOKEN_VARIABLE
+
+    return subprocess.Popen([sys.executable, "-m", "readingroom.ui.solara_server", f"--port={port}"],
+                            env={**env, UPSTREAM_TOKEN_VARIABLE: token})
+
+
+def wait_until_serving(host: str, port: int, process: subprocess.Popen, seconds: float = START_SECONDS,
+                       name: str = "Voila") -> None:
+    """Until the server accepts connections. Only connects: a GET of the
+    page would start a session that nobody uses."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AppError(f"Voila stopped (exit code {process.returncode})")
+            raise AppError(f"{name} stopped (exit code {process.returncode})")
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.settimeout(2)
             if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.3)
-    raise AppError(f"Voila did not listen on {host}:{port} within {seconds:.0f} s")
+    raise AppError(f"{name} did not listen on {host}:{port} within {seconds:.0f} s")
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -231,8 +249,12 @@ def write_qr(link: str, path: Path) -> Path:
 def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model: str | None = None,
             backend: str = "llama.cpp", room: str | None = None, code: str | None = None,
             max_readers: int = DEFAULT_MAX_READERS, questions_per_minute: int = DEFAULT_QUESTIONS_PER_MINUTE,
-            allow_hosts=(), echo=print) -> None:
-    """Serve the room until interrupted (see the module notes)."""
+            allow_hosts=(), server: str = "solara", echo=print) -> None:
+    """Serve the room until interrupted (see the module notes). `server`:
+    "solara" (every reader in one process, over one shared index:
+    readingroom.ui.solara_page) or "voila" (a kernel per reader)."""
+    if server not in SERVERS:
+        raise AppError(f"unknown server {server!r}; choose one of {', '.join(SERVERS)}")
     import tornado.ioloop
 
     from readingroom import deployment
@@ -265,8 +287,12 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
             QUESTIONS_VARIABLE: str(questions_per_minute),
             "READINGROOM_DB": str(snapshots.current)})
         voila_port = free_port()
-        voila = start_voila(folder, voila_port, voila_token, env)
-        wait_until_serving("127.0.0.1", voila_port, voila)
+        if server == "solara":
+            voila = start_solara(voila_port, voila_token, env)
+        else:
+            voila = start_voila(folder, voila_port, voila_token, env)
+        server_name = "Solara" if server == "solara" else "Voila"
+        wait_until_serving("127.0.0.1", voila_port, voila, name=server_name)
         qr = write_qr(door.join_link, folder / "join-qr.png")
         the_room = Room(door.code, set(door.hosts), max_readers, door.facilitator_code)
         application = gate_application(the_room, voila_port, voila_token,
@@ -305,7 +331,7 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
         if service.poll() is not None:
             raise AppError(f"the generation service stopped (exit code {service.returncode})")
         if voila.poll() is not None:
-            raise AppError(f"Voila stopped (exit code {voila.returncode})")
+            raise AppError(f"{server_name} stopped (exit code {voila.returncode})")
     except KeyboardInterrupt:
         echo("stopping ...")
     finally:

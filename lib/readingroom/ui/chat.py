@@ -451,12 +451,59 @@ def conversation_markdown(answers: list[Answer], library: str | None = None) -> 
     return "\n".join(lines).rstrip() + "\n"
 
 
-def download_link(markdown: str, filename: str = DOWNLOAD_NAME) -> str:
-    """An <a download> with the Markdown in a data: URI: works in JupyterLab
+def data_link(data: bytes, filename: str, mime: str, label: str, css_class: str = "rr-download") -> str:
+    """An <a download> with the file in a data: URI: works in JupyterLab
     and in Voila, where the kernel's files cannot be reached."""
-    data = base64.b64encode(markdown.encode("utf-8")).decode("ascii")
-    return (f'<a class="rr-download" download="{escape(filename)}" '
-            f'href="data:text/markdown;charset=utf-8;base64,{data}">Download the conversation (Markdown)</a>')
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<a class="{escape(css_class)}" download="{escape(filename)}" '
+            f'href="data:{escape(mime)};base64,{encoded}">{escape(label)}</a>')
+
+
+def download_link(markdown: str, filename: str = DOWNLOAD_NAME) -> str:
+    """The conversation's Markdown as a download link (data_link)."""
+    return data_link(markdown.encode("utf-8"), filename, "text/markdown;charset=utf-8",
+                     "Download the conversation (Markdown)")
+
+
+class SearchFilters:
+    """The filter widgets (author, years, language, source) for a library's
+    documents, and the search Filters they set: the chat's, and the Study
+    tab's own."""
+
+    def __init__(self, docs):
+        authors = sorted({a for names in docs.authors for a in names}) if docs else []
+        languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
+        sources = sorted({x for x in docs.sources.tolist() if x}) if docs else []
+        years = [int(y) for y in docs.years.tolist() if y == y] if docs else []  # y == y: not NaN
+
+        self.author = widgets.Dropdown(options=[("any author", "")] + [(a, a) for a in authors],
+                                       description="Author")
+        self.language = widgets.Dropdown(options=[("any language", "")] + [(x, x) for x in languages],
+                                         description="Language")
+        self.source = widgets.Dropdown(options=[("any source", "")] + [(x, x) for x in sources],
+                                       description="Source")
+        low, high = (min(years), max(years)) if years else (0, 0)
+        self.years = widgets.IntRangeSlider(value=(low, high), min=low, max=high, description="Years",
+                                            continuous_update=False,
+                                            layout=widgets.Layout(display="flex" if years else "none"))
+        self.all_years = (low, high)
+        self.widgets = (self.author, self.years, self.language, self.source)
+        for w in self.widgets:
+            w.add_class("rr-filter")
+
+    def filters(self):
+        """The search filters set in the widgets."""
+        from readingroom.search.searcher import Filters
+
+        low, high = self.years.value
+        if (low, high) == tuple(self.all_years):
+            low = high = None
+        return Filters.of(author=self.author.value or None, year_from=low, year_to=high,
+                          language=self.language.value or None, source=self.source.value or None)
+
+    def observe(self, handler) -> None:
+        for w in self.widgets:
+            w.observe(handler, names="value")
 
 
 # --- the widget -------------------------------------------------------------------------
@@ -486,8 +533,13 @@ class Chat(widgets.VBox):
 
     def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
                  k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS, questions_per_minute: int | None = None,
-                 room_log=None, anchored: bool = False, judge=None):
+                 room_log=None, anchored: bool = False, judge=None, shared=None):
         from readingroom.ui.room import RoomLog
+
+        # `shared`: a readingroom.ui.shared_search.SharedSearch, the one index of
+        # a process serving many sessions (the app under Solara); this session
+        # gets its own connection to the library's newest copy from it.
+        self.shared = shared
 
         self.answers: list[Answer] = []
         self.snapshot_pointer = os.environ.get(SNAPSHOT_VARIABLE) if library is None else None
@@ -555,6 +607,10 @@ class Chat(widgets.VBox):
         from readingroom.search.searcher import searcher_for
 
         try:
+            if self.shared is not None:
+                self.library, self.searcher = self.shared.open()
+                self._describe()  # warmed up once for the process, by the SharedSearch
+                return
             if isinstance(library, Library):
                 self.library = library
             elif self.snapshot_pointer:
@@ -593,15 +649,21 @@ class Chat(widgets.VBox):
         restart). Called in the answer's thread, before searching."""
         if not self.snapshot_pointer or self.library is None:
             return
-        newest = current_snapshot(self.snapshot_pointer)
-        if newest == self.library.path:
-            return
-        from readingroom.search.searcher import searcher_for
+        if self.shared is not None:
+            if self.shared.is_current(self.library):
+                return
+            turn.say("the library has new passages: reading them …")
+            library, searcher = self.shared.open()
+        else:
+            newest = current_snapshot(self.snapshot_pointer)
+            if newest == self.library.path:
+                return
+            from readingroom.search.searcher import searcher_for
 
-        turn.say("the library has new passages: reading them …")
-        library = open_library(newest, read_only=True)
-        with _quiet_loading(library):
-            searcher = searcher_for(library)
+            turn.say("the library has new passages: reading them …")
+            library = open_library(newest, read_only=True)
+            with _quiet_loading(library):
+                searcher = searcher_for(library)
         old, self.library, self.searcher = self.library, library, searcher
         old.close()
         self._describe()
@@ -620,24 +682,10 @@ class Chat(widgets.VBox):
 
     def _build_settings(self, model: str, k: int, anchored: bool = False) -> None:
         docs = self.searcher.index.docs if self.searcher else None
-        authors = sorted({a for names in docs.authors for a in names}) if docs else []
-        languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
-        sources = sorted({x for x in docs.sources.tolist() if x}) if docs else []
-        years = [int(y) for y in docs.years.tolist() if y == y] if docs else []  # y == y: not NaN
-
-        self.author = widgets.Dropdown(options=[("any author", "")] + [(a, a) for a in authors],
-                                       description="Author")
-        self.language = widgets.Dropdown(options=[("any language", "")] + [(x, x) for x in languages],
-                                         description="Language")
-        self.source = widgets.Dropdown(options=[("any source", "")] + [(x, x) for x in sources],
-                                       description="Source")
-        low, high = (min(years), max(years)) if years else (0, 0)
-        self.years = widgets.IntRangeSlider(value=(low, high), min=low, max=high, description="Years",
-                                            continuous_update=False,
-                                            layout=widgets.Layout(display="flex" if years else "none"))
-        self.all_years = (low, high)
-        for w in (self.author, self.language, self.source, self.years):
-            w.add_class("rr-filter")
+        self.search_filters = SearchFilters(docs)
+        self.author, self.years = self.search_filters.author, self.search_filters.years
+        self.language, self.source = self.search_filters.language, self.search_filters.source
+        self.all_years = self.search_filters.all_years
         self.filter_box = widgets.VBox([widgets.HTML("<b>Search only in</b> (the full year range means any "
                                                      "year, documents without one included)"),
                                         self.author, self.years, self.language, self.source])
@@ -671,13 +719,7 @@ class Chat(widgets.VBox):
     # --- what the widgets say --------------------------------------------------------
     def filters(self):
         """The search filters set in the widgets."""
-        from readingroom.search.searcher import Filters
-
-        low, high = self.years.value
-        if (low, high) == tuple(self.all_years):
-            low = high = None
-        return Filters.of(author=self.author.value or None, year_from=low, year_to=high,
-                          language=self.language.value or None, source=self.source.value or None)
+        return self.search_filters.filters()
 
     @property
     def busy(self) -> bool:
@@ -812,4 +854,4 @@ class Chat(widgets.VBox):
             self._set_busy(False)
 
 
-__all__ = ["Chat", "conversation_markdown", "download_link", "cards_html", "answer_html"]
+__all__ = ["Chat", "SearchFilters", "conversation_markdown", "data_link", "download_link", "cards_html", "answer_html"]

@@ -78,6 +78,8 @@ MAX_TOKENS = 2048  # more than any answer needs; bounds how long one request can
 MAX_TEMPERATURE = 2.0
 MAX_MESSAGES = 64
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 8, 64
+MAX_SCHEMA_CHARS = 16_384  # a study aid's item schema is under 2,000; llama.cpp turns it into a grammar
+MAX_CHOICES, MAX_CHOICE_CHARS = 8, 32  # a judge's options: "yes", "no"
 MAX_CONNECTIONS = 128  # more than the sessions a room holds (each has at most one request open)
 REQUEST_SECONDS = 10.0  # to send the request line, headers and body: an idle connection is closed after this
 WRITE_SECONDS = 60.0  # a reader whose connection takes no text for this long has gone
@@ -93,7 +95,7 @@ class Job:
     def __init__(self, messages, settings: dict):
         self.messages = messages
         self.settings = settings
-        self.events: Queue = Queue()  # ("queue", (n, wait)), ("text", piece), ("done", usage), ("error", message)
+        self.events: Queue = Queue()  # ("queue", (n, wait)), ("text", piece), ("probabilities", {option: p}), ("done", usage), ("error", message)
         self.cancelled = threading.Event()
         self.started: float | None = None  # when the model began on it (time.monotonic)
 
@@ -156,10 +158,20 @@ def parse_request(raw: bytes) -> tuple[list, dict]:
             not all(isinstance(x, str) and 0 < len(x) <= MAX_STOP_CHARS for x in stop):
         raise RequestRefused(400, f"stop must be a list of at most {MAX_STOP_STRINGS} strings "
                                   f"of 1 to {MAX_STOP_CHARS} characters")
+    choices = request.get("choices")
+    if choices is not None:
+        if not isinstance(choices, list) or not 0 < len(choices) <= MAX_CHOICES or \
+                not all(isinstance(x, str) and 0 < len(x) <= MAX_CHOICE_CHARS for x in choices):
+            raise RequestRefused(400, f"choices must be a list of 1 to {MAX_CHOICES} strings "
+                                      f"of 1 to {MAX_CHOICE_CHARS} characters")
+        return messages, {"choices": choices}
+    schema = request.get("json_schema")
+    if schema is not None and (not isinstance(schema, dict) or len(json.dumps(schema)) > MAX_SCHEMA_CHARS):
+        raise RequestRefused(400, f"json_schema must be a JSON object of at most {MAX_SCHEMA_CHARS} characters")
     return messages, {"max_tokens": integer("max_tokens", 256, 1, MAX_TOKENS),
                       "temperature": float(temperature),
                       "seed": integer("seed", 0, 0, 2**31 - 1),
-                      "stop": stop or None}
+                      "stop": stop or None, "json_schema": schema}
 
 
 class _BoundedServer(ThreadingHTTPServer):
@@ -333,6 +345,15 @@ class GenerationService:
         if job.cancelled.is_set():
             return
         job.events.put(("queue", (0, 0.0)))
+        if "choices" in job.settings:  # a judgement: the probability of each option, no text
+            try:
+                chances = self.generator.choice_probabilities(job.messages, job.settings["choices"])
+            except Exception as e:
+                job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
+                return
+            job.events.put(("probabilities", {k: float(v) for k, v in chances.items()}))
+            job.events.put(("done", None))
+            return
         pieces = self.generator.stream(job.messages, **job.settings)
         try:
             for piece in pieces:
@@ -470,6 +491,8 @@ def _handler_class(service: GenerationService):
                         self._send(self._queue_event(value))
                 elif kind == "text":
                     self._send({"text": value})
+                elif kind == "probabilities":
+                    self._send({"probabilities": value})
                 elif kind == "done":
                     self._send({"done": True, "usage": value})
                     return
@@ -566,8 +589,24 @@ class RemoteGenerator(Generator):
         messages = checked_messages(messages)
         check_settings(max_tokens, temperature)
         self.last_usage = None
-        body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                           "seed": seed, "stop": list(stop) if stop else None}).encode()
+        for event in self._events({"messages": messages, "max_tokens": max_tokens, "temperature": temperature,
+                                   "seed": seed, "stop": list(stop) if stop else None,
+                                   "json_schema": dict(json_schema) if json_schema else None}):
+            if "text" in event:
+                yield event["text"]
+
+    def choice_probabilities(self, messages, options):
+        """The service's model's probabilities for each option (the judge's
+        question), asked as a request of its own in the same queue."""
+        chances = {}
+        for event in self._events({"messages": checked_messages(messages), "choices": list(options)}):
+            chances.update(event.get("probabilities", {}))
+        return chances
+
+    def _events(self, request: dict):
+        """The service's events for one request, up to "done": the queue's
+        are told to the watcher; an error is raised."""
+        body = json.dumps(request).encode()
         on_queue = getattr(self._local, "on_queue", None)
         for attempt in range(BUSY_RETRIES + 1):
             connection = self._connection()
@@ -606,8 +645,8 @@ class RemoteGenerator(Generator):
                 if not line:
                     raise GeneratorError("the generation service closed the connection before the answer ended")
                 event = json.loads(line)
-                if "text" in event:
-                    yield event["text"]
+                if "text" in event or "probabilities" in event:
+                    yield event
                 elif "queue" in event:
                     if on_queue is not None:
                         on_queue(int(event["queue"]), event.get("wait"))
