@@ -140,7 +140,10 @@ def test_a_german_question_to_english_texts_is_answered_in_german_beside_the_che
     # every sentence the reader reads in German is one the program checked in English, with its citations
     assert [s.checked for s in translated.sentences] == [s.final for s in result.sentences if s.final]
     assert all(cited_numbers(s.text) == cited_numbers(s.checked) for s in translated.sentences)
-    assert any(s.ok for s in translated.sentences)
+    # each translation was checked by its translation back: shown when verified, else the checked sentence
+    assert any(s.translation for s in translated.sentences)
+    assert all(s.verified is not None for s in translated.sentences if s.translation)
+    assert all(s.text == s.translation if s.verified else s.text == s.checked for s in translated.sentences)
     text = result.text
     assert text.startswith(translated.body) and "Geprüft an den Quellen auf Englisch" in text
     assert result.body in text and "Weiterlesen:" in text
@@ -160,3 +163,105 @@ def test_citations_the_translator_writes_in_any_form_are_dropped():
 
     sentence = translate_sentence("Kropotkin says that mutual aid matters [2].", "fr", "en", FormWriter())
     assert sentence.text == "Kropotkin dit que l'entraide compte [2]."
+
+
+# --- the translation back: each translated sentence checked against the checked original -----
+
+@pytest.fixture(scope="module")
+def judge():
+    from readingroom.answer.pipeline import load_judge
+
+    return load_judge(WRITER)  # the pipeline's judge: the calibrated 1.5B, on an instance of its own
+
+
+class Inverter:
+    """The real translator, except that its translation into German is a
+    hand-made one that turns the meaning round: the fault the 1.5B once made
+    ("reject" as "rechtfertigen", justify), which cannot be caused on purpose.
+    The translation back and the judge are the real models."""
+
+    def __init__(self, writer, german):
+        self.writer, self.german, self.name = writer, german, writer.name
+
+    def generate(self, messages, max_tokens, temperature):
+        if "into German" in messages[0]["content"]:
+            return self.german
+        return self.writer.generate(messages, max_tokens=max_tokens, temperature=temperature)
+
+
+@pytest.mark.slow
+def test_a_faithful_translation_is_verified_by_its_translation_back(writer, judge):
+    from readingroom.answer.crosslingual import BACK_CHECK_THRESHOLD, translate_sentence
+
+    checked = "Kropotkin argues that mutual aid is a factor of evolution [2]."
+    sentence = translate_sentence(checked, "de", "en", writer, judge=judge)
+    assert sentence.verified, sentence
+    assert sentence.ok and sentence.text == sentence.translation and not sentence.note
+    assert sentence.text.endswith("[2].") and "Kropotkin" in sentence.text and "argues" not in sentence.text
+    assert "[" not in sentence.back_translation and "evolution" in sentence.back_translation.lower()
+    assert min(sentence.back_probability, sentence.reverse_probability) >= BACK_CHECK_THRESHOLD
+    assert sentence.to_dict()["verified"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checked, inverted", [
+    ("Anarchists reject the idea that the state is necessary [1][3].",
+     "Anarchisten rechtfertigen die Idee, dass der Staat notwendig ist."),
+    ("Engels says that the workers of Manchester lived in damp cellars [2].",
+     "Engels sagt, dass die Arbeiter von Manchester in trockenen, hellen Häusern lebten."),
+])
+def test_a_translation_that_turns_the_meaning_round_is_withheld_and_the_checked_sentence_shown(
+        writer, judge, checked, inverted):
+    from readingroom.answer.check.citations import cited_numbers
+    from readingroom.answer.crosslingual import BACK_CHECK_THRESHOLD, translate_sentence
+    from readingroom.messages import message
+
+    sentence = translate_sentence(checked, "de", "en", Inverter(writer, inverted), judge=judge)
+    assert sentence.verified is False and sentence.withheld and not sentence.ok, sentence
+    assert sentence.text == checked  # the reader gets the checked original, its markers intact
+    assert cited_numbers(sentence.final) == cited_numbers(checked)
+    assert sentence.final == f"{checked} ({message('translation-withheld', 'de')})"
+    assert sentence.translation.startswith(inverted[:-1]) and sentence.back_translation
+    assert sentence.back_probability < BACK_CHECK_THRESHOLD or sentence.reverse_probability < BACK_CHECK_THRESHOLD
+    assert sentence.to_dict()["withheld"] is True
+
+
+def test_a_withheld_translation_is_shown_as_the_checked_sentence_with_the_readers_note():
+    """The rendering, from the structures as the back-check leaves them."""
+    from types import SimpleNamespace
+
+    from readingroom.answer.crosslingual import CrossLingual, TranslatedSentence
+    from readingroom.answer.render import body_text
+    from readingroom.messages import message
+    from readingroom.models.translate import Translation
+
+    note = message("translation-withheld", "de")
+    sentences = [
+        TranslatedSentence("Marx nennt die Geschichte eine von Klassenkämpfen [1].",
+                           "Marx calls history one of class struggles [1].", True,
+                           translation="Marx nennt die Geschichte eine von Klassenkämpfen [1].",
+                           back_translation="Marx calls history one of class struggles.", back_probability=0.97,
+                           reverse_probability=0.95, verified=True),
+        TranslatedSentence("Anarchists reject the state [2].", "Anarchists reject the state [2].", False,
+                           translation="Anarchisten rechtfertigen den Staat [2].",
+                           back_translation="Anarchists justify the state.", back_probability=0.03,
+                           verified=False, note=note)]
+    question = Translation("Why?", "Warum?", "de", "en", True, 0.1, "m")
+    crosslingual = CrossLingual("de", "en", question, sentences)
+    checked_body = "Marx calls history one of class struggles [1]. Anarchists reject the state [2]."
+    result = SimpleNamespace(abstained=False, crosslingual=crosslingual, language="de", body=checked_body)
+    text = body_text(result)
+    assert text.startswith("Marx nennt die Geschichte eine von Klassenkämpfen [1]. "
+                           f"Anarchists reject the state [2]. ({note})")
+    assert message("translations-verified", "de", verified=1, total=2) in text
+    assert text.endswith(checked_body) and "rechtfertigen" not in text
+    row = crosslingual.to_dict()
+    assert (row["back_checked"], row["verified"], row["withheld"]) == (2, 1, 1)
+    assert row["sentences"][1]["back_translation"] == "Anarchists justify the state."
+
+    from readingroom.ui.chat import withheld_html
+
+    folded = withheld_html(crosslingual)  # the chat folds the withheld translation away, with why
+    assert "Translations withheld (1)" in folded and "Anarchisten rechtfertigen den Staat [2]." in folded
+    assert "“Anarchists justify the state.”" in folded and "support 0.03" in folded
+    assert withheld_html(CrossLingual("de", "en", question, sentences[:1])) == ""

@@ -171,7 +171,7 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
            gate_threshold: float | None = None, max_tokens: int | None = None, anchored: bool = False,
            judge=None, on_claim: Callable[[CheckedClaim], None] | None = None,
-           translate: bool = True) -> Answer:
+           translate: bool = True, verify_translation: bool = True) -> Answer:
     """Answer `question` from the library (a Library or a search.Searcher).
     `generator`: a generate.Generator (default: the default model, llama.cpp);
     `history`: earlier turns, as chat messages ({"role", "content"}) or
@@ -181,11 +181,16 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
     with each claim as soon as it is checked, kept or not. `translate`: a
     question in a language the library does not hold is translated into the
     library's, searched, answered and checked there, and the kept sentences
-    translated back (answer.crosslingual); False searches it as asked."""
+    translated back (answer.crosslingual); False searches it as asked.
+    `verify_translation`: each translated sentence is translated back and
+    judged against the checked one (`judge`, as for anchored answers), and
+    withheld when they differ; it costs one generation and one or two judge
+    calls a sentence; False shows the translations unchecked."""
     result = None
     for item in answer_stream(lib_or_searcher, question, generator=generator, k=k, filters=filters,
                               history=history, checker=checker, gate_threshold=gate_threshold,
-                              max_tokens=max_tokens, anchored=anchored, judge=judge, translate=translate):
+                              max_tokens=max_tokens, anchored=anchored, judge=judge, translate=translate,
+                              verify_translation=verify_translation):
         if isinstance(item, Answer):
             result = item
         elif isinstance(item, CheckedClaim):
@@ -199,7 +204,8 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
 def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5, filters=None, history=None,
                   checker: SupportChecker | None = None, gate_threshold: float | None = None,
                   max_tokens: int | None = None, anchored: bool = False,
-                  judge=None, translate: bool = True) -> Iterator[str | CheckedClaim | Answer]:
+                  judge=None, translate: bool = True,
+                  verify_translation: bool = True) -> Iterator[str | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
     written (anchored: and each CheckedClaim as soon as it is checked), then
     the checked Answer as the last item."""
@@ -235,6 +241,11 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
             searched, asked_in = question_translation.text, pivot
         else:
             pivot = None
+
+    def back_judge():  # the judge of the translations back, when they are checked
+        if not verify_translation:
+            return None
+        return judge_for(judge, getattr(loaded[0], "name", None) or DEFAULT_GENERATOR)
 
     threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
     hits = passages_for(searcher, searched, k, filters, threshold)
@@ -292,7 +303,8 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
             # The anchored body is one paragraph of claim sentences (anchored_answer).
             kept = [Sentence(text=claim_sentence(c), paragraph=0, final=claim_sentence(c))
                     for c in result.kept_claims]
-            result.crosslingual = translate_answer(kept, language, pivot, model(), question_translation)
+            result.crosslingual = translate_answer(kept, language, pivot, model(), question_translation,
+                                                   the_judge if verify_translation else None)
         result.seconds = time.perf_counter() - started
         yield result
         return
@@ -309,7 +321,8 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     result = finish(raw, checked, hits)
     result.tokens = tokens
     if pivot and not result.abstained:
-        result.crosslingual = translate_answer(checked.kept, language, pivot, model(), question_translation)
+        result.crosslingual = translate_answer(checked.kept, language, pivot, model(), question_translation,
+                                               back_judge())
         result.seconds = time.perf_counter() - started
     yield result
 

@@ -77,11 +77,22 @@ def body_text(result) -> str:
         crosslingual = getattr(result, "crosslingual", None)
         if crosslingual is None:
             return result.body
-        # The reader's language first; then what the program checked, as it checked it.
+        # The reader's language first (a translation the back-check withheld is the checked
+        # sentence, marked); how many were checked that way; then what the program checked.
         heading = message("checked-original", result.language, language_name=pivot_name(crosslingual))
-        return f"{crosslingual.body}\n\n{heading}:\n{result.body}"
+        verified = back_check_line(crosslingual, result.language)
+        return f"{crosslingual.body}\n\n" + (f"({verified})\n\n" if verified else "") + f"{heading}:\n{result.body}"
     closest = closest_passages(result.passages, result.language)
     return result.body + ("\n\n" + closest if closest else "")
+
+
+def back_check_line(crosslingual, language: str | None) -> str:
+    """How many translated sentences the translation back confirmed ("" when
+    none was checked that way)."""
+    checked = crosslingual.back_checked
+    if not checked:
+        return ""
+    return message("translations-verified", language, verified=len(crosslingual.verified), total=len(checked))
 
 
 def reading_lines(reading: list[dict], escape=lambda s: s) -> list[str]:

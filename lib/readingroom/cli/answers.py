@@ -83,6 +83,9 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
         notes.append(f"{dropped} unsupported sentence{'s' if dropped > 1 else ''} left out")
     if result.invented_citations:
         notes.append("invented citations removed: " + ", ".join(f"[{n}]" for n in result.invented_citations))
+    for sentence in (result.crosslingual.withheld if result.crosslingual else []):
+        back = f"“{sentence.back_translation}”" if sentence.back_translation is not None else "refused"
+        notes.append(terminal_safe(f"translation withheld: “{sentence.translation}”, translated back {back}"))
     if notes:
         click.echo(click.style("(" + "; ".join(notes) + ")", dim=True), err=True)
 

@@ -267,7 +267,26 @@ def answer_html(result: Answer) -> str:
     parts.append(f'<div class="rr-note">{escape("; ".join(notes))}</div>')
     items = [f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})</span></li>'
              for s in dropped]
-    return "".join(parts) + left_out_html(items, result.raw)
+    return "".join(parts) + withheld_html(result.crosslingual) + left_out_html(items, result.raw)
+
+
+def withheld_html(crosslingual) -> str:
+    """The translations the back-check withheld, folded away: each with what
+    it said when translated back and the judge's probability, so that the
+    reader can see why the checked sentence stands alone."""
+    withheld = crosslingual.withheld if crosslingual is not None else []
+    if not withheld:
+        return ""
+    items = []
+    for s in withheld:
+        back = f"“{s.back_translation}”" if s.back_translation is not None else "refused by the translator"
+        support = f", support {s.back_probability:.2f}" if s.back_probability is not None else ""
+        if s.reverse_probability is not None:
+            support += f", reverse {s.reverse_probability:.2f}"
+        items.append(f'<li class="rr-dropped">{escape(s.translation or "")} <span class="rr-why">'
+                     f'(translated back: {escape(back)}{escape(support)})</span></li>')
+    return (f'<details class="rr-withheld"><summary>Translations withheld ({len(items)})</summary>'
+            f'<ul class="rr-marks">{"".join(items)}</ul></details>')
 
 
 def left_out_html(items: list[str], raw: str) -> str:
