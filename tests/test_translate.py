@@ -261,7 +261,7 @@ def test_a_withheld_translation_is_shown_as_the_checked_sentence_with_the_reader
 
     from readingroom.ui.chat import withheld_html
 
-    folded = withheld_html(crosslingual)  # the chat folds the withheld translation away, with why
-    assert "Translations withheld (1)" in folded and "Anarchisten rechtfertigen den Staat [2]." in folded
+    folded = withheld_html(crosslingual, "de")  # the chat folds the withheld translation away, with why
+    assert "Zurückgehaltene Übersetzungen (1)" in folded and "Anarchisten rechtfertigen den Staat [2]." in folded
     assert "“Anarchists justify the state.”" in folded and "support 0.03" in folded
     assert withheld_html(CrossLingual("de", "en", question, sentences[:1])) == ""

@@ -250,27 +250,28 @@ def answer_html(result: Answer) -> str:
         return anchored_answer_html(result)
     kind = "rr-checked rr-abstained" if result.abstained else "rr-checked"
     parts = [f'<div class="{kind}">{marked_citations(escape(body_text(result)))}</div>']
+    say = translator(result.language)  # the notes speak the question's language
     notes = []
     dropped = [s for s in result.sentences if s.kind == "claim" and not s.final]
     kept = [s for s in result.sentences if s.final]
     if result.raw:
-        notes.append(f"{len(kept)} sentence{'s' if len(kept) != 1 else ''} kept, {len(dropped)} left out by the check")
+        notes.append(say("note-sentences-kept", kept=len(kept), dropped=len(dropped)))
     else:
-        notes.append("the model was not asked: no passage matched the question closely enough")
+        notes.append(say("note-not-asked"))
     if result.invented_citations:
-        notes.append("citations to passages it was not given removed: "
-                     + ", ".join(f"[{n}]" for n in result.invented_citations))
+        notes.append(say("note-invented-removed", numbers=", ".join(f"[{n}]" for n in result.invented_citations)))
     if result.rewrite != "none" or result.crosslingual is not None:
-        notes.append(f"searched for: “{result.rewritten_question}”")
+        notes.append(say("note-searched-for", question=result.rewritten_question))
     if result.crosslingual is not None:
-        notes.append(message("translated-by", result.language, model=result.model or "the model"))
+        notes.append(say("translated-by", model=result.model or "the model"))
     parts.append(f'<div class="rr-note">{escape("; ".join(notes))}</div>')
     items = [f'<li class="rr-dropped">{escape(s.text)} <span class="rr-why">({escape(why_dropped(s))})</span></li>'
              for s in dropped]
-    return "".join(parts) + withheld_html(result.crosslingual) + left_out_html(items, result.raw)
+    return ("".join(parts) + withheld_html(result.crosslingual, result.language)
+            + left_out_html(items, result.raw, result.language))
 
 
-def withheld_html(crosslingual) -> str:
+def withheld_html(crosslingual, language: str | None = None) -> str:
     """The translations the back-check withheld, folded away: each with what
     it said when translated back and the judge's probability, so that the
     reader can see why the checked sentence stands alone."""
@@ -285,19 +286,22 @@ def withheld_html(crosslingual) -> str:
             support += f", reverse {s.reverse_probability:.2f}"
         items.append(f'<li class="rr-dropped">{escape(s.translation or "")} <span class="rr-why">'
                      f'(translated back: {escape(back)}{escape(support)})</span></li>')
-    return (f'<details class="rr-withheld"><summary>Translations withheld ({len(items)})</summary>'
+    summary = message("summary-withheld", language, count=len(items))
+    return (f'<details class="rr-withheld"><summary>{escape(summary)}</summary>'
             f'<ul class="rr-marks">{"".join(items)}</ul></details>')
 
 
-def left_out_html(items: list[str], raw: str) -> str:
+def left_out_html(items: list[str], raw: str, language: str | None = None) -> str:
     """What the check left out (list items, already escaped) and the model's
-    own text, each folded away under its summary."""
+    own text, each folded away under its summary (in `language`)."""
     parts = []
     if items:
-        parts.append(f'<details class="rr-left-out"><summary>What the check left out ({len(items)})</summary>'
+        summary = message("summary-left-out", language, count=len(items))
+        parts.append(f'<details class="rr-left-out"><summary>{escape(summary)}</summary>'
                      f'<ul class="rr-marks">{"".join(items)}</ul></details>')
     if raw:
-        parts.append('<details class="rr-raw"><summary>The model\'s text as written</summary>'
+        summary = message("summary-raw", language)
+        parts.append(f'<details class="rr-raw"><summary>{escape(summary)}</summary>'
                      f'<div class="rr-unchecked">{escape(raw)}</div></details>')
     return "".join(parts)
 
@@ -425,9 +429,9 @@ def anchored_answer_html(result: Answer) -> str:
         if result.abstained and result.kept_claims:
             note += "; what was kept is not about the question"
     else:
-        note = "the model was not asked: no passage matched the question closely enough"
+        note = message("note-not-asked", result.language)
     parts.append(f'<div class="rr-note">{escape(note)}</div>')
-    return "".join(parts) + left_out_html([claim_mark(c) for c in dropped], result.raw)
+    return "".join(parts) + left_out_html([claim_mark(c) for c in dropped], result.raw, result.language)
 
 
 # --- the conversation as Markdown ---------------------------------------------------
