@@ -265,3 +265,10 @@ def test_a_withheld_translation_is_shown_as_the_checked_sentence_with_the_reader
     assert "Zurückgehaltene Übersetzungen (1)" in folded and "Anarchisten rechtfertigen den Staat [2]." in folded
     assert "“Anarchists justify the state.”" in folded and "support 0.03" in folded
     assert withheld_html(CrossLingual("de", "en", question, sentences[:1])) == ""
+
+    # Every translation withheld: the checked text is shown once, after the count, not twice.
+    alone = SimpleNamespace(abstained=False, crosslingual=CrossLingual("de", "en", question, sentences[1:]),
+                            language="de", body="Anarchists reject the state [2].")
+    text = body_text(alone)
+    assert text.startswith(f"({message('translations-verified', 'de', verified=0, total=1)})")
+    assert text.count("Anarchists reject the state [2]") == 1

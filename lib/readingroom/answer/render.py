@@ -81,7 +81,9 @@ def body_text(result) -> str:
         # sentence, marked); how many were checked that way; then what the program checked.
         heading = message("checked-original", result.language, language_name=pivot_name(crosslingual))
         verified = back_check_line(crosslingual, result.language)
-        return f"{crosslingual.body}\n\n" + (f"({verified})\n\n" if verified else "") + f"{heading}:\n{result.body}"
+        # Every translation withheld: the reader's-language part would only repeat the checked text.
+        translated = "" if len(crosslingual.withheld) == len(crosslingual.sentences) else f"{crosslingual.body}\n\n"
+        return translated + (f"({verified})\n\n" if verified else "") + f"{heading}:\n{result.body}"
     closest = closest_passages(result.passages, result.language)
     return result.body + ("\n\n" + closest if closest else "")
 
