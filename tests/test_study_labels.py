@@ -74,6 +74,8 @@ def test_wilson_interval_against_known_values():
      "'note' must be a non-empty string"),
     ('{"kind": "guide", "statement": "s", "quote": "q", "passage": "p", "label": true, "note": "n", '
      '"judge_p": 2}', "'judge_p' must be a probability"),
+    ('{"kind": "marx-engels", "statement": "s", "quote": "q", "passage": "p", "label": true, "note": "n", '
+     '"answers_question": "partly"}', "'answers_question' must be true, false or absent"),
     ("not json", "not valid JSON"),
 ])
 def test_a_bad_line_is_named_with_its_file_and_line(tmp_path, line, problem):

@@ -36,7 +36,6 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
 
     `limit` takes the first n questions of each file. The run goes to the
     runs table as kind "answers" unless record=False."""
-    from readingroom.answer.check import count_markers
     from readingroom.answer.pipeline import answer
     from readingroom.search.searcher import corpus_fingerprint, searcher_for
 
@@ -58,25 +57,7 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
     details = []
     for question, answerable in tqdm(questions, desc="answers eval", unit="q", disable=not progress):
         result = answer(searcher, question.q, generator=generator, k=k)
-        markers, valid = count_markers(result.raw, len(result.passages)) if result.raw else (0, 0)
-        claims = [s for s in result.sentences if s.kind == "claim"]
-        gold = finder.passages(question) if answerable else set()
-        cited_ids = {c["passage_id"] for c in result.citations}
-        details.append({
-            "q": question.q, "answerable": answerable, "asked": bool(result.raw) or result.gate.get("passed", False),
-            "abstained": result.abstained, "gate": result.gate.get("strength"),
-            "markers": markers, "valid_markers": valid, "invented": len(result.invented_citations),
-            "claims": len(claims), "supported_claims": sum(1 for s in claims if s.supported),
-            "kept_claims": sum(1 for s in claims if s.final),
-            "attribution_added": sum(1 for s in claims if s.final and s.attribution_added),
-            "gold_passages": len(gold), "gold_given": any(h.passage_id in gold for h in result.passages),
-            "gold_cited": bool(gold & cited_ids), "seconds": round(result.seconds, 3), "tokens": result.tokens,
-            "raw": result.raw, "answer": result.body,
-            "sentences": [{"text": s.text, "kind": s.kind, "cited": s.cited, "best": s.best,
-                           "support": s.support, "lexical": s.lexical, "cosine": s.cosine,
-                           "supported": s.supported} for s in result.sentences],
-            "passages": [h.passage_id for h in result.passages],
-        })
+        details.append(answer_detail(result, question, answerable, finder))
     metrics = answer_metrics(details)
     settings = {"k": k, "limit": limit, "unanswerable_file": unanswerable_file}
     from readingroom.answer.check import scoring
@@ -93,3 +74,32 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
     if record:
         record_run(lib, run)
     return run
+
+
+def answer_detail(result, question, answerable: bool, finder: GoldFinder) -> dict:
+    """What one checked answer did, as evaluate_answers records it (and
+    answer_metrics counts it). `kind` and `corpus` are copied from the
+    question's line when it has them (near-domain or off-topic; which texts)."""
+    from readingroom.answer.check import count_markers
+
+    markers, valid = count_markers(result.raw, len(result.passages)) if result.raw else (0, 0)
+    claims = [s for s in result.sentences if s.kind == "claim"]
+    gold = finder.passages(question) if answerable else set()
+    cited_ids = {c["passage_id"] for c in result.citations}
+    return {
+        "q": question.q, "answerable": answerable,
+        **{key: question.extra[key] for key in ("kind", "corpus") if key in question.extra},
+        "asked": bool(result.raw) or result.gate.get("passed", False),
+        "abstained": result.abstained, "gate": result.gate.get("strength"),
+        "markers": markers, "valid_markers": valid, "invented": len(result.invented_citations),
+        "claims": len(claims), "supported_claims": sum(1 for s in claims if s.supported),
+        "kept_claims": sum(1 for s in claims if s.final),
+        "attribution_added": sum(1 for s in claims if s.final and s.attribution_added),
+        "gold_passages": len(gold), "gold_given": any(h.passage_id in gold for h in result.passages),
+        "gold_cited": bool(gold & cited_ids), "seconds": round(result.seconds, 3), "tokens": result.tokens,
+        "raw": result.raw, "answer": result.body,
+        "sentences": [{"text": s.text, "kind": s.kind, "cited": s.cited, "best": s.best,
+                       "support": s.support, "lexical": s.lexical, "cosine": s.cosine,
+                       "supported": s.supported, "final": s.final} for s in result.sentences],
+        "passages": [h.passage_id for h in result.passages],
+    }

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 RECALL_AT = (1, 5, 10)
+Z95 = 1.959963984540054
 
 
 def first_relevant_rank(ranked: list[str], relevant: set[str]) -> int | None:
@@ -59,6 +60,8 @@ def answer_metrics(details: list[dict]) -> dict:
     supported = sum(d["supported_claims"] for d in details)
     asked = [d for d in details if d["asked"]]
     counted = [d for d in details if d.get("tokens")]
+    near_domain = [d for d in unanswerable if d.get("kind") == "near-domain"]
+    answered = [d for d in details if not d["abstained"]]
 
     def share(part, whole):
         return round(part / whole, 4) if whole else None
@@ -71,6 +74,11 @@ def answer_metrics(details: list[dict]) -> dict:
         "answered_rate": share(sum(1 for d in answerable if not d["abstained"]), len(answerable)),
         "abstention_accuracy": share(sum(1 for d in unanswerable if d["abstained"]), len(unanswerable)),
         "gate_abstention_accuracy": share(sum(1 for d in unanswerable if not d["asked"]), len(unanswerable)),
+        # unanswerable questions marked near the domain (unanswerable-v2.jsonl's kind)
+        "near_domain_abstention": share(sum(1 for d in near_domain if d["abstained"]), len(near_domain)),
+        # answers (not abstentions) whose every [n] points to a passage the model was given
+        "answers_all_citations_valid": share(sum(1 for d in answered if d["valid_markers"] == d["markers"]),
+                                             len(answered)),
         "attribution_added": share(sum(d["attribution_added"] for d in details),
                                    sum(d["kept_claims"] for d in details)),
         "invented_citations": sum(d["invented"] for d in details),
@@ -83,3 +91,13 @@ def answer_metrics(details: list[dict]) -> dict:
         "citation_markers": markers,
         "claim_sentences": claims,
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); (0, 1) for n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,7 +1,9 @@
-"""Claim precision of the study aids, from hand-labelled items.
+"""Claim precision from hand-labelled items: the study aids' items
+(data/benchmarks/study-labels.jsonl) and the kept sentences of checked
+answers (data/benchmarks/answer-claim-labels.jsonl).
 
-A labels file (data/benchmarks/study-labels.jsonl) is JSON Lines, one item
-of an aid a line, as `bench/study.py` wrote it and a person then judged it:
+A labels file is JSON Lines, one item a line, as a bench script wrote it
+(`bench/study.py`, `bench/answer_rates.py`) and a person then judged it:
 
     {"kind": "guide", "statement": "...", "quote": "...", "passage": "the citation",
      "judge_p": 0.84, "label": true, "note": "why", "kept": true, "located": true,
@@ -15,21 +17,24 @@ of an aid a line, as `bench/study.py` wrote it and a person then judged it:
   left-out ones show what the checker throws away;
 - `located`: whether the quote was found in the passage it cites (absent:
   true, which every kept item is by construction).
+- `question` and `answers_question` (optional, for answers): the question
+  asked and the person's verdict whether the statement answers it. A
+  statement can be supported and still not answer the question; precision
+  counts support only, `answers_question` is reported beside it.
 
 `label_report` counts, per kind, the kept items and how many of them are
 supported, with a Wilson 95% interval, since the samples are small.
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from readingroom.evaluate.metrics import wilson_interval
 from readingroom.evaluate.questions import read_jsonl
 
 REQUIRED = ("kind", "statement", "quote", "passage", "label", "note")
-Z95 = 1.959963984540054
 
 
 class StudyLabelsError(ValueError):
@@ -48,6 +53,8 @@ class StudyLabel:
     kept: bool = True  # the checker kept it
     located: bool = True  # its quote was found in its passage
     section: str = ""
+    question: str = ""
+    answers_question: bool | None = None  # a person's verdict; None: not judged
 
 
 def label_from_record(record) -> StudyLabel:
@@ -62,29 +69,22 @@ def label_from_record(record) -> StudyLabel:
     for name in ("label", "kept", "located"):
         if not isinstance(record.get(name, True), bool):
             raise StudyLabelsError(f"{name!r} must be true or false")
+    if record.get("answers_question") is not None and not isinstance(record["answers_question"], bool):
+        raise StudyLabelsError("'answers_question' must be true, false or absent")
     judge_p = record.get("judge_p")
     if judge_p is not None and (isinstance(judge_p, bool) or not isinstance(judge_p, (int, float))
                                 or not 0 <= judge_p <= 1):
         raise StudyLabelsError("'judge_p' must be a probability between 0 and 1")
     return StudyLabel(record["kind"], record["statement"], record["quote"], record["passage"], record["label"],
                       record["note"], judge_p, record.get("kept", True), record.get("located", True),
-                      str(record.get("section", "")))
+                      str(record.get("section", "")), str(record.get("question", "")),
+                      record.get("answers_question"))
 
 
 def load_study_labels(path: str | Path) -> list[StudyLabel]:
     """Read a labels file; a bad line is reported as FILE:LINE and what is wrong."""
-    return read_jsonl(path, label_from_record, error=StudyLabelsError, file_kind="study labels",
+    return read_jsonl(path, label_from_record, error=StudyLabelsError, file_kind="claim labels",
                       items="labelled items")
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (95% by default); (0, 1) for n = 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ class PrecisionRow:
     high: float
     left_out: int = 0  # items the checker dropped that were labelled too
     left_out_supported: int = 0  # of those, labelled true (what the checker threw away wrongly)
+    judged_answering: int = 0  # kept items whose answers_question was judged
+    answering: int = 0  # of those, judged to answer the question
 
     @property
     def precision(self) -> float | None:
@@ -118,21 +120,28 @@ def label_report(labels: list[StudyLabel]) -> list[PrecisionRow]:
         kept = [x for x in items if x.kept]
         left = [x for x in items if not x.kept]
         supported = sum(x.label for x in kept)
+        judged = [x for x in kept if x.answers_question is not None]
         return PrecisionRow(kind, len(kept), supported, sum(x.located for x in kept),
-                            *wilson_interval(supported, len(kept)), len(left), sum(x.label for x in left))
+                            *wilson_interval(supported, len(kept)), len(left), sum(x.label for x in left),
+                            len(judged), sum(x.answers_question for x in judged))
 
     return [row(kind, items) for kind, items in groups.items()]
 
 
 def format_report(rows: list[PrecisionRow]) -> str:
-    """The report as a Markdown table."""
+    """The report as a Markdown table (with a column for answering the
+    question when any item was judged for it)."""
+    answering = any(r.judged_answering for r in rows)
     lines = ["| kind | kept, labelled | supported | claim precision | Wilson 95% | quote located "
-             "| left out, labelled | of those supported |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| left out, labelled | of those supported |" + (" answers the question |" if answering else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if answering else "")]
     for r in rows:
         precision = "–" if r.precision is None else f"{r.precision:.2f}"
         located = "–" if r.located_share is None else f"{r.located} ({r.located_share:.0%})"
         interval = "–" if not r.n else f"{r.low:.2f}–{r.high:.2f}"
-        lines.append(f"| {r.kind} | {r.n} | {r.supported} | {precision} | {interval} | {located} "
-                     f"| {r.left_out} | {r.left_out_supported} |")
+        line = (f"| {r.kind} | {r.n} | {r.supported} | {precision} | {interval} | {located} "
+                f"| {r.left_out} | {r.left_out_supported} |")
+        if answering:
+            line += f" {r.answering}/{r.judged_answering} |" if r.judged_answering else " – |"
+        lines.append(line)
     return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""Answer rates on a stratified sample of the v2 benchmarks, with Wilson 95%
+intervals: answered, gold cited, abstention (overall and near the domain) and
+citations pointing to a given passage (issue 15's figures, for a sample that
+fits a session on the shared 2-core machine).
+
+    python bench/answer_rates.py [--db FILE] [--model NAME] [--answerable 30] [--unanswerable 20]
+                                 [--near-domain 14] [-k 5] [--anchored] [--out rows.jsonl]
+    python bench/answer_rates.py --report rows.jsonl [rows2.jsonl ...]
+
+The sample (deterministic, no randomness): of data/benchmarks/answers.jsonl,
+--answerable questions split evenly between the corpora whose gold the
+library holds (the FAQ in the default library; the Marx-Engels texts only in
+a library that holds them), each corpus's questions taken evenly spaced
+along the file (which is ordered by text and section, so every text or
+section part is drawn); of data/benchmarks/unanswerable-v2.jsonl,
+--near-domain near-domain questions and the rest off-topic, evenly spaced.
+The questions are asked in turn (FAQ, Marx-Engels, near-domain, off-topic,
+FAQ, ...) so that a run stopped early still covers each stratum.
+
+Each question is answered by the full pipeline (answer.pipeline.answer,
+greedy, k passages) and its row (evaluate.answers.answer_detail: what was
+cited, what was kept, the gold passages) is appended to --out as soon as it
+is done, with the machine's load average. The report counts (answer_metrics'
+definitions):
+- answered: answerable questions not abstained on;
+- gold cited: answerable questions whose checked answer cites a passage
+  holding the gold span (next to gold given: such a passage was among the k);
+- abstention: unanswerable questions answered "the sources do not answer"
+  (overall, near-domain, off-topic; by the gate alone);
+- citations valid: answers (not abstentions) whose every [n] points to a
+  passage the model was given (the default check's "quote verified": it has
+  no quotes, only the passage a sentence cites), and the same over markers.
+Seconds are printed with the load; on the shared machine they are an upper
+bound, not the product's speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "lib"))
+
+from readingroom.evaluate.metrics import answer_metrics, wilson_interval  # noqa: E402
+from readingroom.evaluate.questions import load_questions  # noqa: E402
+
+ANSWERS = ROOT / "data/benchmarks/answers.jsonl"
+UNANSWERABLE = ROOT / "data/benchmarks/unanswerable-v2.jsonl"
+CORPORA = ("anarchist-faq", "marx-engels")
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def evenly(items: list, n: int) -> list:
+    """n items spread evenly along the list (all of them when n >= len)."""
+    if n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+def in_turn(*groups: list) -> list:
+    out = []
+    for i in range(max((len(g) for g in groups), default=0)):
+        out += [g[i] for g in groups if i < len(g)]
+    return out
+
+
+def sample(finder, answerable: int, unanswerable: int, near_domain: int) -> list[tuple]:
+    """[(question, answerable, stratum)] in the order they are asked."""
+    questions = load_questions(ANSWERS)
+    held = [c for c in CORPORA if any(finder.passages(q) for q in questions if q.extra.get("corpus") == c)]
+    groups = []
+    for number, corpus in enumerate(held):
+        n = answerable // len(held) + (1 if number < answerable % len(held) else 0)
+        of_corpus = [q for q in questions if q.extra.get("corpus") == corpus]
+        groups.append([(q, True, corpus) for q in evenly(of_corpus, n)])
+    others = load_questions(UNANSWERABLE, require_gold=False)
+    near = [q for q in others if q.extra.get("kind") == "near-domain"]
+    off = [q for q in others if q.extra.get("kind") != "near-domain"]
+    groups.append([(q, False, "near-domain") for q in evenly(near, min(near_domain, unanswerable))])
+    groups.append([(q, False, "off-topic") for q in evenly(off, max(0, unanswerable - near_domain))])
+    return in_turn(*groups)
+
+
+def rate(part: int, whole: int) -> str:
+    if not whole:
+        return "-"
+    low, high = wilson_interval(part, whole)
+    return f"{part}/{whole} = {part / whole:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def report(rows: list[dict]) -> None:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in rows if not r["abstained"]]
+    print(f"{len(rows)} questions: {len(answerable)} answerable, {len(unanswerable)} unanswerable "
+          f"(Wilson 95% intervals in brackets)\n")
+    print(f"| stratum | n | answered | gold cited | gold given | citations valid (answers) |")
+    print("|---|---|---|---|---|---|")
+    for name in [c for c in CORPORA if any(r.get("stratum") == c for r in rows)] + ["all answerable"]:
+        mine = [r for r in answerable if name == "all answerable" or r.get("stratum") == name]
+        said = [r for r in mine if not r["abstained"]]
+        print(f"| {name} | {len(mine)} | {rate(sum(not r['abstained'] for r in mine), len(mine))} "
+              f"| {rate(sum(r['gold_cited'] for r in mine), len(mine))} "
+              f"| {rate(sum(r['gold_given'] for r in mine), len(mine))} "
+              f"| {rate(sum(r['valid_markers'] == r['markers'] for r in said), len(said))} |")
+    print(f"\n| stratum | n | abstained | by the gate alone |")
+    print("|---|---|---|---|")
+    for name in ("near-domain", "off-topic", "all unanswerable"):
+        mine = [r for r in unanswerable if name == "all unanswerable" or r.get("stratum") == name]
+        print(f"| {name} | {len(mine)} | {rate(sum(r['abstained'] for r in mine), len(mine))} "
+              f"| {rate(sum(not r['asked'] for r in mine), len(mine))} |")
+    markers = sum(r["markers"] for r in rows)
+    print(f"\ncitation markers pointing to a given passage: {rate(sum(r['valid_markers'] for r in rows), markers)}")
+    print(f"answers (not abstentions) whose every [n] is valid: "
+          f"{rate(sum(r['valid_markers'] == r['markers'] for r in answered), len(answered))}")
+    kept = sum(r["kept_claims"] for r in rows)
+    print(f"claim sentences kept by the check: {kept} of {sum(r['claims'] for r in rows)}")
+    metrics = answer_metrics(rows)
+    print("answer_metrics: " + json.dumps({k: metrics[k] for k in (
+        "answered_rate", "gold_citation_rate", "gold_in_passages", "abstention_accuracy",
+        "near_domain_abstention", "citation_validity", "answers_all_citations_valid")}))
+    asked = [r["seconds"] for r in rows if r["asked"]]
+    if asked:
+        loads = [float(r["load"].split()[0]) for r in rows if r.get("load")]
+        print(f"seconds per answer the model wrote: median {statistics.median(asked):.0f} (n={len(asked)}), "
+              f"under 1-minute load {min(loads):.1f}-{max(loads):.1f} on the shared 2 cores: "
+              "an upper bound, not the product's speed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default=None, help="library file [default: the default library]")
+    parser.add_argument("--model", default=None, help="generator [default: the catalogue's default]")
+    parser.add_argument("--answerable", type=int, default=30)
+    parser.add_argument("--unanswerable", type=int, default=20)
+    parser.add_argument("--near-domain", type=int, default=14)
+    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--anchored", action="store_true", help="quote-anchored claims, each judged")
+    parser.add_argument("--skip", type=int, default=0, help="skip the first N of the sample (resume a run)")
+    parser.add_argument("--out", default=None, help="append each question's row here as JSON Lines, as it comes")
+    parser.add_argument("--report", nargs="+", default=None, metavar="ROWS",
+                        help="only print the tables of runs' --out files (a run stopped early included)")
+    args = parser.parse_args()
+    if args.report:
+        report([json.loads(line) for path in args.report
+                for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()])
+        return 0
+
+    from readingroom import open_library
+    from readingroom.answer.pipeline import answer
+    from readingroom.evaluate.answers import answer_detail
+    from readingroom.evaluate.questions import GoldFinder
+    from readingroom.models.generate import load_generator
+    from readingroom.search.searcher import searcher_for
+
+    lib = open_library(args.db, read_only=True)
+    finder = GoldFinder(lib)
+    questions = sample(finder, args.answerable, args.unanswerable, args.near_domain)[args.skip:]
+    searcher = searcher_for(lib)
+    generator = load_generator(args.model) if args.model else load_generator()
+    searcher.search("warm up the embedder and the BM25 index", 3)
+    print(f"library {lib.path}: {lib.stats()['passages']} passages; model {generator.name}; k={args.k}; "
+          f"{'anchored' if args.anchored else 'default check'}; {len(questions)} questions; load {load()}",
+          flush=True)
+    out = open(args.out, "a", encoding="utf-8") if args.out else None
+    rows = []
+    for number, (question, answerable, stratum) in enumerate(questions, start=args.skip + 1):
+        started = time.perf_counter()
+        result = answer(searcher, question.q, generator=generator, k=args.k, anchored=args.anchored)
+        row = {"n": number, "stratum": stratum, **answer_detail(result, question, answerable, finder),
+               "model": generator.name, "anchored": args.anchored, "wall": round(time.perf_counter() - started, 1),
+               "load": load()}
+        rows.append(row)
+        print(f"{number:3d} {stratum:13} {'abstained' if row['abstained'] else 'answered':9} "
+              f"gold {'cited' if row['gold_cited'] else 'given' if row['gold_given'] else '-':5} "
+              f"kept {row['kept_claims']}/{row['claims']} {row['wall']:5.0f}s (load {row['load']}) "
+              f"{question.q[:60]}", flush=True)
+        if out:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+    report(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
