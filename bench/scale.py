@@ -3,6 +3,7 @@ named baseline, in one run, with the issue's targets (issue 21) printed as
 met or missed.
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--skip-ingest] [--skip-embed]
+    python bench/scale.py --incremental [--sizes 100000,1000000]   # only section 5
 
 1. Vector search, per size (synthetic 384-dimension unit vectors, no model):
    - "topics": vectors with the structure texts have (broad topics, ~20
@@ -29,6 +30,15 @@ met or missed.
 4. Embedding (MiniLM): texts/s in this process against a LocalCluster of 2
    worker threads on this machine (the same cores: it shows the
    overhead, not a speed-up; N machines multiply the workers).
+
+5. With --incremental: what a library of n passages does when 1,000 more
+   arrive (an ingest, a `news update`). BM25: baseline the full rebuild
+   that every change caused before (bm25s below 200k passages, the batched
+   build from 200k), ours the segments (search/bm25_segments.py): only the
+   new passages counted, the statistics summed on load; and the reload
+   when nothing changed, and a 3-word query's p50 against bm25s's
+   precomputed weights. Vectors (from 200k on): the IVF index trained and
+   filled again against the new codes added to its lists (search/ann.py).
 
 The machine's load (os.getloadavg) is printed with every figure: on a
 shared machine the times are upper bounds, to be run again when it is idle.
@@ -174,6 +184,98 @@ def bench_bm25(n: int, how: str) -> dict:
     return {"n": n, "how": how, "seconds": seconds, "peak_mb": peak, "texts_mb": before, "load": load()}
 
 
+# --- as passages arrive -----------------------------------------------------------
+def bench_incremental(n: int, added: int, queries: int) -> dict:
+    """Adding `added` passages to n: see the module's notes, item 5."""
+    import pyarrow as pa
+    import search as search_bench  # bench/search.py: the Zipf texts
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from readingroom.search.bm25 import build_streaming, count_tokens, count_words_in_languages
+    from readingroom.search.bm25_segments import synced_bm25
+    from readingroom.search.index import BM25_STREAM_MIN, language_tokens
+
+    rng = np.random.default_rng(0)
+    words = search_bench.vocabulary(rng, search_bench.VOCABULARY)
+    zipf = search_bench.Zipf(len(words))
+    texts = pa.array(search_bench.passage_texts(rng, n + added, words, zipf), pa.string())
+    # Passage ids are hashes: the new passages' rows fall anywhere among the old.
+    ids = [hashlib.sha256(f"passage {i}".encode()).hexdigest() for i in range(n + added)]
+    streamed = n >= BM25_STREAM_MIN  # how a library of this size reads its words (index.py)
+
+    def count(batch):
+        if streamed:
+            return count_words_in_languages(batch)
+        return count_tokens(language_tokens(batch[0].to_pylist(), batch[1]))
+
+    def library(size):  # the first `size` passages, rows in id order, as SearchIndex.load passes them
+        order = sorted(range(size), key=ids.__getitem__)
+        row_ids = [ids[i] for i in order]
+        taken = texts.take(pa.array(order))
+
+        def read(rows):
+            for start in range(0, len(rows), 50_000):
+                chunk = rows[start:start + 50_000]
+                yield taken.take(pa.array(chunk)), ["en"] * len(chunk)
+
+        return row_ids, ["en"] * size, read
+
+    def timed(step):
+        started = time.perf_counter()
+        out = step()
+        return time.perf_counter() - started, out
+
+    grown = library(n + added)
+    gc.collect()
+    if streamed:
+        rebuild_s, rebuilt = timed(lambda: build_streaming(
+            (texts.slice(i, 50_000) for i in range(0, n + added, 50_000)), STOPWORDS_EN))
+    else:
+        rebuild_s, rebuilt = timed(lambda: build_bm25(texts.to_pylist()))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bm25"
+        first_s, _ = timed(lambda: synced_bm25(folder, *library(n), count))
+        added_s, (segmented, report) = timed(lambda: synced_bm25(folder, *grown, count))
+        assert report.counted == added, report
+        reload_s, _ = timed(lambda: synced_bm25(folder, *grown, count))
+        token_lists = [language_tokens([" ".join(words[i] for i in zipf(rng, 3))], ["en"])[0]
+                       for _ in range(queries)]  # Zipf-drawn words, as bench/search.py's queries
+        ours_t, base_t = [], []
+        for tokens in token_lists:
+            known = [t for t in tokens if t in rebuilt.vocab_dict]
+            if not known:
+                continue
+            t = time.perf_counter()
+            segmented.get_scores(known)
+            ours_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            rebuilt.get_scores(known)
+            base_t.append(time.perf_counter() - t)
+    result = {"n": n, "added": added, "rebuild_s": rebuild_s, "rebuild_how": "batched" if streamed else "bm25s",
+              "first_s": first_s, "added_s": added_s, "reload_s": reload_s,
+              "query_ours_ms": 1e3 * np.median(ours_t), "query_base_ms": 1e3 * np.median(base_t),
+              "load": load()}
+    del texts, rebuilt, segmented
+    gc.collect()
+    vectors = topic_vectors(rng, n + added)
+    keys = keys_for(n + added)
+    index = ann.AnnIndex.build(keys[:n], vectors[:n])
+    result["ann_rebuild_s"], _ = timed(lambda: ann.AnnIndex.build(keys, vectors))
+    result["ann_added_s"], _ = timed(lambda: index.add(keys[n:], vectors[n:]))
+    result["ann_load"] = load()
+    return result
+
+
+def report_incremental(r: dict) -> None:
+    print(f"  {r['n']:>9,} + {r['added']:,}  BM25: rebuild ({r['rebuild_how']}) {r['rebuild_s']:6.1f} s, "
+          f"ours {r['added_s']:6.2f} s (only the new passages counted), ratio {r['rebuild_s'] / r['added_s']:5.1f}x; "
+          f"first build into segments {r['first_s']:5.1f} s, reload with nothing new {r['reload_s']:5.2f} s; "
+          f"3-word query p50 ours {r['query_ours_ms']:5.1f} ms, bm25s {r['query_base_ms']:5.1f} ms  [{r['load']}]")
+    print(f"  {r['n']:>9,} + {r['added']:,}  vectors: IVF trained and filled again {r['ann_rebuild_s']:6.1f} s, "
+          f"codes added to the lists {r['ann_added_s']:6.3f} s, ratio {r['ann_rebuild_s'] / r['ann_added_s']:5.0f}x"
+          f"  [{r['ann_load']}]")
+
+
 # --- ingestion and embedding ----------------------------------------------------
 def bench_ingest(repeat: int) -> list[dict]:
     import ingest as ingest_bench  # bench/ingest.py: the corpora and the naive baseline
@@ -258,9 +360,15 @@ def main() -> None:
     parser.add_argument("--embed-texts", type=int, default=512)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-embed", action="store_true")
+    parser.add_argument("--incremental", action="store_true", help="only section 5: 1,000 passages arrive")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"bench/scale.py on {os.cpu_count()} cores, {load()}")
+    if args.incremental:
+        print("\n5. 1,000 passages arrive: full rebuild (baseline, what every change did before) vs incremental (ours)")
+        for n in sizes:
+            report_incremental(bench_incremental(n, 1000, args.queries))
+        return
 
     print("\n1. vector search: top-100 query, exact float32 (baseline) vs IVF 8-bit codes + exact rescoring (ours)")
     vector_results = []
