@@ -187,6 +187,7 @@ def bench_bm25(n: int, how: str) -> dict:
 # --- as passages arrive -----------------------------------------------------------
 def bench_incremental(n: int, added: int, queries: int) -> dict:
     """Adding `added` passages to n: see the module's notes, item 5."""
+    import bm25s
     import pyarrow as pa
     import search as search_bench  # bench/search.py: the Zipf texts
     from bm25s.stopwords import STOPWORDS_EN
@@ -238,6 +239,9 @@ def bench_incremental(n: int, added: int, queries: int) -> dict:
         added_s, (segmented, report) = timed(lambda: synced_bm25(folder, *grown, count))
         assert report.counted == added, report
         reload_s, _ = timed(lambda: synced_bm25(folder, *grown, count))
+        rebuilt.save(str(Path(tmp) / "before"), allow_pickle=False)  # the cache as it was: one index per corpus
+        old_reload_s, _ = timed(lambda: bm25s.BM25.load(str(Path(tmp) / "before"), mmap=False, allow_pickle=False,
+                                                        load_corpus=False))
         token_lists = [language_tokens([" ".join(words[i] for i in zipf(rng, 3))], ["en"])[0]
                        for _ in range(queries)]  # Zipf-drawn words, as bench/search.py's queries
         ours_t, base_t = [], []
@@ -252,7 +256,7 @@ def bench_incremental(n: int, added: int, queries: int) -> dict:
             rebuilt.get_scores(known)
             base_t.append(time.perf_counter() - t)
     result = {"n": n, "added": added, "rebuild_s": rebuild_s, "rebuild_how": "batched" if streamed else "bm25s",
-              "first_s": first_s, "added_s": added_s, "reload_s": reload_s,
+              "first_s": first_s, "added_s": added_s, "reload_s": reload_s, "old_reload_s": old_reload_s,
               "query_ours_ms": 1e3 * np.median(ours_t), "query_base_ms": 1e3 * np.median(base_t),
               "load": load()}
     del texts, rebuilt, segmented
@@ -269,7 +273,8 @@ def bench_incremental(n: int, added: int, queries: int) -> dict:
 def report_incremental(r: dict) -> None:
     print(f"  {r['n']:>9,} + {r['added']:,}  BM25: rebuild ({r['rebuild_how']}) {r['rebuild_s']:6.1f} s, "
           f"ours {r['added_s']:6.2f} s (only the new passages counted), ratio {r['rebuild_s'] / r['added_s']:5.1f}x; "
-          f"first build into segments {r['first_s']:5.1f} s, reload with nothing new {r['reload_s']:5.2f} s; "
+          f"first build into segments {r['first_s']:5.1f} s, reload with nothing new {r['reload_s']:5.2f} s "
+          f"(before: bm25s's saved index {r['old_reload_s']:5.2f} s); "
           f"3-word query p50 ours {r['query_ours_ms']:5.1f} ms, bm25s {r['query_base_ms']:5.1f} ms  [{r['load']}]")
     print(f"  {r['n']:>9,} + {r['added']:,}  vectors: IVF trained and filled again {r['ann_rebuild_s']:6.1f} s, "
           f"codes added to the lists {r['ann_added_s']:6.3f} s, ratio {r['ann_rebuild_s'] / r['ann_added_s']:5.0f}x"

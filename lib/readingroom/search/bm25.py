@@ -75,10 +75,10 @@ def count_tokens(tokens: list[list[str]]):
     index.BM25_STREAM_MIN are read)."""
     lengths = np.fromiter((len(words) for words in tokens), dtype=np.int32, count=len(tokens))
     owner = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-    flat = np.array([w for words in tokens for w in words], dtype=object)
-    stems, stem_of_word = np.unique(flat, return_inverse=True) if len(flat) \
-        else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
-    return (*count_pairs(owner, stem_of_word, len(stems)), lengths, stems.tolist())
+    stem_id: dict[str, int] = {}  # numbered as met: a dict, not a sort of Python strings
+    stem_of_word = np.fromiter((stem_id.setdefault(w, len(stem_id)) for words in tokens for w in words),
+                               dtype=np.int64, count=int(lengths.sum()))
+    return (*count_pairs(owner, stem_of_word, len(stem_id)), lengths, list(stem_id))
 
 
 def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[str | None]]):
