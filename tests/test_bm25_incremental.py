@@ -114,7 +114,7 @@ def test_many_small_ingests_are_merged_and_still_score_as_from_scratch(tmp_path)
     for end in range(210, 310, 10):  # ten ingests of 10 passages
         (many, report), _ = sync(tmp_path / "many", ids[:end], texts[:end], languages[:end])
         assert report.counted == 10 and report.segments <= bm25_segments.MAX_SEGMENTS
-    assert len(list((tmp_path / "many").glob("segment-*"))) == report.segments
+    assert len(list((tmp_path / "many").glob("segment-*"))) > report.segments  # merged ones kept a while
     (scratch, _), _ = sync(tmp_path / "scratch", ids, texts, languages)
     assert_same_scores(many, scratch)
 
@@ -127,9 +127,27 @@ def test_a_damaged_segment_is_counted_again(tmp_path):
     (newest / "docs.npy").write_bytes(b"not an array")
     assert Segment.load(newest) is None
     (index, report), _ = sync(tmp_path / "bm25", ids, texts, languages)
-    assert report.counted == 50 and not newest.exists()
+    assert report.counted == 50 and not newest.exists()  # removed, its passages counted again
     (scratch, _), _ = sync(tmp_path / "scratch", ids, texts, languages)
     assert_same_scores(index, scratch)
+
+
+def test_libraries_share_the_counts_and_unused_segments_age_out(tmp_path, monkeypatch):
+    """A snapshot of a library (the same passages in another file) counts
+    nothing; another library's segments are kept while recently used."""
+    ids, texts, languages = corpus(300, seed=5)
+    pool = tmp_path / "pool"
+    sync(pool, ids[:200], texts[:200], languages[:200])  # a library
+    (_, report), _ = sync(pool, ids[:200], texts[:200], languages[:200])  # its snapshot
+    assert report.counted == 0
+    (other, report), _ = sync(pool, ids[200:], texts[200:], languages[200:])  # an unrelated library
+    assert report.counted == 100 and report.segments == 1
+    assert len(list(pool.glob("segment-*"))) == 2  # the first library's kept for it
+    (_, report), _ = sync(pool, ids[:200], texts[:200], languages[:200])
+    assert report.counted == 0
+    monkeypatch.setattr(bm25_segments, "KEEP_UNUSED_S", -1)  # unused for longer than that: deleted
+    sync(pool, ids[:200], texts[:200], languages[:200])
+    assert len(list(pool.glob("segment-*"))) == 1
 
 
 def top(index: SearchIndex, query: str, k: int = 10):

@@ -154,7 +154,7 @@ def test_an_empty_library_and_an_empty_query_find_nothing(library):
 @pytest.mark.slow
 def test_the_bm25_index_is_saved_per_library_and_a_damaged_one_is_rebuilt(shelf, tmp_path):
     first = SearchIndex.load(shelf, vectors=False)
-    folder = bm25_folder(shelf)
+    folder = bm25_folder()
     assert folder.parent == tmp_path / "cache" / "bm25"
     (segment,) = folder.glob("segment-*")  # the word counts of every passage
     (segment / "stems.json").write_text("{not json")

@@ -31,10 +31,20 @@ So:
   library is rewritten without those passages. Merging only moves counts:
   no text is read or stemmed again.
 
-Several processes may load the same library at once: each writes whole
-segments, under a name of its own, renamed into place, so a half-written
-segment is never read; a passage counted twice is used from the older
-segment only; a damaged segment is removed and its passages counted again.
+One pool of segments serves every library (index.bm25_folder): a
+passage's counts depend only on its id and the language it is read in, so
+the app's snapshots of a library (a new file, ui/snapshot.py, each time the
+library changes or the app starts), a library and a subset copied from it,
+all use the counts already made. A segment is therefore never deleted
+because one library does not use it: a load touches the segments it uses,
+and those unused for KEEP_UNUSED_S (or beyond the KEEP_UNUSED most
+recently used of the unused) are deleted. Where several segments hold a
+passage, the newest is used. Merging writes the new segment and leaves the
+old ones to that rule.
+
+Several processes may load at once: each writes whole segments, under a
+name of its own, renamed into place, so a half-written segment is never
+read; a damaged segment is removed and its passages counted again.
 Everything is plain .npy (loaded with allow_pickle=False) and JSON.
 """
 from __future__ import annotations
@@ -51,8 +61,10 @@ import numpy as np
 
 from readingroom.search.bm25 import StreamingBM25, idf_of, length_norm
 
-MAX_SEGMENTS = 8  # more than this and all but the largest are merged into one
-DEAD_SHARE = 0.25  # a segment with more of its passages gone is rewritten without them
+MAX_SEGMENTS = 8  # a library using more than this: all but the largest merged into one
+DEAD_SHARE = 0.25  # a segment with more of its passages unused by the library is rewritten without them
+KEEP_UNUSED_S = 3 * 24 * 3600  # a segment no load has used for this long is deleted
+KEEP_UNUSED = 64  # and of the unused ones, only this many most recently used are kept
 _ARRAYS = ("passage_ids", "languages", "lengths", "indptr", "docs", "counts")
 
 
@@ -208,26 +220,29 @@ def synced_bm25(folder: Path, passage_ids: list[str], languages: list[str],
     bar, updated by passages counted."""
     report = SyncReport()
     n = len(passage_ids)
-    row_of = {p: i for i, p in enumerate(passage_ids)}
+    row_of = {p.encode(): i for i, p in enumerate(passage_ids)}  # segments hold the ids as bytes
     languages = np.asarray(languages, dtype=str)
     claimed = np.zeros(n, dtype=bool)
-    segments, rows = [], []
-    for path in sorted(folder.glob("segment-*")) if folder.is_dir() else []:
+    segments, rows, unused = [], [], []
+    # Newest first: where several segments hold a passage, the newest (a merge's) is used.
+    for path in sorted(folder.glob("segment-*"), reverse=True) if folder.is_dir() else []:
         seg = Segment.load(path)
         if seg is None:
             shutil.rmtree(path, ignore_errors=True)  # damaged: its passages are counted again below
             continue
-        seg_rows = np.fromiter((row_of.get(p, -1) for p in seg.passage_ids.astype(str).tolist()),
+        seg_rows = np.fromiter((row_of.get(p, -1) for p in seg.passage_ids.tolist()),
                                dtype=np.int64, count=len(seg))
         found = np.flatnonzero(seg_rows >= 0)
         usable = (languages[seg_rows[found]] == seg.languages[found]) & ~claimed[seg_rows[found]]
         seg_rows[found[~usable]] = -1
         claimed[seg_rows[found[usable]]] = True
         if not usable.any():
-            shutil.rmtree(path, ignore_errors=True)  # nothing in it is in the library any more
+            unused.append(path)  # another library's, or superseded: kept a while (module notes)
             continue
+        _touch(path)
         segments.append(seg)
         rows.append(seg_rows)
+    _forget_unused(unused)
     missing = np.flatnonzero(~claimed)
     if len(missing):
         if progress is not None:
@@ -263,9 +278,7 @@ def compacted(folder: Path, segments: list[Segment], rows: list[np.ndarray]
         return segments, rows, 0
     order = sorted(chosen)
     merged, merged_rows = merge([segments[i] for i in order], [rows[i] for i in order])
-    merged.save(folder)
-    for i in order:
-        shutil.rmtree(folder / segments[i].name, ignore_errors=True)
+    merged.save(folder)  # the newest: used before the ones merged, which other libraries may still use
     kept = [i for i in range(len(segments)) if i not in chosen]
     return [segments[i] for i in kept] + [merged], [rows[i] for i in kept] + [merged_rows], len(chosen)
 
@@ -286,3 +299,25 @@ def merge(segments: list[Segment], rows: list[np.ndarray]) -> tuple[Segment, np.
         kept_rows.append(seg_rows[live])
     merged = Segment.of_counts(np.concatenate(ids), np.concatenate(languages), *builder.triples())
     return merged, np.concatenate(kept_rows)
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _forget_unused(paths: list[Path]) -> None:
+    """Delete the unused segments no load has used for KEEP_UNUSED_S, or
+    beyond the KEEP_UNUSED most recently used."""
+    def last_used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    now = time.time()
+    for rank, path in enumerate(sorted(paths, key=last_used, reverse=True)):
+        if rank >= KEEP_UNUSED or now - last_used(path) > KEEP_UNUSED_S:
+            shutil.rmtree(path, ignore_errors=True)

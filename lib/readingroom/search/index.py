@@ -26,7 +26,6 @@ One `SearchIndex` per library holds, in memory and in the same row order
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,11 +318,12 @@ def language_tokens(texts: list[str], languages: list[str | None] | None) -> lis
     return tokens
 
 
-def bm25_folder(lib: Library) -> Path:
-    """Where the BM25 counts of this library are kept (bm25_segments.py):
-    one folder per library file and version of the index."""
-    name = hashlib.sha256(str(Path(lib.path).resolve()).encode()).hexdigest()[:32]
-    return cache_dir() / "bm25" / f"{name}-v{BM25_VERSION}"
+def bm25_folder() -> Path:
+    """Where the BM25 counts are kept (bm25_segments.py): one pool for every
+    library (a passage's counts depend only on its id and language, so a
+    library's snapshots and copies use the counts already made), per
+    version of the index."""
+    return cache_dir() / "bm25" / f"segments-v{BM25_VERSION}"
 
 
 def _synced_bm25(lib: Library, passage_ids: list[str], languages: list[str], progress: bool):
@@ -341,7 +341,7 @@ def _synced_bm25(lib: Library, passage_ids: list[str], languages: list[str], pro
     # Arrow's word splitting from BM25_STREAM_MIN on, bm25s's below.
     count = count_words_in_languages if len(passage_ids) >= BM25_STREAM_MIN else _count_as_bm25s
     with tqdm(total=0, unit="passage", desc="BM25", disable=not progress) as bar:
-        index, _ = synced_bm25(bm25_folder(lib), passage_ids, languages,
+        index, _ = synced_bm25(bm25_folder(), passage_ids, languages,
                                partial(_passage_texts, lib, passage_ids, languages), count, bar)
     return index
 
