@@ -11,7 +11,10 @@ batch leaves only (passage, stem, count) triples behind. When all batches
 are in, the document frequencies, lengths and average length give each
 triple its BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5,
 b 0.75), and the triples become the column-compressed matrix bm25s queries:
-the result is a `bm25s.BM25`, saved, loaded and queried as before.
+`build_streaming` returns a `bm25s.BM25`. A library's index keeps the
+triples themselves instead, as segments that later ingests add to
+(bm25_segments.py), and weighs them with the same `idf_of` and
+`length_norm` when a query asks.
 
 Each passage is read in its language (text.index_tokens: that language's
 stemmer, and stop words where text.BM25_STOP_WORD_LANGUAGES says, its
