@@ -212,3 +212,16 @@ def test_vectors_added_to_lists_trained_on_fewer_keep_the_recall(tmp_path):
         assert not report.built and report.added == end - {2400: 1600, 4000: 2400, 6000: 4000}[end]
     assert grown.ann.trained_on == 1600 and len(grown.ann) == 6000
     assert recall_at_10(grown, index_of(vectors), queries(vectors, 40)) >= 0.99
+
+
+def test_a_word_left_only_in_removed_passages_leaves_the_vocabulary(tmp_path):
+    ids, texts, languages = corpus(204, seed=6)
+    texts[201], languages[201] = "Zymurgy is the chemistry of fermentation.", "en"
+    sync(tmp_path / "bm25", ids[:200], texts[:200], languages[:200])
+    (index, _), _ = sync(tmp_path / "bm25", ids, texts, languages)
+    assert "zymurgi" in index.vocab_dict
+    kept = [i for i in range(204) if i != 201]  # one of the second segment's four goes: not rewritten
+    (index, report), _ = sync(tmp_path / "bm25", *([x[i] for i in kept] for x in (ids, texts, languages)))
+    assert report.merged == 0 and report.unused == 1 and "zymurgi" not in index.vocab_dict
+    (scratch, _), _ = sync(tmp_path / "scratch", *([x[i] for i in kept] for x in (ids, texts, languages)))
+    assert_same_scores(index, scratch)

@@ -49,6 +49,7 @@ Everything is plain .npy (loaded with allow_pickle=False) and JSON.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -64,6 +65,7 @@ from readingroom.search.bm25 import StreamingBM25, idf_of, length_norm
 MAX_SEGMENTS = 8  # a library using more than this: all but the largest merged into one
 DEAD_SHARE = 0.25  # a segment with more of its passages unused by the library is rewritten without them
 KEEP_UNUSED_S = 3 * 24 * 3600  # a segment no load has used for this long is deleted
+ASKED_ENTRIES = 20_000_000  # stems' weights kept once asked for: 12 bytes an entry
 KEEP_UNUSED = 64  # and of the unused ones, only this many most recently used are kept
 _ARRAYS = ("passage_ids", "languages", "lengths", "indptr", "docs", "counts")
 
@@ -96,7 +98,7 @@ class Segment:
         indptr = np.concatenate([[0], np.cumsum(per_stem[used])]).astype(np.int64)
         ids = np.asarray(passage_ids)
         if ids.dtype.kind != "S":
-            ids = np.array([p.encode() for p in passage_ids], dtype=bytes)
+            ids = np.array(list(passage_ids), dtype=bytes)  # hex digests: ASCII, as synced_bm25 matches them
         return cls(ids, np.asarray(languages, dtype=str), np.asarray(lengths, dtype=np.int32), indptr,
                    matrix.indices.astype(np.int32, copy=False), matrix.data.astype(np.float32, copy=False),
                    [s for s, u in zip(stems, used.tolist()) if u])
@@ -153,9 +155,19 @@ class SegmentedBM25:
 
     def __init__(self, segments: list[Segment], rows: list[np.ndarray], n_rows: int):
         self.n_rows = n_rows
-        vocabulary: dict[str, int] = {}
-        stem_ids = [np.fromiter((vocabulary.setdefault(s, len(vocabulary)) for s in seg.stems),
-                                dtype=np.int64, count=len(seg.stems)) for seg in segments]
+        # Stems numbered from the largest segment's (dict(zip) runs in C), then the others' new ones.
+        largest = max(range(len(segments)), key=lambda i: len(segments[i].stems), default=None)
+        names = list(segments[largest].stems) if segments else []
+        vocabulary: dict[str, int] = dict(zip(names, range(len(names))))
+        stem_ids = []
+        for i, seg in enumerate(segments):
+            if i == largest:
+                stem_ids.append(np.arange(len(seg.stems), dtype=np.int64))
+                continue
+            before = len(vocabulary)
+            stem_ids.append(np.fromiter((vocabulary.setdefault(s, len(vocabulary)) for s in seg.stems),
+                                        dtype=np.int64, count=len(seg.stems)))
+            names += [seg.stems[j] for j in np.flatnonzero(stem_ids[-1] >= before).tolist()]
         df = np.zeros(len(vocabulary), dtype=np.int64)
         lengths = np.zeros(n_rows, dtype=np.int32)
         self._parts = []
@@ -172,7 +184,13 @@ class SegmentedBM25:
         # The same statistics, in the same float32 operations, as the full build (bm25.py).
         self.idf = idf_of(df, n_rows)
         self.norm = length_norm(lengths)
-        self.vocab_dict = {s: i for s, i in vocabulary.items() if df[i]}
+        for unused in np.flatnonzero(df == 0).tolist():  # only in passages the library no longer has
+            del vocabulary[names[unused]]
+        self.vocab_dict = vocabulary
+        # Each stem's (rows, weights) once a query has asked for it: a word asked
+        # again costs what it costs in bm25s. Bounded: cleared when it grows past the limit.
+        self._asked: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._asked_entries = 0
 
     @property
     def segments(self) -> list[Segment]:
@@ -184,19 +202,35 @@ class SegmentedBM25:
         scores = np.zeros(self.n_rows, dtype=np.float32)
         for token in tokens:
             stem = self.vocab_dict.get(token)
-            if stem is None:
-                continue
-            for seg, seg_rows, column, all_live in self._parts:
-                at = column[stem]
-                if at < 0:
-                    continue
-                start, end = seg.indptr[at], seg.indptr[at + 1]
-                rows, tf = seg_rows[seg.docs[start:end]], seg.counts[start:end]
-                if not all_live:
-                    keep = rows >= 0
-                    rows, tf = rows[keep], tf[keep]
-                scores[rows] += self.idf[stem] * (tf / (self.norm[rows] + tf))  # rows distinct in a column
+            if stem is not None:
+                rows, weights = self._column(stem)
+                scores[rows] += weights  # a row once per stem
         return scores
+
+    def _column(self, stem: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding the stem and its weight in each."""
+        found = self._asked.get(stem)  # one get: the app's sessions share the index across threads
+        if found is not None:
+            return found
+        all_rows, all_weights = [], []
+        for seg, seg_rows, column, all_live in self._parts:
+            at = column[stem]
+            if at < 0:
+                continue
+            start, end = seg.indptr[at], seg.indptr[at + 1]
+            rows, tf = seg_rows[seg.docs[start:end]], seg.counts[start:end]
+            if not all_live:
+                keep = rows >= 0
+                rows, tf = rows[keep], tf[keep]
+            all_rows.append(rows)
+            all_weights.append(self.idf[stem] * (tf / (self.norm[rows] + tf)))
+        found = (np.concatenate(all_rows), np.concatenate(all_weights))
+        if self._asked_entries + len(found[0]) > max(ASKED_ENTRIES, self.n_rows):
+            self._asked.clear()
+            self._asked_entries = 0
+        self._asked[stem] = found
+        self._asked_entries += len(found[0])
+        return found
 
 
 @dataclass
@@ -220,7 +254,8 @@ def synced_bm25(folder: Path, passage_ids: list[str], languages: list[str],
     bar, updated by passages counted."""
     report = SyncReport()
     n = len(passage_ids)
-    row_of = {p.encode(): i for i, p in enumerate(passage_ids)}  # segments hold the ids as bytes
+    # Segments hold the ids as bytes; numpy encodes, dict(zip) and map run in C.
+    row_of = dict(zip(np.array(passage_ids, dtype=bytes).tolist(), range(n))) if n else {}
     languages = np.asarray(languages, dtype=str)
     claimed = np.zeros(n, dtype=bool)
     segments, rows, unused = [], [], []
@@ -230,7 +265,7 @@ def synced_bm25(folder: Path, passage_ids: list[str], languages: list[str],
         if seg is None:
             shutil.rmtree(path, ignore_errors=True)  # damaged: its passages are counted again below
             continue
-        seg_rows = np.fromiter((row_of.get(p, -1) for p in seg.passage_ids.tolist()),
+        seg_rows = np.fromiter(map(row_of.get, seg.passage_ids.tolist(), itertools.repeat(-1, len(seg))),
                                dtype=np.int64, count=len(seg))
         found = np.flatnonzero(seg_rows >= 0)
         usable = (languages[seg_rows[found]] == seg.languages[found]) & ~claimed[seg_rows[found]]
