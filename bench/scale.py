@@ -299,6 +299,12 @@ def bench_shards(embed_texts: int, task_bytes: int = 256_000) -> list[dict]:
         tmp = Path(tmp)
         for name, files in corpus_files:
             mb = sum(len(gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes()) for f in files) / 1e6
+            # Warm-ups: the language detector loads here and in each worker process once.
+            with open_library(tmp / f"{name}-warm.duckdb") as lib, \
+                    cluster(processes.scheduler_address) as (executor, workers, _):
+                ingest_paths(lib, files[:4], progress=False)
+                ingest_on_cluster(lib, files[:8], executor, shards=tmp / f"{name}-warm", workers=workers,
+                                  progress=False, task_bytes=1)
             with open_library(tmp / f"{name}-local.duckdb") as lib:
                 started = time.perf_counter()
                 ingest_paths(lib, files, progress=False)

@@ -103,6 +103,30 @@ def test_cluster_ingest_through_shards_stores_what_one_process_stores(tmp_path, 
     assert (tmp_path / "cluster.duckdb.shards" / "ingest").is_dir()
 
 
+def test_a_changed_file_replaces_its_document_as_the_local_path_does(tmp_path, fixtures, local_cluster):
+    import shutil
+
+    folder = tmp_path / "texts"
+    shutil.copytree(fixtures / "text", folder)
+    changed = sorted(folder.glob("*.txt"))[0]
+    results = {}
+    with cluster(local_cluster) as (executor, workers, _):
+        for where in ("local", "cluster"):
+            shutil.copy(fixtures / "text" / changed.name, changed)
+            with open_library(tmp_path / f"{where}.duckdb") as lib:
+                runs = []
+                for edit in ("", "\n\nA paragraph added later, about the general strike.\n"):
+                    changed.write_text(changed.read_text(encoding="utf-8") + edit, encoding="utf-8")
+                    if where == "local":
+                        runs.append(ingest_paths(lib, [folder], progress=False).summary())
+                    else:
+                        runs.append(sharded_ingest.ingest_on_cluster(lib, [folder], executor, workers=workers,
+                                                                     progress=False).report.summary())
+                results[where] = (runs, library_contents(lib))
+    assert "1 updated" in results["local"][0][1]
+    assert results["cluster"] == results["local"]
+
+
 def test_stopped_cluster_ingest_resumes_without_redoing_finished_shards(tmp_path, fixtures, local_cluster,
                                                                          monkeypatch):
     folders = [fixtures / name for name in FOLDERS]

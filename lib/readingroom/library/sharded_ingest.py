@@ -207,20 +207,25 @@ class _Merger:
         events = sorted([(seq, Problem(*rest)) for seq, *rest in problems] + [(row[0], row) for row in rows],
                         key=lambda event: event[0])
         kept: list[int] = []
+        replaced: list[str] = []  # stored before: its old rows go
         for _, event in events:
             if isinstance(event, Problem):
                 self.report.problems.append(event)
-            elif self._keep(*event[1:]):
+                continue
+            stored_before = event[1] in self.fingerprints
+            if self._keep(*event[1:]):
                 kept.append(event[0])
+                if stored_before:
+                    replaced.append(event[1])
         if not kept:
             return
         columns = [name for name in pq.read_schema(documents).names if name != "seq"]
         passage_columns = [name for name in pq.read_schema(passages).names if name != "seq"]
         with self.library.transaction():
+            if replaced:
+                con.execute("DELETE FROM passages WHERE doc_id IN (SELECT unnest(?))", [replaced])
+                con.execute("DELETE FROM documents WHERE doc_id IN (SELECT unnest(?))", [replaced])
             con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT unnest(?::BIGINT[]) AS seq", [kept])
-            doc_ids = "SELECT doc_id FROM read_parquet($documents) SEMI JOIN kept USING (seq)"
-            con.execute(f"DELETE FROM passages WHERE doc_id IN ({doc_ids})", {"documents": documents})
-            con.execute(f"DELETE FROM documents WHERE doc_id IN ({doc_ids})", {"documents": documents})
             con.execute(f"INSERT INTO documents ({', '.join(columns)}) SELECT {', '.join(columns)} "
                         "FROM read_parquet(?) SEMI JOIN kept USING (seq) ORDER BY seq", [documents])
             con.execute(f"INSERT INTO passages ({', '.join(passage_columns)}) SELECT {', '.join(passage_columns)} "
