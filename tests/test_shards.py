@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import library_contents
 from readingroom import open_library
 from readingroom.corpus.passages import Splitter
 from readingroom.library import sharded_ingest
@@ -23,23 +24,6 @@ from readingroom.shards import ShardFolder
 from readingroom.workers import cluster
 
 FOLDERS = ("text", "markdown", "html", "mediawiki", "articles")
-
-
-@pytest.fixture(scope="module")
-def local_cluster():
-    """Two Dask workers as threads of this process: the cluster path, in seconds."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None, host="127.0.0.1", protocol="tcp") as running:
-        yield running.scheduler_address
-
-
-def library_contents(lib) -> tuple:
-    documents = lib.con.execute(
-        "SELECT doc_id, source, key, location, title, authors, year, date, language, content_sha256, fingerprint, "
-        "n_chars, n_passages, n_tokens, text, metadata FROM documents ORDER BY doc_id").fetchall()
-    passages = lib.con.execute("SELECT * FROM passages ORDER BY passage_id").fetchall()
-    return documents, passages
 
 
 def fail_on(task, key: str, real):
