@@ -29,16 +29,28 @@ SPLITTER_VERSION = "1"
 # passage stays inside MiniLM's 256 limit. Words are counted by their
 # separators (readers collapse runs of whitespace), which runs several times
 # faster than a regex tokenizer: ingestion speed is bound by this count.
-PUNCTUATION_RE = re.compile(r"[.,;:!?\"'()\[\]\-\u2013\u2014\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026/]")
+PUNCTUATION = ".,;:!?\"'()[]-\u2013\u2014\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026/"
+PUNCTUATION_RE = re.compile("[" + re.escape(PUNCTUATION) + "]")  # what count_tokens counts, as a pattern
+# The marks are counted without a regex: the ASCII ones are single bytes in
+# UTF-8 (never part of another character's bytes), which bytes.translate
+# deletes in one C loop; the others are counted one by one. Four times faster
+# than PUNCTUATION_RE.findall, with the same counts.
+_ASCII_PUNCTUATION = "".join(c for c in PUNCTUATION if c.isascii()).encode()
+_OTHER_PUNCTUATION = tuple(c for c in PUNCTUATION if not c.isascii())
 # Where a cut between words has to be made, it is made at these tokens.
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
 
 def count_tokens(text: str) -> int:
     if "  " in text or "\n" in text or "\t" in text or text[:1].isspace() or text[-1:].isspace():
         words = len(text.split())  # the slow, exact way, for text with runs of space
     else:
         words = text.count(" ") + 1 if text else 0
-    return words + len(PUNCTUATION_RE.findall(text))
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate (from JSON) is counted as before
+    marks = len(data) - len(data.translate(None, _ASCII_PUNCTUATION))
+    if not text.isascii():
+        marks += sum(map(text.count, _OTHER_PUNCTUATION))
+    return words + marks
 
 
 @dataclass(frozen=True)
