@@ -156,6 +156,7 @@ class Splitter:
         done: Counter = Counter()
         passages: list[Passage] = []
         seen: dict[str, int] = {}
+        author = doc.author_label  # the same for every passage: worked out once
         for run in runs:
             first, last = run[0].block, run[-1].block
             part = None
@@ -163,7 +164,7 @@ class Splitter:
                 done[first] += 1
                 part = (done[first], pieces[first])
             paragraphs = (numbers[first], numbers[last], section_sizes[first] == 1)
-            passages.append(_make_passage(doc, text, run, len(passages), paragraphs, part, seen))
+            passages.append(_make_passage(doc, text, run, len(passages), paragraphs, part, seen, author))
         return passages
 
     def _units(self, text: str, span: tuple[int, int], block: int) -> list[_Unit]:
@@ -234,7 +235,7 @@ def _paragraph_numbers(doc: Document) -> tuple[list[int], list[int]]:
     return numbers, sizes
 
 
-def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
+def _make_passage(doc, text, run, ordinal, paragraphs, part, seen, author) -> Passage:
     start, end = run[0].start, run[-1].end
     passage_text = text[start:end]
     first, last = doc.blocks[run[0].block], doc.blocks[run[-1].block]
@@ -242,7 +243,7 @@ def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
     # gets distinct ids by counting its occurrences.
     occurrence = seen.get(passage_text, 0)
     seen[passage_text] = occurrence + 1
-    anchor = next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
+    anchor = first.anchor or next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
     para_start, para_end, sole_paragraph = paragraphs
     page = numbers = None
     if first.page is not None:
@@ -252,7 +253,7 @@ def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
         numbers = piece if sole_paragraph else f"\u00b6{para_start}, {piece}"
     else:
         numbers = f"\u00b6{para_start}" if para_end == para_start else f"\u00b6{para_start}\u2013{para_end}"
-    reference = Citation(author=doc.author_label, title=doc.title, year=doc.year, section=tuple(first.section),
+    reference = Citation(author=author, title=doc.title, year=doc.year, section=tuple(first.section),
                          paragraphs=numbers, page=page, anchor=anchor, url=doc.url)
     return Passage(
         passage_id=sha256_hex(doc.doc_id, passage_text, str(occurrence))[:20],
