@@ -259,7 +259,7 @@ class StudyTab(widgets.VBox):
             notes.append(say("study-cut", passages=len(aid.material.passages), cut=aid.material.cut))
         self._say("; ".join(notes))
         nothing = f'<div class="rr-note rr-study-nothing">{escape(say("study-nothing-kept"))}</div>'
-        self.result.value = ("" if aid.items else nothing) + to_html(aid, page=False)
+        self.result.value = ("" if aid.items else nothing) + to_html(aid, page=False, nothing_kept="")
         self.downloads.value = downloads_html(aid, say)
 
 
@@ -275,7 +275,8 @@ def downloads_html(aid: Aid, say) -> str:
     stem = file_stem(aid)
     links = [data_link(to_markdown(aid).encode("utf-8"), f"{stem}.md", "text/markdown;charset=utf-8",
                        say("study-download-markdown"), "rr-study-download"),
-             data_link(to_html(aid).encode("utf-8"), f"{stem}.html", "text/html;charset=utf-8",
+             data_link(to_html(aid, nothing_kept=say("study-nothing-kept")).encode("utf-8"), f"{stem}.html",
+                       "text/html;charset=utf-8",
                        say("study-download-html"), "rr-study-download")]
     if aid.kind == "quiz" and aid.items:
         with tempfile.TemporaryDirectory(prefix="readingroom-study-") as folder:
