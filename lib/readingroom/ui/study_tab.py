@@ -109,7 +109,7 @@ class StudyTab(widgets.VBox):
         self.thread: threading.Thread | None = None
 
         docs = chat.searcher.index.docs if chat.searcher else None
-        self.search_filters = SearchFilters(docs)
+        self.search_filters = SearchFilters(docs, language)
         self.document = widgets.Dropdown(description=say("study-document"), layout=widgets.Layout(width="46em"))
         self.section = widgets.Dropdown(description=say("study-section"), layout=widgets.Layout(width="46em"))
         self.kind = widgets.Dropdown(options=[(say(f"study-kind-{k}"), k) for k in KINDS],
@@ -289,8 +289,10 @@ def downloads_html(aid: Aid, say) -> str:
 
 
 def chat_with_study(chat, **study_settings) -> widgets.Tab:
-    """The chat and its Study tab, side by side in tabs (the app's page)."""
-    say = translator(study_settings.get("language"))
+    """The chat and its Study tab, side by side in tabs (the app's page);
+    the tab speaks the chat's page language unless `language` is given."""
+    study_settings.setdefault("language", getattr(chat, "page_language", None))
+    say = translator(study_settings["language"])
     study = StudyTab(chat, **study_settings)
     tabs = widgets.Tab(children=[chat, study], titles=(say("tab-chat"), say("tab-study")))
     tabs.add_class("rr-tabs")
