@@ -135,7 +135,8 @@ def german_reader_sees_german(browser, url: str) -> None:
     assert page.get_by_text("Der Chat: Fragen Sie die Bibliothek").count() == 1
     assert page.get_by_text("What it can do, and what it cannot").count() == 0
     assert page.locator("button.rr-send").inner_text().strip() == "Senden"
-    assert page.locator(".rr-question textarea").get_attribute("placeholder") == "Stellen Sie der Bibliothek eine Frage …"
+    placeholder = page.locator(".rr-question textarea").get_attribute("placeholder")
+    assert placeholder == "Stellen Sie der Bibliothek eine Frage …"
     assert "Fragen Sie die Bibliothek." in page.locator(".rr-header").inner_text()
     context.close()
 
