@@ -15,12 +15,14 @@ answer and news can all use it.
 - `ends_sentence`: whether a line ends as a sentence does (PDF readers
   use it to find the last line of a paragraph).
 - `shorten`: text cut at a word to a number of characters, with " …".
+- `defuse_tags`: untrusted text that cannot open or close a prompt's tags.
 - `tokenize`, `stemmer`, `content_words`: the words that carry content,
   as the BM25 index sees them (lower case, stop words out, Snowball-stemmed),
   and without the words of questions and reporting ("what", "argues").
 """
 from __future__ import annotations
 
+import functools
 import re
 
 # --- sentences ----------------------------------------------------------------------
@@ -101,6 +103,26 @@ def shorten(text: str, limit: int, ellipsis: str = " …") -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + ellipsis
+
+
+# --- untrusted text inside a prompt's tags -------------------------------------------
+
+# The tags of the chat templates our models use, which a text must not open
+# or close whatever prompt it goes into.
+_CHAT_TAGS = ("system", "user", "assistant", "im_start", "im_end")
+
+
+@functools.lru_cache(maxsize=16)
+def _tag_lookalike(tags: tuple[str, ...]) -> re.Pattern:
+    names = "|".join(map(re.escape, tags + _CHAT_TAGS))
+    return re.compile(rf"<(?=\s*/?\s*(?:{names})\b)|<(?=\|)", re.IGNORECASE)
+
+
+def defuse_tags(text: str, tags: tuple[str, ...] = ()) -> str:
+    """Untrusted text made safe to put between a prompt's tags: a "<" that
+    would open or close one of `tags` or a chat template's role tag, or
+    begin a special token such as "<|im_end|>", becomes "‹"."""
+    return _tag_lookalike(tuple(tags)).sub("‹", text)
 
 
 # --- words ---------------------------------------------------------------------------

@@ -307,6 +307,8 @@ def left_out_html(items: list[str], raw: str, language: str | None = None) -> st
 
 
 def why_dropped(sentence) -> str:
+    if sentence.repeats:
+        return "says again what an earlier sentence says"
     if not sentence.valid:
         if sentence.invalid:
             return "cites only passages it was not given: " + ", ".join(f"[{n}]" for n in sentence.invalid)
