@@ -495,5 +495,6 @@ def _passages_table(batch: list[Stored]) -> pa.Table:
         # Equal to DuckDB's sha256(text), which the migration used to backfill.
         "text_sha256": [hashlib.sha256(p.text.encode()).hexdigest() for p in ps],
         # NULL: the document's language (most passages); set where a document mixes languages.
-        "language": [p.language if p.language != s.document.language else None for s in batch for p in s.passages],
+        "language": pa.array([p.language if p.language != s.document.language else None
+                              for s in batch for p in s.passages], pa.string()),
     })
