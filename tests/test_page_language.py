@@ -64,7 +64,7 @@ def test_the_chat_speaks_german_before_the_first_question(tmp_path, monkeypatch)
         assert chat.question.placeholder == message("ask-placeholder", "de")
         assert chat.header.value.startswith("<div><b>Fragen Sie die Bibliothek.</b> 5 Dokumente, 5 Textstellen in ")
         assert chat.anchored.description == "Verankert (Zitate geprüft)"
-        assert chat.settings.titles == ("Filter und Einstellungen",) and chat.author.description == "Autor"
+        assert chat.filters_and_settings.titles == ("Filter und Einstellungen",) and chat.author.description == "Autor"
         tabs = chat_with_study(chat)  # the Study tab speaks the chat's language
         assert tabs.titles == (message("tab-chat", "de"), message("tab-study", "de"))
         assert tabs.study.search_filters.author.description == "Autor"

@@ -601,11 +601,11 @@ class Chat(widgets.VBox):
         self.new_button.on_click(self._on_new)
         self._update_export()
 
-        self.settings = widgets.Accordion(children=[widgets.VBox([self.filter_box, self.settings_box])])
-        self.settings.add_class("rr-settings")
+        self.filters_and_settings = widgets.Accordion(children=[widgets.VBox([self.filter_box, self.settings_box])])
+        self.filters_and_settings.add_class("rr-settings")
         super().__init__([widgets.HTML(STYLE), self.header, self.conversation,
                           widgets.HBox([self.question, self.send_button], layout=widgets.Layout(width="100%")),
-                          self.notice, self.settings, widgets.HBox([self.new_button, self.export_link])])
+                          self.notice, self.filters_and_settings, widgets.HBox([self.new_button, self.export_link])])
         self.add_class("rr-chat")
         self.set_language(language)  # the labels, and the header with what went wrong, if anything did
         if self.problem:
@@ -647,7 +647,7 @@ class Chat(widgets.VBox):
         self.send_button.tooltip = say("send-tooltip")
         self.new_button.description = say("new-conversation")
         self.new_button.tooltip = say("new-conversation-tooltip")
-        self.settings.titles = (say("filters-and-settings"),)
+        self.filters_and_settings.titles = (say("filters-and-settings"),)
         self.search_filters.set_language(language)
         self.filter_box.children[0].value = f"<b>{escape(say('search-only-in'))}</b> {escape(say('years-note'))}"
         self.settings_box.children[0].value = f"<b>{escape(say('settings'))}</b>"
