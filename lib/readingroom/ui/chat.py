@@ -309,6 +309,9 @@ def left_out_html(items: list[str], raw: str, language: str | None = None) -> st
 def why_dropped(sentence) -> str:
     if sentence.repeats:
         return "says again what an earlier sentence says"
+    if sentence.misattributed:
+        return (f"names {sentence.misattributed} as the speaker, but the passage it cites is not by "
+                f"{sentence.misattributed} and does not name them")
     if not sentence.valid:
         if sentence.invalid:
             return "cites only passages it was not given: " + ", ".join(f"[{n}]" for n in sentence.invalid)
