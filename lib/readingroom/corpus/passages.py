@@ -113,6 +113,7 @@ class Passage:
     para_start: int | None = None
     para_end: int | None = None
     reference: Citation | None = field(default=None, compare=False)  # `citation`, as a structure
+    language: str | None = None  # ISO 639-1, when not the document's (corpus.language.with_passage_languages)
 
 
 @dataclass(frozen=True)

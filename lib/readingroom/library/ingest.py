@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from readingroom.corpus import corpora
 from readingroom.corpus.document import Document
-from readingroom.corpus.language import detect_language
+from readingroom.corpus.language import detect_language, main_language, with_passage_languages
 from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Passage, Splitter
 from readingroom.corpus.sources import Problem, iter_files, read_paths
@@ -214,9 +214,13 @@ class Prepared:
 def split(doc: Document, splitter: Splitter) -> tuple[str | None, list[Passage]]:
     """(language, passages): the work of ingesting one document that
     needs no library, so worker processes can do it."""
-    if doc.language is None:
+    detected = doc.language is None
+    if detected:
         doc.language = detect_language(doc.text)
-    return doc.language, splitter.split(doc)
+    passages = with_passage_languages(splitter.split(doc), doc.language)
+    if detected and any(p.language for p in passages):  # it mixes languages: named by most of its text
+        doc.language = main_language(passages, doc.language)
+    return doc.language, passages
 
 
 def _split_chunk(chunk: list[Document], splitter: Splitter):
