@@ -3,7 +3,9 @@ named baseline, in one run, with the issue's targets (issue 21) printed as
 met or missed.
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--skip-ingest] [--skip-embed]
-    python bench/scale.py --incremental [--sizes 100000,1000000]   # only section 5
+                          [--skip-shards]
+    python bench/scale.py --only ingest      # one section: vectors, bm25, ingest, embed or shards
+    python bench/scale.py --incremental [--sizes 100000,1000000]   # only section 6
 
 1. Vector search, per size (synthetic 384-dimension unit vectors, no model):
    - "topics": vectors with the structure texts have (broad topics, ~20
@@ -30,8 +32,21 @@ met or missed.
 4. Embedding (MiniLM): texts/s in this process against a LocalCluster of 2
    worker threads on this machine (the same cores: it shows the
    overhead, not a speed-up; N machines multiply the workers).
+5. The cluster through shards (library/sharded_ingest.py,
+   models/sharded_embed.py), per corpus of files (Marx-Engels, plain text;
+   the Anarchist FAQ's Markdown files through the generic reader):
+   - a worker: the tasks (read, clean, fingerprint, split, write the
+     Parquet shard) one after another in this process: MB/s of one worker;
+   - the head: the merge alone (every shard there, a fresh library): MB/s,
+     the bound on the whole run however many workers there are;
+   - end to end on a LocalCluster of 2 worker processes, against
+     ingest_paths in one process (the baseline), the stored rows compared;
+   - embedding through shards (LocalCluster of 2 threads) against
+     embed_library here, on the first few hundred passages: texts/s, and
+     whether the vectors are identical.
+   These give the README's projection for 120 GB on N machines.
 
-5. With --incremental: what a library of n passages does when 1,000 more
+6. With --incremental: what a library of n passages does when 1,000 more
    arrive (an ingest, a `news update`). BM25: baseline the full rebuild
    that every change caused before (bm25s below 200k passages, the batched
    build from 200k), ours the segments (search/bm25_segments.py): only the
@@ -67,6 +82,7 @@ from readingroom.search import ann  # noqa: E402
 from readingroom.search.index import DocumentTable, SearchIndex, build_bm25  # noqa: E402
 
 DIMS = 384
+BM25_BATCH = 50_000  # passages a batch of the streaming BM25 build
 CANDIDATES = 100
 TARGET = {"p50_ms": 20.0, "recall": 0.99, "index_mb": 600.0, "bm25_s": 60.0, "bm25_mb": 2000.0, "ingest_mbs": 20.0}
 TARGET_SIZE = 1_000_000
@@ -159,32 +175,57 @@ def _bm25_child(n: int, how: str, queue) -> None:
 
     rng = np.random.default_rng(0)
     words = search_bench.vocabulary(rng, search_bench.VOCABULARY)
-    texts = search_bench.passage_texts(rng, n, words, search_bench.Zipf(len(words)))
-    if how != "bm25s":
-        texts = pa.array(texts, pa.string())  # as they come out of DuckDB: Arrow, not Python strings
+    zipf = search_bench.Zipf(len(words))
+    if how == "bm25s":  # bm25s takes every text at once, as Python strings
+        texts = search_bench.passage_texts(rng, n, words, zipf)
+    else:
+        # Batches of Arrow strings, as they come out of DuckDB; each batch's
+        # Python strings are dropped once converted, so the process holds
+        # the Arrow texts (~1 GB at 1M) and never a million Python strings.
+        batches = [pa.array(search_bench.passage_texts(rng, min(BM25_BATCH, n - i), words, zipf), pa.string())
+                   for i in range(0, n, BM25_BATCH)]
     gc.collect()
-    before = peak_mb()
+    reset_peak()
+    before = resident_mb()
     started = time.perf_counter()
     if how == "bm25s":
         build_bm25(texts)
     else:
-        batches = (texts.slice(i, 50_000) for i in range(0, n, 50_000))
         build_streaming(batches, STOPWORDS_EN, workers=int(how.split("-")[1]))
     seconds = time.perf_counter() - started
     queue.put((seconds, before, peak_mb()))
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1e3
+    except OSError:
+        pass
+    return None
 
 
 def peak_mb() -> float:
     """This process's peak resident memory, MB: VmHWM, which a new program
     starts afresh. Not ru_maxrss: Linux keeps that across execve, so a child
     spawned by a parent that held the 1M vectors reports the parent's peak."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def resident_mb() -> float:
+    resident = _status_mb("VmRSS")
+    return resident if resident is not None else peak_mb()
+
+
+def reset_peak() -> None:
+    """Start the peak afresh from here (Linux >= 4.0: "5" to clear_refs), so
+    that making the bench's texts does not count as the build's memory."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
+        Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def bench_bm25(n: int, how: str) -> dict:
@@ -199,7 +240,7 @@ def bench_bm25(n: int, how: str) -> dict:
 
 # --- as passages arrive -----------------------------------------------------------
 def bench_incremental(n: int, added: int, queries: int) -> dict:
-    """Adding `added` passages to n: see the module's notes, item 5."""
+    """Adding `added` passages to n: see the module's notes, item 6."""
     import bm25s
     import pyarrow as pa
     import search as search_bench  # bench/search.py: the Zipf texts
@@ -328,8 +369,9 @@ def bench_ingest(repeat: int) -> list[dict]:
                  for f in files) / 1e6
         times = {"naive": [], 1: [], 2: []}
         with tempfile.TemporaryDirectory() as tmp:
-            with open_library(Path(tmp) / "warm.duckdb") as lib:
-                run(lib, 1)
+            for workers in (1, 2):  # imports, and the worker processes' fork server: once per process
+                with open_library(Path(tmp) / f"warm-{workers}.duckdb") as lib:
+                    run(lib, workers)
             for i in range(repeat):
                 times["naive"].append(ingest_bench.naive_baseline(files, Path(tmp) / f"naive{i}.duckdb"))
                 for workers in (1, 2):
@@ -377,6 +419,107 @@ def bench_embed(texts_n: int) -> dict | None:
             "identical": identical, "load": load()}
 
 
+def bench_shards(embed_texts: int, task_bytes: int = 256_000) -> list[dict]:
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return []
+    import gzip
+
+    import ingest as ingest_bench
+    from readingroom import open_library
+    from readingroom.corpus import corpora
+    from readingroom.corpus.passages import Splitter
+    from readingroom.corpus.sources.anarchist_faq import faq_files
+    from readingroom.library.ingest import ingest_paths
+    from readingroom.library.sharded_ingest import ingest_on_cluster, ingest_task, plan
+    from readingroom.models.embed import embed_library
+    from readingroom.models.sharded_embed import embed_on_cluster
+    from readingroom.workers import cluster
+
+    corpus_files = []
+    if ingest_bench.MARX_ENGELS.is_dir():
+        corpus_files.append(("marx-engels", sorted(ingest_bench.MARX_ENGELS.glob("*.txt"))))
+    try:
+        corpus_files.append(("anarchist-faq", faq_files(corpora.fetch(corpora.get("anarchist-faq"), download=False))))
+    except corpora.CorpusError as e:
+        print(f"  anarchist-faq: skipped, {e}")
+
+    def contents(lib):
+        return (lib.con.execute("SELECT doc_id, fingerprint, language, n_passages FROM documents ORDER BY 1").fetchall(),
+                lib.con.execute("SELECT passage_id, char_start, char_end FROM passages ORDER BY 1").fetchall())
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tcp",
+                         dashboard_address=None) as processes:
+        tmp = Path(tmp)
+        for name, files in corpus_files:
+            mb = sum(len(gzip.decompress(f.read_bytes()) if f.suffix == ".gz" else f.read_bytes()) for f in files) / 1e6
+            # Warm-ups: the language detector loads here and in each worker process once.
+            with open_library(tmp / f"{name}-warm.duckdb") as lib, \
+                    cluster(processes.scheduler_address) as (executor, workers, _):
+                ingest_paths(lib, files[:4], progress=False)
+                ingest_on_cluster(lib, files[:8], executor, shards=tmp / f"{name}-warm", workers=workers,
+                                  progress=False, task_bytes=1)
+            with open_library(tmp / f"{name}-local.duckdb") as lib:
+                started = time.perf_counter()
+                ingest_paths(lib, files, progress=False)
+                local_s = time.perf_counter() - started
+                local = contents(lib)
+            shards = tmp / f"{name}-shards"
+            tasks = plan(files, shards / "ingest", Splitter(), task_bytes=task_bytes)
+            started = time.perf_counter()
+            for task in tasks:
+                ingest_task(task)
+            worker_s = time.perf_counter() - started
+            with open_library(tmp / f"{name}-merged.duckdb") as lib:
+                started = time.perf_counter()
+                ingest_on_cluster(lib, files, None, shards=shards, progress=False, task_bytes=task_bytes)
+                merge_s = time.perf_counter() - started
+            with open_library(tmp / f"{name}-cluster.duckdb") as lib, \
+                    cluster(processes.scheduler_address) as (executor, workers, _):
+                started = time.perf_counter()
+                ingest_on_cluster(lib, files, executor, shards=tmp / f"{name}-cluster-shards", workers=workers,
+                                  progress=False, task_bytes=task_bytes)
+                cluster_s = time.perf_counter() - started
+                identical = contents(lib) == local
+            results.append({"name": name, "mb": mb, "tasks": len(tasks), "local": mb / local_s,
+                            "worker": mb / worker_s, "merge": mb / merge_s, "cluster": mb / cluster_s,
+                            "identical": identical, "load": load()})
+    if results and embed_texts:
+        # Embedding through shards: the first documents of the last corpus, up to embed_texts passages.
+        name = results[-1]["name"]
+        with tempfile.TemporaryDirectory() as tmp, \
+                LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+                             dashboard_address=None) as threads:
+            files = dict(corpus_files)[name]
+            vectors = []
+            for where in ("local", "cluster"):
+                with open_library(Path(tmp) / f"{where}.duckdb") as lib:
+                    ingest_paths(lib, files, progress=False)
+                    doc_ids, total = [], 0
+                    for doc_id, n in lib.con.execute("SELECT doc_id, n_passages FROM documents ORDER BY key").fetchall():
+                        if total >= embed_texts:
+                            break
+                        doc_ids.append(doc_id)
+                        total += n
+                    if where == "local":
+                        embed_library(lib, "all-minilm-l6-v2", progress=False, doc_ids=doc_ids[:1])  # loads the model
+                        report = embed_library(lib, "all-minilm-l6-v2", progress=False, doc_ids=doc_ids)
+                    else:
+                        with cluster(threads.scheduler_address) as (executor, workers, _):
+                            embed_on_cluster(lib, executor, workers=workers, model="all-minilm-l6-v2",
+                                             progress=False, doc_ids=doc_ids[:1])  # the workers load the model
+                            report, _ = embed_on_cluster(lib, executor, workers=workers, model="all-minilm-l6-v2",
+                                                         progress=False, doc_ids=doc_ids)
+                    vectors.append((report.embedded / report.seconds, lib.con.execute(
+                        "SELECT text_sha256, vector FROM embeddings ORDER BY 1").fetchall()))
+            results.append({"name": f"embed {name}", "texts": len(vectors[0][1]), "local": vectors[0][0],
+                            "cluster": vectors[1][0], "identical": vectors[0][1] == vectors[1][1], "load": load()})
+    return results
+
+
 # --- report ---------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -388,12 +531,18 @@ def main() -> None:
     parser.add_argument("--skip-vectors", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-embed", action="store_true")
-    parser.add_argument("--incremental", action="store_true", help="only section 5: 1,000 passages arrive")
+    parser.add_argument("--skip-shards", action="store_true")
+    parser.add_argument("--only", choices=["vectors", "bm25", "ingest", "embed", "shards"],
+                        help="run this section alone")
+    parser.add_argument("--incremental", action="store_true", help="only section 6: 1,000 passages arrive")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.only:
+        args.skip_vectors, args.skip_ingest, args.skip_embed, args.skip_shards = (
+            args.only != section for section in ("vectors", "ingest", "embed", "shards"))
+    sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "vectors", "bm25") else []
     print(f"bench/scale.py on {os.cpu_count()} cores, {load()}")
     if args.incremental:
-        print("\n5. 1,000 passages arrive: full rebuild (baseline, what every change did before) vs incremental (ours)")
+        print("\n6. 1,000 passages arrive: full rebuild (baseline, what every change did before) vs incremental (ours)")
         for n in sizes:
             report_incremental(bench_incremental(n, 1000, args.queries))
         return
@@ -410,9 +559,9 @@ def main() -> None:
                   f"ours {r['ours_p50']:6.1f}/{r['ours_p95']:6.1f} ms  ratio {r['exact_p50'] / r['ours_p50']:4.1f}x  "
                   f"recall@10 {r['recall']:.3f}  [{r['load']}]")
 
-    print("\n2. BM25 build (each in a fresh process; peak = its VmHWM, imports and texts included)")
+    print("\n2. BM25 build (each in a fresh process; peak = its VmHWM from the build's start, the texts held included; streaming-2's worker processes not counted)")
     bm25_results = []
-    for n in sizes:
+    for n in sizes if args.only != "vectors" else []:
         for how in args.bm25.split(","):
             if how == "bm25s" and n >= 1_000_000:
                 print(f"  {n:>9,} bm25s        skipped (184 s and 6.7 GB measured before, issue 21)")
@@ -420,7 +569,7 @@ def main() -> None:
             r = bench_bm25(n, how)
             bm25_results.append(r)
             print(f"  {n:>9,} {how:12} {r['seconds']:7.1f} s  peak {r['peak_mb']:6.0f} MB "
-                  f"(before the build {r['texts_mb']:5.0f} MB: imports and texts)  [{r['load']}]")
+                  f"(before the build {r['texts_mb']:5.0f} MB: imports and the texts)  [{r['load']}]")
 
     ingest_results = [] if args.skip_ingest else bench_ingest(args.repeat)
     if ingest_results:
@@ -436,10 +585,22 @@ def main() -> None:
         print(f"  {e['texts']} texts  this process {e['local']:6.1f}  LocalCluster of 2 threads "
               f"{e['cluster']:6.1f}  vectors identical: {e['identical']}  [{e['load']}]")
 
+    shard_results = [] if args.skip_shards else bench_shards(args.embed_texts)
+    if shard_results:
+        print("\n5. the cluster through Parquet shards, MB/s of input (texts/s for embedding)")
+        for r in shard_results:
+            if "mb" in r:
+                print(f"  {r['name']:14} {r['mb']:5.1f} MB in {r['tasks']} tasks  one process (baseline) {r['local']:5.1f}  "
+                      f"one worker's tasks {r['worker']:5.1f}  head's merge alone {r['merge']:6.1f}  "
+                      f"LocalCluster of 2 processes {r['cluster']:5.1f}  rows identical: {r['identical']}  [{r['load']}]")
+            else:
+                print(f"  {r['name']}: {r['texts']} texts  here {r['local']:6.1f}/s  through shards on 2 threads "
+                      f"{r['cluster']:6.1f}/s  vectors identical: {r['identical']}  [{r['load']}]")
+
     print("\ntargets (issue 21):")
     at_target = [r for r in vector_results if r["n"] == TARGET_SIZE and r["kind"] == "topics"]
-    largest = max(sizes)
-    if not at_target:
+    largest = max(sizes, default=0)
+    if not at_target and vector_results:
         print(f"  vector search at 1M: not run (largest size {largest:,}); run with --sizes ...,1000000")
     for r in at_target:
         print(f"  vector p50 <= 20 ms at 1M:      {r['ours_p50']:.1f} ms, {verdict(r['ours_p50'] <= TARGET['p50_ms'])}"
@@ -452,7 +613,7 @@ def main() -> None:
             print(f"  note: on structureless random vectors recall@10 is {r['recall']:.3f} at {largest:,}: the "
                   "2nd-10th neighbours are near-ties that the probed lists miss; real embeddings have topics")
     streamed = [r for r in bm25_results if r["n"] == TARGET_SIZE and r["how"].startswith("streaming")]
-    if not streamed:
+    if not streamed and bm25_results:
         print(f"  BM25 at 1M: not run (largest size {largest:,})")
     for r in streamed:
         print(f"  BM25 build <= 60 s, <= 2 GB:    {r['how']} {r['seconds']:.0f} s, {r['peak_mb']:.0f} MB: "
@@ -461,9 +622,12 @@ def main() -> None:
         best = max(r[1], r[2])
         print(f"  ingest {r['name']} >= 20 MB/s:  {best:.1f} MB/s, {verdict(best >= TARGET['ingest_mbs'])}"
               + ("" if best >= TARGET["ingest_mbs"] else
-                 " (splitting, language detection and DuckDB's commit of text stored twice, "
-                 "documents and passages, bound it; 2 processes can at most halve the first two)"))
-    if any(r["load"] and float(r["load"].split()[1]) > os.cpu_count() for r in vector_results + bm25_results):
+                 " (CPU per 11 MB of the FAQ, measured: Markdown parsing 0.5 s, of it 0.2 s pyromark making "
+                 "Python events; splitting 0.6 s; DuckDB's insert and commit 0.5 s, in a thread of its own; "
+                 "worker processes split only, and sending their passages back costs 0.4 s: parsing in the "
+                 "workers would be next)"))
+    if any(r["load"] and float(r["load"].split()[1]) > os.cpu_count()
+           for r in vector_results + bm25_results + ingest_results):
         print("  the machine was loaded beyond its cores during this run: the times are upper bounds, run again idle")
 
 

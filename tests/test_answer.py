@@ -128,6 +128,18 @@ def test_a_passage_copied_twice_is_kept_once_and_a_cited_fragment_is_not_kept(ch
 
 
 @pytest.mark.slow
+def test_a_claim_put_in_the_mouth_of_someone_its_passage_does_not_name_is_left_out(checker):
+    # Qwen-1.5B over a passage of the Anarchist FAQ that never mentions Reagan (2026-12-02 run):
+    # the words are the FAQ's, so they score as supported.
+    checked = check_answer("Reagan argues that mutual aid, not competition, is the chief factor of progress [3]. "
+                           "Engels writes that in Manchester working families lived in damp cellars [2].",
+                           HITS, checker)
+    reagan, engels = checked.sentences
+    assert reagan.misattributed == "Reagan" and not reagan.final and reagan.support >= SUPPORT_THRESHOLD
+    assert engels.final and engels.misattributed is None
+
+
+@pytest.mark.slow
 def test_claims_are_attributed_to_who_made_them(checker):
     raw = ("In Manchester working families lived in damp cellars [2]. "
            "Engels adds that a whole family of seven slept in a single room [2]. "

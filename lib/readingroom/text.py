@@ -29,7 +29,7 @@ import re
 
 SENTENCE_MARKS = ".!?…"
 CLOSERS = "\"'”’»)]"
-SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+(?=[\"'“‘«(\[¿¡]*[^\W_a-z])")
+SENTENCE_END_RE = re.compile(r"([.!?…]+[\"'”’»)\]]*)\s+(?=[\"'“‘«(\[¿¡]*[^\W_a-z])")
 _LINE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*$")
 # Words after which a period does not end a sentence (English, German,
 # French, Spanish and Italian usage), written without their last period.
@@ -45,14 +45,15 @@ def sentence_spans(text: str, *, join_quotes: bool = False) -> list[tuple[int, i
     the module notes."""
     spans, start = [], 0
     for m in SENTENCE_END_RE.finditer(text):
-        # The word before the period: an abbreviation or an initial ("J. S.
-        # Mill") does not end the sentence.
-        word = text[max(start, m.start() - 12): m.start()].rsplit(None, 1)[-1:] or [""]
-        word = word[0].lstrip("([\"'“‘").lower()
-        if text[m.start()] == "." and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
-            continue
-        end = m.end() - (len(m.group()) - len(m.group().rstrip()))
-        spans.append((start, end))
+        mark = m.start()
+        if text[mark] == ".":
+            # The word before the period: an abbreviation or an initial ("J. S.
+            # Mill") does not end the sentence.
+            word = text[max(start, mark - 12): mark].rsplit(None, 1)[-1:] or [""]
+            word = word[0].lstrip("([\"'“‘").lower()
+            if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        spans.append((start, m.end(1)))  # the marks and closers, without the space after them
         start = m.end()
     if start < len(text):
         end = len(text.rstrip())

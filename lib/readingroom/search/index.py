@@ -3,12 +3,14 @@
 One `SearchIndex` per library holds, in memory and in the same row order
 (documents by id, passages in reading order):
 - a small table of what filters need (each passage's document, the
-  documents' authors, years, languages and sources),
+  documents' authors, years, languages and sources), and each passage's
+  language (its document's, or its own where the document mixes them:
+  corpus.language.passage_languages),
 - a BM25 index of the passage texts: each passage's word counts kept in
   the cache, in segments (bm25_segments.py), so that the next process, and
   the next ingest, counts only the passages no segment holds yet, and the
   scores are those of a build from scratch. Each
-  passage's words are read in its document's language, with that
+  passage's words are read in its own language, with that
   language's Snowball stemmer (English's stop words dropped as before;
   other languages keep theirs: text.BM25_STOP_WORD_LANGUAGES says why),
   and tagged with it ("de:staat";
@@ -52,6 +54,32 @@ class DocumentTable:
     languages: np.ndarray  # str, "" where unknown
     sources: np.ndarray
 
+
+@dataclass
+class PassageLanguages:
+    """Each passage's language, as a small code per row into `names` (a
+    million rows take 4 MB, not a Python string each); "" where unknown."""
+    codes: np.ndarray  # int, one per row
+    names: list[str]
+
+    @classmethod
+    def of_documents(cls, docs: DocumentTable, doc_index: np.ndarray) -> "PassageLanguages":
+        """Every passage in its document's language (an index built from parts)."""
+        names, codes = np.unique(docs.languages.astype(str), return_inverse=True)
+        return cls(codes[doc_index] if len(doc_index) else np.zeros(0, dtype=np.int64), names.tolist())
+
+    @classmethod
+    def of_column(cls, column) -> "PassageLanguages":
+        """From an Arrow column of language codes ("" where unknown)."""
+        encoded = column.combine_chunks().dictionary_encode() if hasattr(column, "combine_chunks") \
+            else column.dictionary_encode()
+        return cls(encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist())
+
+    def rows_in(self, languages) -> np.ndarray:
+        """A mask of the rows whose language is among `languages`."""
+        return np.isin(np.array(self.names, dtype=object), list(languages))[self.codes] if self.names \
+            else np.zeros(len(self.codes), dtype=bool)
+
 def corpus_fingerprint(lib: Library) -> str:
     """Changes when any passage is added, removed or changed (passage ids are
     hashes of their document and text)."""
@@ -67,10 +95,13 @@ class SearchIndex:
     the parts (bench/search.py builds synthetic ones)."""
 
     def __init__(self, passage_ids: np.ndarray, doc_index: np.ndarray, docs: "DocumentTable", bm25,
-                 vectors=None, has_vector: np.ndarray | None = None, embedder=None, fingerprint: str = ""):
+                 vectors=None, has_vector: np.ndarray | None = None, embedder=None, fingerprint: str = "",
+                 passage_languages: PassageLanguages | None = None):
         self.passage_ids = passage_ids
         self.doc_index = doc_index  # each passage's row in docs
         self.docs = docs
+        # each passage's language; by default its document's
+        self.passage_languages = passage_languages or PassageLanguages.of_documents(docs, doc_index)
         self.bm25 = bm25
         self.vectors = vectors  # float32 ndarray or bfloat16 tensor, rows aligned with passage_ids
         self.has_vector = has_vector if has_vector is not None else np.full(len(passage_ids), vectors is not None)
@@ -96,7 +127,8 @@ class SearchIndex:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
         fingerprint = corpus_fingerprint(lib)
-        table = lib.arrow("SELECT passage_id, doc_id FROM passages ORDER BY doc_id, ordinal")
+        table = lib.arrow("SELECT p.passage_id, p.doc_id, coalesce(p.language, d.language, '') AS language "
+                          "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.doc_id, p.ordinal")
         passage_ids = table.column("passage_id").to_numpy(zero_copy_only=False)
         docs = lib.con.execute(
             "SELECT doc_id, authors, year, coalesce(language, ''), source FROM documents ORDER BY doc_id"
@@ -110,9 +142,11 @@ class SearchIndex:
         )
         doc_position = {d: i for i, d in enumerate(docs.doc_ids)}
         doc_index = np.array([doc_position[d] for d in table.column("doc_id").to_pylist()], dtype=np.int32)
-        read_in = [word_language(code or None) for code in docs.languages.tolist()]
-        bm25 = _synced_bm25(lib, passage_ids.tolist(), [read_in[i] for i in doc_index.tolist()], progress)
-        index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint)
+        passage_languages = PassageLanguages.of_column(table.column("language"))
+        read_in = np.array([word_language(name or None) for name in passage_languages.names] or [""],
+                           dtype=object)[passage_languages.codes]
+        bm25 = _synced_bm25(lib, passage_ids.tolist(), read_in.tolist(), progress)
+        index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint, passage_languages=passage_languages)
         model = (model or preferred_embedder(lib)) if vectors else None
         if model is not None:
             index._load_vectors(lib, model, precision)
@@ -173,9 +207,9 @@ class SearchIndex:
     # --- scoring ------------------------------------------------------------
     def word_languages(self) -> list[str]:
         """The languages the BM25 index reads its passages in (text.word_language
-        of each document's language), sorted."""
+        of each passage's language), sorted."""
         if getattr(self, "_word_languages", None) is None:
-            self._word_languages = sorted({word_language(code or None) for code in self.docs.languages.tolist()})
+            self._word_languages = sorted({word_language(code or None) for code in self.passage_languages.names})
         return self._word_languages
 
     def query_tokens(self, query: str, language: str | None = None) -> list[str]:
@@ -360,7 +394,7 @@ def _passage_texts(lib: Library, passage_ids: list[str], languages: list[str], r
     cursor = lib.con.cursor()
     try:
         if len(rows) == len(passage_ids):  # all of them: one scan in row order
-            query = "SELECT text FROM passages ORDER BY doc_id, ordinal"
+            query = "SELECT p.text FROM passages p JOIN documents d USING (doc_id) ORDER BY p.doc_id, p.ordinal"
         else:
             cursor.register("bm25_wanted", pa.table({"passage_id": [passage_ids[i] for i in rows.tolist()],
                                                      "position": np.arange(len(rows))}))
