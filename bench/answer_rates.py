@@ -32,6 +32,23 @@ definitions):
   no quotes, only the passage a sentence cites), and the same over markers.
 Seconds are printed with the load; on the shared machine they are an upper
 bound, not the product's speed.
+
+Measured 2026-12-01 23:29-00:48 UTC (benchmark library: the default library,
+State of the Union + An Anarchist FAQ, plus the seven Marx-Engels texts,
+29,994 passages, MiniLM; Qwen2.5-Coder-1.5B, default check, k=5; two
+processes, one from the start of the 50-question sample and one from its
+26th, stopped at the deadline: 40 of 50 asked; rows in
+bench/results/answer-rates-qwen15-default*.jsonl):
+  answered           18/23 = 0.78 [0.58, 0.90] (FAQ 9/11, Marx-Engels 9/12)
+  gold cited          9/23 = 0.39 [0.22, 0.59] (FAQ 5/11, Marx-Engels 4/12)
+  gold given         12/23 = 0.52 [0.33, 0.71]
+  abstention         13/17 = 0.76 [0.53, 0.90]; near-domain 7/11 = 0.64
+                     [0.35, 0.85]; off-topic 6/6 (all by the gate)
+  citations valid    22/22 answers, 28/28 markers [0.88, 1.00]
+  claim precision    46/58 hand-labelled kept sentences = 0.79 [0.67, 0.88]
+                     (data/benchmarks/answer-claim-labels.jsonl)
+Load average 5-17 on the 2 shared cores (other helpers' tests); median 191 s
+per answer the model wrote, an upper bound.
 """
 from __future__ import annotations
 
