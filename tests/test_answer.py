@@ -140,6 +140,13 @@ def test_a_claim_put_in_the_mouth_of_someone_its_passage_does_not_name_is_left_o
 
 
 @pytest.mark.slow
+def test_according_to_the_passage_becomes_according_to_its_author_not_a_second_attribution(checker):
+    checked = check_answer("According to the passage [2], in Manchester working families lived in damp cellars.",
+                           HITS, checker)
+    assert checked.text == "According to Engels, in Manchester working families lived in damp cellars [2]."
+
+
+@pytest.mark.slow
 def test_claims_are_attributed_to_who_made_them(checker):
     raw = ("In Manchester working families lived in damp cellars [2]. "
            "Engels adds that a whole family of seven slept in a single room [2]. "

@@ -165,8 +165,23 @@ _PASSAGE_SUBJECT = re.compile(
     r"elaborates|shows|writes|points\s+out|highlights)\b", re.IGNORECASE)
 
 
+_ACCORDING_TO_PASSAGE = re.compile(
+    r"^according\s+to\s+(?:the\s+)?(?:given\s+|provided\s+)?(?:passages?|sources?|texts?)\s*((?:\[\d{1,3}\])*)\s*,\s*",
+    re.IGNORECASE)
+
+
 def name_the_passage(text: str, passages) -> str:
-    """'The passage [2] states that ...' -> 'Engels states that ... [2]'."""
+    """'The passage [2] states that ...' -> 'Engels states that ... [2]';
+    'According to the passage [2], ...' -> 'According to Engels, ... [2]'
+    (not "According to Engels, according to the passage")."""
+    m = _ACCORDING_TO_PASSAGE.match(text)
+    if m:
+        rest = text[m.end():]
+        numbers = cited_numbers(m.group(1)) or cited_numbers(rest)
+        if rest and numbers and all(1 <= n <= len(passages) for n in numbers):
+            who = speaker(passages[numbers[0] - 1])
+            return append_markers(f"According to {who}, {rest}", [n for n in numbers if markers([n]) not in rest])
+        return text
     m = _PASSAGE_SUBJECT.match(text)
     if not m:
         return text
