@@ -20,10 +20,12 @@ class GeneratorError(ModelError):
 @dataclass(frozen=True)
 class TokenUsage:
     """Tokens of one call: the prompt as the model saw it (chat template
-    included) and the tokens it generated, an end-of-turn token included.
-    None where a backend does not report them."""
+    included) and the tokens it generated, an end-of-turn token included;
+    `cached_tokens`: the prompt's start the model had in its cache already
+    and did not read again. None where a backend does not report them."""
     prompt_tokens: int | None
     completion_tokens: int | None
+    cached_tokens: int | None = None
 
 
 class Generator(ABC):
