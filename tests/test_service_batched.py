@@ -20,7 +20,7 @@ SYSTEM = ("You answer questions about the history of the labour movement in shor
           "Say only what you know for certain, and say so when you do not know.")
 QUESTIONS = ["What was the Paris Commune?", "Who wrote the Communist Manifesto?",
              "What is a general strike?", "Why did the First International split?"]
-LONG = [{"role": "user", "content": "Count from one to five hundred in words, one number a line."}]
+LONG = [{"role": "user", "content": "Write the numbers from 1 to 1000, separated by commas."}]  # greedy: it writes until stopped
 
 
 def messages(question: str) -> list[dict]:
@@ -61,7 +61,14 @@ def open_request(service, body: dict):
 
 @pytest.mark.slow
 def test_answers_asked_together_are_decoded_together_each_the_same_as_alone(generator):
-    settings = {"max_tokens": 24, "temperature": 0.0}
+    # Short answers: greedy decoding in a batch gives the same tokens as
+    # alone while no two candidates are nearly tied. Rows decoded together
+    # go through llama.cpp's matrix kernels for several columns, which sum
+    # in another order than its one-column kernel: the logits differ in the
+    # last bits, and after 20 to 40 tokens this 135M model can meet a
+    # near-tie that goes the other way (two of these four did). A batch of
+    # one is exact to any length (the next test).
+    settings = {"max_tokens": 12, "temperature": 0.0}
     alone = [generator.generate(messages(q), **settings) for q in QUESTIONS]
     with GenerationService(generator, slots=4) as service:
         texts, usages = ask_together(lambda: RemoteGenerator(service.url, service.token),
@@ -81,13 +88,17 @@ def test_answers_asked_together_are_decoded_together_each_the_same_as_alone(gene
 
 @pytest.mark.slow
 def test_a_later_question_reads_only_what_follows_the_shared_system_prompt(generator):
+    alone = [generator.generate(messages(q), max_tokens=48) for q in QUESTIONS[:2]]
     with GenerationService(generator, slots=2) as service:
         remote = RemoteGenerator(service.url, service.token)
-        remote.generate(messages(QUESTIONS[0]), max_tokens=4)
+        texts = [remote.generate(messages(QUESTIONS[0]), max_tokens=48)]
         first = remote.last_usage
-        remote.generate(messages(QUESTIONS[1]), max_tokens=4)
+        texts.append(remote.generate(messages(QUESTIONS[1]), max_tokens=48))
         second = remote.last_usage
         read = service.batch.prompt_tokens_read
+    # One at a time through the batch (its prefix cache, its sampler, its
+    # detokenising and stop strings): exactly the generator's own text.
+    assert texts == alone
     assert first.cached_tokens == 0
     # Everything before the question's own words came from the cache.
     system_tokens = len(generator.llama.tokenize(SYSTEM.encode(), add_bos=False, special=False))

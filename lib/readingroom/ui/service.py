@@ -347,9 +347,9 @@ class GenerationService:
         if self.job_seconds is None:
             return ahead, None
         now = time.monotonic()
-        free_at = sorted(max(0.0, self.job_seconds - (now - job.started)) for job in self._running
-                         if job.started is not None)
+        free_at = [max(0.0, self.job_seconds - (now - job.started)) for job in self._running if job.started is not None]
         free_at += [0.0] * (self.slots - len(free_at))
+        heapq.heapify(free_at)
         for _ in range(index):  # each job before it takes the slot that comes free first
             heapq.heapreplace(free_at, free_at[0] + self.job_seconds)
         return ahead, round(free_at[0], 1)
@@ -389,10 +389,13 @@ class GenerationService:
             if alone is not None or admitted:
                 self._tell_positions()
         if alone is not None:
+            done = None
             try:
-                self._generate(alone)
+                done = self._generate(alone)
             finally:
-                self._end(alone)
+                self._end(alone)  # before "done" is told: a reader who heard it finds the slot free
+                if done is not None:
+                    alone.events.put(done)
             return True
         for job in admitted:
             self._start_in_batch(job)
@@ -411,10 +414,10 @@ class GenerationService:
                 job = next(j for j in self._running if j.sequence is sequence)
                 usage = sequence.usage
                 job.completed = True
+                self._end(job)
                 job.events.put(("done", {"prompt_tokens": usage.prompt_tokens,
                                          "completion_tokens": usage.completion_tokens,
                                          "cached_tokens": usage.cached_tokens}))
-                self._end(job)
         return True
 
     def _begin(self, job: Job) -> None:
@@ -445,20 +448,20 @@ class GenerationService:
             job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
             self._end(job)
 
-    def _generate(self, job: Job) -> None:
-        """One job alone, through the generator itself."""
+    def _generate(self, job: Job) -> tuple | None:
+        """One job alone, through the generator itself; its "done" event, to
+        be told once its slot is free (None after an error or a cancel)."""
         if job.cancelled.is_set():
-            return
+            return None
         if "choices" in job.settings:  # a judgement: the probability of each option, no text
             try:
                 chances = self.generator.choice_probabilities(job.messages, job.settings["choices"])
             except Exception as e:
                 job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
-                return
+                return None
             job.events.put(("probabilities", {k: float(v) for k, v in chances.items()}))
             job.completed = True
-            job.events.put(("done", None))
-            return
+            return "done", None
         pieces = self.generator.stream(job.messages, **job.settings)
         try:
             for piece in pieces:
@@ -467,17 +470,17 @@ class GenerationService:
                 job.events.put(("text", piece))
         except Exception as e:  # told to the reader; the service goes on serving the others
             job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
-            return
+            return None
         finally:
             if hasattr(pieces, "close"):
                 pieces.close()
         if job.cancelled.is_set():
-            return
+            return None
         usage = getattr(self.generator, "last_usage", None)
         job.completed = True
-        job.events.put(("done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
-                                                            "completion_tokens": usage.completion_tokens,
-                                                            "cached_tokens": usage.cached_tokens}))
+        return "done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
+                                                   "completion_tokens": usage.completion_tokens,
+                                                   "cached_tokens": usage.cached_tokens}
 
 
 def _handler_class(service: GenerationService):
