@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from readingroom.models.catalogue import ModelError
@@ -25,7 +25,7 @@ class TokenUsage:
     and did not read again. None where a backend does not report them."""
     prompt_tokens: int | None
     completion_tokens: int | None
-    cached_tokens: int | None = None
+    cached_tokens: int | None = field(default=None, compare=False)  # how it was served, not what was used
 
 
 class Generator(ABC):
