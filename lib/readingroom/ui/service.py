@@ -29,8 +29,8 @@ the machine can reach the loopback too).
 
 The reply to POST /generate, one JSON object a line:
 
-    {"queue": 2, "wait": 41.5}    requests ahead of this one (the waiting ones before it,
-                                  and one more while every slot is taken), and the
+    {"queue": 2, "wait": 41.5}    requests ahead of this one (that must start or end
+                                  before a slot is free for it), and the
                                   seconds until a slot is free for it, estimated from the
                                   requests served so far ("wait" absent before the
                                   first); at arrival, whenever it changes, and every few
@@ -337,13 +337,14 @@ class GenerationService:
 
     def _place(self, index: int) -> tuple[int, float | None]:
         """(ahead, estimated wait) for the job at `index` in the queue.
-        Ahead: the jobs waiting before it, and one more while every slot
-        is taken (with one slot: the job being generated). The wait: when a
+        Ahead: how many jobs must start or end before it has a slot (with
+        one slot: those waiting before it and the one being generated;
+        0 when a slot is free for it). The wait: when a
         slot comes free for it, from the running jobs' remaining times and
         a whole job for each one waiting before it, at the average time a
         job has held a slot so far (None before any has finished)."""
-        full = len(self._running) >= self.slots
-        ahead = index + (1 if full else 0)
+        free = self.slots - len(self._running)
+        ahead = max(0, index - free + 1)
         if self.job_seconds is None:
             return ahead, None
         now = time.monotonic()

@@ -16,11 +16,16 @@ model that process has loaded already):
 
 - A second llama_context on the generator's loaded model (the weights are
   shared; only the KV cache is new) with one sequence per slot plus
-  sequence 0, which holds the shared prefix. Its KV cache is *unified*:
-  the sequences share one pool of cells, so `llama_memory_seq_cp` of a
-  prefix to a new sequence adds the sequence's id to the cells already
-  there, copying nothing. The pool holds (slots + 1) x n_ctx cells, so no
-  mix of prompts can run out of room.
+  sequence 0, which holds the shared prefix, each sequence in a KV stream
+  of its own of n_ctx cells (the generator's context), so no mix of
+  prompts can run out of room. Not llama.cpp's *unified* cache (one pool
+  of cells for all sequences, where a prefix is shared by reference):
+  there every token attends over every sequence's cells, masked, and with
+  four 1,400-token prompts that is four times the attention work (for the
+  135M test model more than its matrix multiplications; for the 1.5B a
+  third more). Between streams `llama_memory_seq_cp` copies a whole
+  stream (tens of MB, milliseconds), then the copy is cut to the shared
+  start with `llama_memory_seq_rm`. `unified=True` gives the other.
 - Each step is one `llama_decode` of one batch: the next token of every
   sequence that is writing, plus up to STEP_TOKENS prompt tokens of the
   sequences still reading theirs (in order of arrival), so a new question
@@ -97,7 +102,7 @@ class BatchedLlama:
     LlamaCppGenerator). Not thread-safe: one thread calls start, step and
     cancel (the generation service's worker)."""
 
-    def __init__(self, generator, slots: int, *, step_tokens: int = STEP_TOKENS):
+    def __init__(self, generator, slots: int, *, step_tokens: int = STEP_TOKENS, unified: bool = False):
         from llama_cpp import _internals
         from llama_cpp import llama_cpp as capi
 
@@ -110,7 +115,7 @@ class BatchedLlama:
         params = type(llama.context_params).from_buffer_copy(llama.context_params)  # the same threads, types, attention
         params.n_ctx = (slots + 1) * self.slot_context
         params.n_seq_max = slots + 1
-        params.kv_unified = True
+        params.kv_unified = self.unified = unified
         params.n_batch = params.n_ubatch = step_tokens
         try:
             self.context = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
@@ -199,8 +204,18 @@ class BatchedLlama:
         length = min(length, sequence.prompt_length - 1)  # the last prompt token is read: its logits start the text
         capi.llama_memory_seq_rm(memory, sequence.slot, -1, -1)
         if length > 0:
-            capi.llama_memory_seq_cp(memory, source, sequence.slot, 0, length)
+            self._copy(source, sequence.slot, length)
         sequence.evaluated = sequence.cached = length
+
+    def _copy(self, source: int, target: int, length: int) -> None:
+        """Positions [0, length) of sequence `source` into `target` (which
+        holds nothing past them afterwards)."""
+        if self.unified:  # the cells are shared, not copied
+            self.capi.llama_memory_seq_rm(self.memory, target, -1, -1)
+            self.capi.llama_memory_seq_cp(self.memory, source, target, 0, length)
+        else:  # a stream is copied whole (llama.cpp copies between streams no other way), then cut
+            self.capi.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+            self.capi.llama_memory_seq_rm(self.memory, target, length, -1)
 
     def _share_from_others(self, sequence: Sequence) -> None:
         """A prompt still being read takes what another sequence has read
@@ -210,7 +225,7 @@ class BatchedLlama:
             if other is not sequence:
                 n = min(common_start(sequence.tokens, other.tokens[:other.evaluated]), sequence.prompt_length - 1)
                 if n > sequence.evaluated:
-                    self.capi.llama_memory_seq_cp(self.memory, other.slot, sequence.slot, sequence.evaluated, n)
+                    self._copy(other.slot, sequence.slot, n)
                     sequence.cached += n - sequence.evaluated
                     sequence.evaluated = n
 
@@ -221,7 +236,7 @@ class BatchedLlama:
         if n == 0 or self.prefix == sequence.tokens[:n]:
             return
         self.capi.llama_memory_seq_rm(self.memory, PREFIX_SEQUENCE, -1, -1)
-        self.capi.llama_memory_seq_cp(self.memory, sequence.slot, PREFIX_SEQUENCE, 0, n)
+        self._copy(sequence.slot, PREFIX_SEQUENCE, n)
         self.prefix = sequence.tokens[:n]
 
     def _sampler(self, temperature: float, seed: int):
