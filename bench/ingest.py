@@ -1,6 +1,7 @@
 """Ingestion speed: MB of text per second from files to stored passages.
 
     python bench/ingest.py [--repeat 3]
+    python bench/ingest.py --identity [--reference-lib ../main/lib]
 
 Corpora: ../shared/corpus/marx-engels (plain text with a manifest; skipped
 when absent) and An Anarchist FAQ (Markdown; skipped when not fetched: run
@@ -14,12 +15,21 @@ i.e. read and decode each file, cut it at blank lines into chunks, and insert
 the chunks into a DuckDB table in one transaction. The ratio is our speed over
 that floor; it says what structure, sentence-aware splitting, citations, ids
 and change detection cost. The issue's aim is 20 MB/s.
+
+--identity: what a faster ingestion stores must be what the plain one
+stored. The same corpora (and the test fixtures) are ingested by the code of
+`--reference-lib` (another checkout's lib/, e.g. main's, in a process of its
+own) and by this checkout's, with 1 and 2 worker processes; every column of
+documents and passages (but the time of ingestion) and the reports must be
+equal.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +38,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+# READINGROOM_BENCH_LIB: the lib/ whose code runs (--identity's reference run).
+sys.path.insert(0, os.environ.get("READINGROOM_BENCH_LIB") or str(Path(__file__).resolve().parent.parent / "lib"))
 
 from readingroom import open_library  # noqa: E402
 from readingroom.corpus import corpora  # noqa: E402
@@ -36,6 +47,8 @@ from readingroom.library.ingest import ingest, ingest_paths  # noqa: E402
 from readingroom.corpus.sources.anarchist_faq import faq_files  # noqa: E402
 
 MARX_ENGELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "marx-engels"
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "fixtures"
+FIXTURE_FORMATS = ("text", "markdown", "html", "mediawiki", "articles", "epub", "pdf")
 
 
 def naive_baseline(files: list[Path], db: Path) -> float:
@@ -80,10 +93,73 @@ def measure(name: str, files: list[Path], run, repeat: int) -> None:
     print(f"  against the 20 MB/s aim   {mb / o / 20:6.2f}")
 
 
+# --- identity -----------------------------------------------------------------
+def store_all(db: Path, workers: int) -> list[str]:
+    """Ingest the test fixtures, the Marx-Engels texts and the FAQ (those
+    present) into `db`; the reports' summaries."""
+    summaries = []
+    with open_library(db) as lib:
+        for name in FIXTURE_FORMATS:
+            summaries.append(ingest_paths(lib, [FIXTURES / name], progress=False, workers=workers).summary())
+        if MARX_ENGELS.is_dir():
+            summaries.append(ingest_paths(lib, [MARX_ENGELS], progress=False, workers=workers).summary())
+        corpus = corpora.get("anarchist-faq")
+        try:
+            folder = corpora.fetch(corpus, download=False)
+        except corpora.CorpusError:
+            return summaries
+        summaries.append(ingest(lib, corpora.read(corpus, folder), progress=False, workers=workers).summary())
+    return summaries
+
+
+def stored_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every row of documents and passages, every column but the time of ingestion."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            "documents": con.execute("SELECT * EXCLUDE (ingested_at) FROM documents ORDER BY doc_id").fetchall(),
+            "passages": con.execute("SELECT * FROM passages ORDER BY passage_id").fetchall(),
+        }
+
+
+def identity(reference_lib: Path) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        reference_db = Path(tmp) / "reference.duckdb"
+        run = subprocess.run(
+            [sys.executable, __file__, "--store-into", str(reference_db)], capture_output=True, text=True,
+            env={**os.environ, "READINGROOM_BENCH_LIB": str(reference_lib)}, check=True)
+        reference = (run.stdout, stored_rows(reference_db))
+        same = True
+        for workers in (1, 2):
+            db = Path(tmp) / f"ours-{workers}.duckdb"
+            ours = ("\n".join(store_all(db, workers)) + "\n", stored_rows(db))
+            for table in ("documents", "passages"):
+                a, b = reference[1][table], ours[1][table]
+                differing = sum(x != y for x, y in zip(a, b)) + abs(len(a) - len(b))
+                print(f"  {workers} process{'es' if workers > 1 else ''}: {table:9} {len(b):6} rows, "
+                      f"{differing} differ from {reference_lib}'s {len(a)}")
+                same &= differing == 0
+            if ours[0] != reference[0]:
+                print("  the reports differ:\n" + reference[0] + "\n---\n" + ours[0])
+                same = False
+    print("identical" if same else "NOT IDENTICAL")
+    return same
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--identity", action="store_true", help="compare what is stored with --reference-lib's")
+    parser.add_argument("--reference-lib", type=Path, default=Path(__file__).resolve().parent.parent.parent
+                        / "main" / "lib")
+    parser.add_argument("--store-into", type=Path, help=argparse.SUPPRESS)  # --identity's reference run
     args = parser.parse_args()
+    if args.store_into:
+        print("\n".join(store_all(args.store_into, 1)))
+        return
+    if args.identity:
+        sys.exit(0 if identity(args.reference_lib) else 1)
 
     if MARX_ENGELS.is_dir():
         files = sorted(MARX_ENGELS.glob("*.txt"))

@@ -126,6 +126,26 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(ann_module, "cache_dir", lambda: tmp_path / "cache")
 
 
+def library_contents(lib) -> tuple:
+    """Every stored column of documents and passages but the time of
+    ingestion, in id order: two libraries compared row for row."""
+    documents = lib.con.execute(
+        "SELECT doc_id, source, key, location, title, authors, year, date, language, content_sha256, fingerprint, "
+        "n_chars, n_passages, n_tokens, text, metadata FROM documents ORDER BY doc_id").fetchall()
+    passages = lib.con.execute("SELECT * FROM passages ORDER BY passage_id").fetchall()
+    return documents, passages
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    """A Dask LocalCluster of two workers, threads of this process, on
+    127.0.0.1 (test_scale, test_shards): the cluster path, in seconds."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None, host="127.0.0.1", protocol="tcp") as cluster:
+        yield cluster.scheduler_address
+
+
 @pytest.fixture
 def fixtures():
     return FIXTURES

@@ -108,6 +108,38 @@ def test_a_claim_copied_from_a_passage_but_too_short_is_no_supported_claim(check
 
 
 @pytest.mark.slow
+def test_a_passage_copied_twice_is_kept_once_and_a_cited_fragment_is_not_kept(checker):
+    # What Qwen-1.5B wrote over the FAQ in a fresh clone's app: its passage
+    # copied twice over, each copy ending in a stray "He [1]".
+    copy = ("In Manchester working families lived in damp cellars [2]. "
+            "A whole family of seven slept in a single room without a window [2]. He [2]")
+    checked = check_answer(copy + "\n\n" + copy + "\n\nMutual aid, not competition, is the chief factor of progress [3].",
+                           HITS, checker)
+    kept = [s.final for s in checked.sentences if s.final]
+    assert len(kept) == 3, kept
+    assert sum("damp cellars" in s for s in kept) == 1 and sum("single room" in s for s in kept) == 1
+    assert not any(s.rstrip(" [2]").endswith("He") for s in kept)
+    repeats = [s for s in checked.sentences if s.repeats]
+    assert [s.repeats for s in repeats] == [1, 2], [(s.text, s.repeats) for s in checked.sentences]
+    # a sentence that adds a fact to an earlier one is not a repeat
+    more = check_answer("In Manchester working families lived in damp cellars [2]. "
+                        "In Manchester working families lived in damp cellars, seven to a single room [2].", HITS, checker)
+    assert sum(bool(s.final) for s in more.sentences) == 2, [(s.text, s.support, s.repeats) for s in more.sentences]
+
+
+@pytest.mark.slow
+def test_a_claim_put_in_the_mouth_of_someone_its_passage_does_not_name_is_left_out(checker):
+    # Qwen-1.5B over a passage of the Anarchist FAQ that never mentions Reagan (2026-12-02 run):
+    # the words are the FAQ's, so they score as supported.
+    checked = check_answer("Reagan argues that mutual aid, not competition, is the chief factor of progress [3]. "
+                           "Engels writes that in Manchester working families lived in damp cellars [2].",
+                           HITS, checker)
+    reagan, engels = checked.sentences
+    assert reagan.misattributed == "Reagan" and not reagan.final and reagan.support >= SUPPORT_THRESHOLD
+    assert engels.final and engels.misattributed is None
+
+
+@pytest.mark.slow
 def test_claims_are_attributed_to_who_made_them(checker):
     raw = ("In Manchester working families lived in damp cellars [2]. "
            "Engels adds that a whole family of seven slept in a single room [2]. "

@@ -29,8 +29,8 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import build_chat_library, tiny_document
-from test_browser import (ANSWER, START, browser, environment, free_port, new_page, stop_tree,  # noqa: F401
-                          wait_for_port)
+from test_browser import (ANSWER, START, browser, environment, free_port, german_reader_sees_german,  # noqa: F401
+                          new_page, stop_tree, wait_for_port)
 
 from readingroom import ingest, open_library
 from readingroom.models.catalogue import TEST_GENERATOR
@@ -192,3 +192,8 @@ def test_the_solara_app_keeps_the_door_and_gives_each_reader_a_conversation(brow
     assert "Sonvilier" in other.locator(".rr-chat").text_content()
     other.context.close()
     reader.context.close()
+
+
+def test_the_solara_page_speaks_the_browsers_language_before_the_first_question(browser, solara_app):
+    url, *_ = solara_app
+    german_reader_sees_german(browser, f"{url}?code={ROOM_CODE}")

@@ -23,7 +23,7 @@ PACKAGE = "readingroom"
 # figures (viz) at the bottom, since explore, evaluate and news all draw
 # with it.
 LAYERS = [
-    {"paths", "hashing", "dates", "text", "viz", "deployment", "workers", "messages"},  # plain helpers, no readingroom imports but each other
+    {"paths", "hashing", "dates", "text", "viz", "deployment", "workers", "shards", "messages"},  # plain helpers, no readingroom imports but each other
     {"corpus"},                                      # documents, readers, passages
     {"library"},                                     # the DuckDB file, ingest
     {"models"},                                      # catalogue, fetch, resolve, embed, generate

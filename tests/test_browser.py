@@ -123,6 +123,24 @@ def new_page(browser, tmp_path):
     return page
 
 
+def german_reader_sees_german(browser, url: str) -> None:
+    """A browser that asks for German (Accept-Language: de-DE,...) sees the
+    page's intro and the chat's labels in German before any question."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="de-DE")
+    context.set_default_timeout(START)
+    page = context.new_page()
+    page.goto(url, timeout=START)
+    page.locator(".rr-chat").wait_for(state="visible", timeout=START)
+    page.get_by_text("Was er kann und was nicht.").wait_for(state="visible", timeout=START)
+    assert page.get_by_text("Der Chat: Fragen Sie die Bibliothek").count() == 1
+    assert page.get_by_text("What it can do, and what it cannot").count() == 0
+    assert page.locator("button.rr-send").inner_text().strip() == "Senden"
+    placeholder = page.locator(".rr-question textarea").get_attribute("placeholder")
+    assert placeholder == "Stellen Sie der Bibliothek eine Frage …"
+    assert "Fragen Sie die Bibliothek." in page.locator(".rr-header").inner_text()
+    context.close()
+
+
 def ask_and_check(page, label: str):
     """Type the question, send it, see the model's text stream in and the
     checked answer replace it, open the source cards, check the passage with
@@ -304,6 +322,11 @@ LOAD_QUESTIONS = ["When was the Paris Commune crushed?", "Who lived in the damp 
                   "What is the chief factor of progress?", "What does photosynthesis turn into sugar?",
                   "What went up in March 1871?", "How long did the Commune last?",
                   "Where were the decrees of the Commune posted?", "Who wrote about the working class in 1845?"]
+
+
+def test_the_app_page_speaks_the_browsers_language_before_the_first_question(browser, app):
+    url, process, printed = app
+    german_reader_sees_german(browser, f"{url}?code={ROOM_CODE}")
 
 
 def test_a_room_of_readers_asking_at_once_each_get_their_answer_and_the_facilitator_sees_the_questions(

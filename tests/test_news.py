@@ -275,12 +275,14 @@ def test_schema_4_is_reached_from_a_version_3_library(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(library_module, "MIGRATIONS", library_module.MIGRATIONS[:3])
         m.setattr(library_module, "SCHEMA_VERSION", 3)
+        written = library_module._passages_table  # as a Reading Room of schema 3 wrote them
+        m.setattr(library_module, "_passages_table", lambda batch: written(batch).drop(["language"]))
         with open_library(path) as lib:
             ingest(lib, [Document("text", "a", "A", [Block("Some old text in the library.")], language="en")],
                    progress=False)
             assert lib.schema_version == 3
     with open_library(path) as lib:
-        assert lib.schema_version == 4
+        assert lib.schema_version == library_module.SCHEMA_VERSION >= 4
         tables = {r[0] for r in lib.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert {"news_feeds", "news_items", "news_alerts"} <= tables
         assert lib.con.execute("SELECT count(*) FROM documents").fetchone()[0] == 1

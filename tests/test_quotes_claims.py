@@ -192,9 +192,11 @@ SAID = DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days
     (DraftClaim(1, "The Paris Commune held power in Paris for seventy-two days in the spring of 1871",
                 "The Commune held power for seventy-two days in 1872."), False),   # another number (ratio 98)
     (DraftClaim(1, "It separated the church from the state and abolished night work",
-                "The Commune held power for seventy-two days."), False),            # other words quoted
+                "The Commune held power for seventy-two days."), True),    # other words quoted: the same claim
     (DraftClaim(2, "The Paris Commune held power in Paris for seventy-two days",
-                "The Commune held power for seventy-two days."), False),            # another passage
+                "The Commune held power for seventy-two days."), True),   # another passage: the reader has it
+    (DraftClaim(2, "The Paris Commune held power in Paris for seventy-two days",
+                "The Commune held power for seventy-two days in 1871."), False),    # another passage, news added
 ])
 def test_a_repeat_is_the_same_words_of_the_same_passage_and_nearly_the_same_claim(later, repeats):
     judge = RecordingJudge(verdict=True)
@@ -202,6 +204,25 @@ def test_a_repeat_is_the_same_words_of_the_same_passage_and_nearly_the_same_clai
     assert first.kept
     assert (second.reason == "repeats claim 1") is repeats
     assert len(judge.calls) == (1 if repeats else 2)
+
+
+def test_a_claim_left_out_on_one_passage_is_judged_again_on_another():
+    judge = RecordingJudge(verdict=False)
+    first, second = check_all([SAID, DraftClaim(2, SAID.quote, SAID.text)],
+                              [FaqHit(COMMUNE, "p1"), FaqHit(COMMUNE, "p2")], judge)
+    assert first.reason == second.reason == "the passage does not say this" and len(judge.calls) == 2
+
+
+def test_a_claim_that_names_a_speaker_the_passage_does_not_know_is_left_out_before_the_judge():
+    judge = RecordingJudge(verdict=True)
+    hits = [FaqHit(COMMUNE, "p1", "Karl Marx")]
+    reagan, marx, he = check_all([DraftClaim(1, SAID.quote, "Reagan argues that the Commune held power for "
+                                                            "seventy-two days."),
+                                  DraftClaim(1, SAID.quote, "Marx writes that the Commune lasted seventy-two days."),
+                                  DraftClaim(1, SAID.quote, "He notes that it held Paris for seventy-two days.")],
+                                 hits, judge)
+    assert reagan.reason.startswith("names Reagan as the speaker") and not reagan.kept
+    assert marx.kept and he.kept and len(judge.calls) == 2
 
 
 def test_repeats_measures():

@@ -8,6 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from conftest import library_contents
 from readingroom.search import ann
 from readingroom.search.index import DocumentTable, SearchIndex, build_bm25
 from readingroom.search.searcher import Filters, Searcher, Settings
@@ -199,14 +200,6 @@ def test_large_library_builds_bm25_in_batches(library, private_cache, monkeypatc
 
 
 # --- ingestion in worker processes ------------------------------------------------
-def library_contents(lib) -> tuple:
-    documents = lib.con.execute(
-        "SELECT doc_id, source, key, title, authors, year, language, content_sha256, fingerprint, n_chars, "
-        "n_passages, n_tokens, text, metadata FROM documents ORDER BY doc_id").fetchall()
-    passages = lib.con.execute("SELECT * FROM passages ORDER BY passage_id").fetchall()
-    return documents, passages
-
-
 @pytest.mark.slow  # two worker processes start, each loading the language detector
 def test_ingesting_in_worker_processes_stores_what_one_process_stores(tmp_path, fixtures):
     from readingroom import open_library
@@ -231,15 +224,6 @@ def test_ingesting_in_worker_processes_stores_what_one_process_stores(tmp_path, 
 
 
 # --- a Dask cluster ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def local_cluster():
-    """Two Dask workers as threads of this process: the cluster path, in seconds."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None, host="127.0.0.1", protocol="tcp") as cluster:
-        yield cluster.scheduler_address
-
-
 @pytest.mark.slow  # loads MiniLM
 def test_cluster_ingests_and_embeds_what_one_process_does(tmp_path, fixtures, local_cluster):
     from readingroom import open_library

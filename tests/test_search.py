@@ -14,7 +14,7 @@ from readingroom.cli import main
 from readingroom.models.embed import embed_library
 from readingroom.search.index import bm25_folder
 from readingroom.search.searcher import (
-    Filters, Searcher, SearchIndex, Settings, corpus_fingerprint, mmr, rrf, searcher_for,
+    Filters, Searcher, SearchIndex, Settings, mmr, rrf, searcher_for,
 )
 
 COMMUNE = "The Paris Commune of 1871 was the first workers' government; it was crushed after seventy-two days."
@@ -152,15 +152,15 @@ def test_an_empty_library_and_an_empty_query_find_nothing(library):
 
 
 @pytest.mark.slow
-def test_the_bm25_index_is_saved_per_corpus_and_a_damaged_one_is_rebuilt(shelf, tmp_path):
+def test_the_bm25_index_is_saved_per_library_and_a_damaged_one_is_rebuilt(shelf, tmp_path):
     first = SearchIndex.load(shelf, vectors=False)
-    folder = bm25_folder(shelf, corpus_fingerprint(shelf))
+    folder = bm25_folder()
     assert folder.parent == tmp_path / "cache" / "bm25"
-    assert (folder / "params.index.json").exists()
-    (folder / "vocab.index.json").write_text("{not json")
+    (segment,) = folder.glob("segment-*")  # the word counts of every passage
+    (segment / "stems.json").write_text("{not json")
     again = SearchIndex.load(shelf, vectors=False)
     assert again.bm25_scores("photosynthesis").tolist() == first.bm25_scores("photosynthesis").tolist()
-    # A new passage is a new corpus: a new index that knows the new word.
+    # A new passage is counted and added: the index knows the new word.
     ingest(shelf, [doc("extra", ["Zymurgy is the chemistry of fermentation."])], progress=False)
     assert texts(Searcher(shelf, vectors=False).search("zymurgy", 1)) == ["Zymurgy is the chemistry of fermentation."]
 

@@ -172,3 +172,21 @@ def test_the_service_takes_the_judges_choices_and_a_json_schema_within_bounds(ex
         return
     _, settings = parse_request(raw)
     assert settings.get("choices", settings.get("json_schema")) == next(iter(extra.values()))
+
+
+@pytest.mark.slow  # a Chat warms up its language detector
+def test_an_aid_with_nothing_kept_says_so_once_in_the_readers_language(library_path):
+    from html import escape
+
+    from readingroom.messages import message
+    from readingroom.study import Aid, select_material
+
+    tabs = new_tabs(library_path, language="de")
+    material = select_material(tabs.chat.library, Selection(doc="commune"))
+    tabs.study.show(Aid(kind="quiz", title="Quiz: The Civil War in France", material=material, drafted=2))
+    shown = tabs.study.result.value
+    assert shown.count(escape(message("study-nothing-kept", "de"))) == 1
+    assert "No item survived" not in shown  # the aid's own English line is not added to it
+    page = downloads(tabs.study)["quiz-the-civil-war-in-france.html"].decode()
+    assert escape(message("study-nothing-kept", "de")) in page and "No item survived" not in page
+    tabs.chat.library.close()

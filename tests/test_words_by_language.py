@@ -8,7 +8,7 @@ import numpy as np
 from conftest import TINY_SHELF, tiny_document
 from readingroom import ingest
 from readingroom.answer.check import SupportChecker
-from readingroom.search.index import SearchIndex
+from readingroom.search.index import SearchIndex, bm25_folder
 from readingroom.search.searcher import Searcher
 from readingroom.text import content_words, index_tokens, tokenize
 
@@ -72,10 +72,12 @@ def test_a_german_query_finds_the_german_passage_by_an_inflected_form(library, p
 def test_the_saved_bm25_index_changes_with_a_documents_language(library, private_cache, tmp_path):
     ingest(library, GERMAN_SHELF, progress=False)
     first = SearchIndex.load(library, vectors=False)
+    counted_in_german = set(bm25_folder().glob("segment-*"))
     library.con.execute("UPDATE documents SET language = 'en'")
     second = SearchIndex.load(library, vectors=False)
     assert "de:staat" in first.bm25.vocab_dict and "de:staat" not in second.bm25.vocab_dict
-    assert len(list((tmp_path / "cache" / "bm25").iterdir())) == 2
+    # Every passage counted again, in English, into a new segment.
+    assert len(set(bm25_folder().glob("segment-*")) - counted_in_german) == 1
 
 
 def test_the_checker_reads_a_german_passage_with_german_words():

@@ -15,19 +15,21 @@ answer and news can all use it.
 - `ends_sentence`: whether a line ends as a sentence does (PDF readers
   use it to find the last line of a paragraph).
 - `shorten`: text cut at a word to a number of characters, with " …".
+- `defuse_tags`: untrusted text that cannot open or close a prompt's tags.
 - `tokenize`, `stemmer`, `content_words`: the words that carry content,
   as the BM25 index sees them (lower case, stop words out, Snowball-stemmed),
   and without the words of questions and reporting ("what", "argues").
 """
 from __future__ import annotations
 
+import functools
 import re
 
 # --- sentences ----------------------------------------------------------------------
 
 SENTENCE_MARKS = ".!?…"
 CLOSERS = "\"'”’»)]"
-SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+(?=[\"'“‘«(\[¿¡]*[^\W_a-z])")
+SENTENCE_END_RE = re.compile(r"([.!?…]+[\"'”’»)\]]*)\s+(?=[\"'“‘«(\[¿¡]*[^\W_a-z])")
 _LINE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*$")
 # Words after which a period does not end a sentence (English, German,
 # French, Spanish and Italian usage), written without their last period.
@@ -43,14 +45,15 @@ def sentence_spans(text: str, *, join_quotes: bool = False) -> list[tuple[int, i
     the module notes."""
     spans, start = [], 0
     for m in SENTENCE_END_RE.finditer(text):
-        # The word before the period: an abbreviation or an initial ("J. S.
-        # Mill") does not end the sentence.
-        word = text[max(start, m.start() - 12): m.start()].rsplit(None, 1)[-1:] or [""]
-        word = word[0].lstrip("([\"'“‘").lower()
-        if text[m.start()] == "." and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
-            continue
-        end = m.end() - (len(m.group()) - len(m.group().rstrip()))
-        spans.append((start, end))
+        mark = m.start()
+        if text[mark] == ".":
+            # The word before the period: an abbreviation or an initial ("J. S.
+            # Mill") does not end the sentence.
+            word = text[max(start, mark - 12): mark].rsplit(None, 1)[-1:] or [""]
+            word = word[0].lstrip("([\"'“‘").lower()
+            if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        spans.append((start, m.end(1)))  # the marks and closers, without the space after them
         start = m.end()
     if start < len(text):
         end = len(text.rstrip())
@@ -101,6 +104,26 @@ def shorten(text: str, limit: int, ellipsis: str = " …") -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + ellipsis
+
+
+# --- untrusted text inside a prompt's tags -------------------------------------------
+
+# The tags of the chat templates our models use, which a text must not open
+# or close whatever prompt it goes into.
+_CHAT_TAGS = ("system", "user", "assistant", "im_start", "im_end")
+
+
+@functools.lru_cache(maxsize=16)
+def _tag_lookalike(tags: tuple[str, ...]) -> re.Pattern:
+    names = "|".join(map(re.escape, tags + _CHAT_TAGS))
+    return re.compile(rf"<(?=\s*/?\s*(?:{names})\b)|<(?=\|)", re.IGNORECASE)
+
+
+def defuse_tags(text: str, tags: tuple[str, ...] = ()) -> str:
+    """Untrusted text made safe to put between a prompt's tags: a "<" that
+    would open or close one of `tags` or a chat template's role tag, or
+    begin a special token such as "<|im_end|>", becomes "‹"."""
+    return _tag_lookalike(tuple(tags)).sub("‹", text)
 
 
 # --- words ---------------------------------------------------------------------------

@@ -4,10 +4,15 @@ with only a few items in flight so that memory stays bounded however long
 the stream is; what the caller stores is therefore what one process would
 store, in the same order.
 
-Local processes are spawned, not forked: the parent may hold threads
+Local processes are not forked from the parent: it may hold threads
 (torch, faiss, DuckDB) that a fork would copy in the middle of their work.
-The function must be importable (a module's top-level function, or a
-functools.partial of one).
+Where the platform has it, they are forked from a fork server instead: a
+fresh single-threaded process started once, which imports the function's
+module once; each worker then starts in milliseconds, where a spawned one
+imports the package anew (about 0.7 s of CPU each, measured; more than
+splitting 2 MB of text takes). Elsewhere they are spawned. The function
+must be importable (a module's top-level function, or a functools.partial
+of one).
 """
 from __future__ import annotations
 
@@ -30,8 +35,19 @@ def ordered_map(function: Callable, items: Iterable, workers: int = 1, executor=
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_context(function)) as pool:
         yield from _bounded(pool, function, items, in_flight_per_worker * workers)
+
+
+def _context(function: Callable):
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Read when the server starts (the first pool of this process); later
+    # functions' modules are imported by each worker.
+    module = getattr(getattr(function, "func", function), "__module__", None)
+    context.set_forkserver_preload(["__main__"] + ([module] if module else []))
+    return context
 
 
 def _bounded(executor, function, items, in_flight: int) -> Iterator:

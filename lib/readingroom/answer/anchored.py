@@ -7,9 +7,10 @@ and the claim. As soon as a claim's JSON is complete, the program checks it:
 1. its passage is one that was given;
 2. its quote stands in that passage (quotes.py: found in the normal form,
    or repaired to the passage's own words when that is unambiguous);
-   a claim that repeats an earlier one (repeats.py: its quote on nearly the
-   same words of the same passage, its text nearly the same) is left out
-   here, before the judge spends time on it;
+   a claim that names a speaker the passage is neither by nor names
+   ("Reagan argues ..." over the FAQ) is left out (check.attribution.
+   misattributed), and so is a claim that repeats an earlier one
+   (repeats.py), before the judge spends time on either;
 3. the passage, read around the quote, supports the claim: the entailment
    judge (entailment.py), not shared words;
 4. it names whose view it states: a claim from a passage by an author who is
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from readingroom.answer.check.attribution import misattributed
 from readingroom.answer.claims import MAX_CLAIMS, DraftClaim, claims_instructions, claims_schema, read_claims
 from readingroom.answer.entailment import EntailmentJudge, quote_context
 from readingroom.answer.quotes import QuoteSpan, locate_quote
@@ -136,6 +138,10 @@ def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of,
     if span is None:
         return left_out("its quote is not in the passage", passage_id=hit.passage_id, speaker=speaker)
     quote = hit.text[span.start:span.end]
+    who = misattributed(draft.text, [hit])
+    if who:
+        return left_out(f"names {who} as the speaker, but the passage is not by {who} and does not name them",
+                        span, quote, None, hit.passage_id, speaker)
     repeated = repeated_claim(draft.passage, span, draft.text, earlier)
     if repeated is not None:
         return left_out(f"repeats claim {repeated}", span, quote, None, hit.passage_id, speaker)

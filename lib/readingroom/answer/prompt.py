@@ -12,11 +12,10 @@ passage cannot close its own block.
 from __future__ import annotations
 
 import html
-import re
 
 from readingroom.answer.check.attribution import speaker
 from readingroom.corpus.language import LANGUAGE_NAMES
-from readingroom.text import shorten
+from readingroom.text import defuse_tags, shorten
 
 PASSAGE_CHARS = 1600  # a passage longer than this is cut in the prompt (the splitter keeps them shorter)
 
@@ -47,16 +46,11 @@ def language_instruction(language: str | None) -> str:
     return "Answer in the language of the question. Quotations from the passages stay in their original language."
 
 
-_TAG_LOOKALIKE = re.compile(r"<(?=\s*/?\s*(?:passage|sources|source|system|user|assistant|im_start|im_end)\b)",
-                            re.IGNORECASE)
-_SPECIAL_TOKEN = re.compile(r"<\|")
-
-
 def neutralise(text: str) -> str:
     """Passage text made safe to put between the prompt's tags: a "<" that
     would open or close one of them (or a chat-template token such as
     "<|im_end|>") becomes "‹"."""
-    return _SPECIAL_TOKEN.sub("‹|", _TAG_LOOKALIKE.sub("‹", text))
+    return defuse_tags(text, ("passage", "sources", "source"))
 
 
 def sources_block(hits) -> str:

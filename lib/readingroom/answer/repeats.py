@@ -5,7 +5,12 @@ party as having the real power in society." five times over one quote. A
 repeat tells the reader nothing new and costs a judge's call, so it is left
 out before the judge, with the number of the claim it repeats.
 
-A claim repeats claim k when both hold:
+A claim repeats claim k when claim k was kept and their texts say nearly
+the same (below), whatever passages they cite: the reader has that claim
+already. Qwen2.5-Coder-1.5B wrote one sentence four times over four
+passages, each with another quote, and the judge kept two of them.
+
+It also repeats claim k, kept or not, when both hold:
 
 - **the same words of the same passage**: its quote's span and claim k's lie
   in the same passage and overlap by at least MIN_SPAN_OVERLAP of the
@@ -69,6 +74,8 @@ def repeated_claim(passage: int, span, text: str, earlier: Sequence) -> int | No
     claim that a claim on `passage`, quoting `span`, saying `text`, repeats;
     None when it repeats none."""
     for k, claim in enumerate(earlier, start=1):
+        if claim.kept and same_text(text, claim.draft.text):
+            return k
         judged = claim.kept or claim.support is not None
         if not judged or claim.span is None or claim.passage != passage:
             continue

@@ -26,12 +26,21 @@ from readingroom.library.ingest import add_corpus, ingest_paths
 @cluster_option
 @splitter_options
 @db_option
-def ingest(paths, manifest, max_mb, quiet, workers, cluster_address, budget, overlap, db):
+def ingest(paths, manifest, max_mb, quiet, workers, cluster_address, shards, budget, overlap, db):
     """Add files and folders (text, Markdown, HTML, EPUB, PDF, MediaWiki XML,
     JSONL/CSV articles) to the library. Unchanged files are skipped."""
-    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as executor:
-        report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb, splitter=Splitter(budget, overlap),
-                              progress=not quiet, workers=workers, executor=executor)
+    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as (executor, cluster_workers):
+        if executor is None:
+            report = ingest_paths(lib, paths, manifest=manifest, max_mb=max_mb, splitter=Splitter(budget, overlap),
+                                  progress=not quiet, workers=workers)
+        else:  # the workers read the files and write shards that are merged here
+            from readingroom.library.sharded_ingest import ingest_on_cluster
+
+            done = ingest_on_cluster(lib, paths, executor, shards=shards, workers=cluster_workers,
+                                     manifest=manifest, max_mb=max_mb, splitter=Splitter(budget, overlap),
+                                     progress=not quiet)
+            click.echo(done.shards.summary(), err=True)
+            report = done.report
     finish_ingest(report)
 
 

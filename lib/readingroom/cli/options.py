@@ -95,23 +95,28 @@ def load_generator_or_fail(model, backend):
 
 
 def cluster_option(f):
-    return click.option("--cluster", "cluster_address", default=None, metavar="tcp://HOST:8786",
-                        help="Do the work on this Dask cluster's workers (the cluster extra; each needs "
-                             "the models).")(f)
+    f = click.option("--cluster", "cluster_address", default=None, metavar="tcp://HOST:8786",
+                     help="Do the work on this Dask cluster's workers (the cluster extra; each needs "
+                          "the models and sees the files and --shards at the same paths).")(f)
+    f = click.option("--shards", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="With --cluster: the folder the workers write their results to, on a disk every "
+                          "machine shares [default: beside the library, LIBRARY.shards].")(f)
+    return f
 
 
 @contextmanager
 def cluster_or_here(address: str | None):
-    """The Dask cluster's executor, its dashboard named; None: work here."""
+    """(the Dask cluster's executor, its number of workers), its dashboard
+    named; (None, 1): work here."""
     if address is None:
-        yield None
+        yield None, 1
         return
     from readingroom.workers import cluster
 
     try:
         with cluster(address) as (executor, workers, dashboard):
             click.echo(f"cluster {address}: {workers} workers; dashboard {dashboard}", err=True)
-            yield executor
+            yield executor, workers
     except (RuntimeError, OSError) as e:
         raise click.ClickException(f"{address}: {e}") from e
 

@@ -19,12 +19,12 @@ from readingroom.cli.options import (cluster_option, cluster_or_here, db_option,
               help="Only this document's passages: its doc id or its key, e.g. secB2 (repeatable).")
 @cluster_option
 @db_option
-def embed(model, batch_size, backend, quiet, documents, cluster_address, db):
+def embed(model, batch_size, backend, quiet, documents, cluster_address, shards, db):
     """Embed every passage that has no vector for the model yet (resumable)."""
     from readingroom.models.embed import embed_library
     from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError
 
-    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as executor:
+    with open_library_or_fail(db) as lib, cluster_or_here(cluster_address) as (executor, workers):
         doc_ids = None
         if documents:  # each named by its doc id or its key
             found = lib.con.execute("SELECT doc_id, key FROM documents WHERE doc_id IN (SELECT unnest($n)) "
@@ -34,8 +34,16 @@ def embed(model, batch_size, backend, quiet, documents, cluster_address, db):
                 raise click.ClickException(f"no document has the id or key {', '.join(sorted(unknown))}")
             doc_ids = [doc_id for doc_id, _ in found]
         try:
-            report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size, progress=not quiet,
-                                   backend=backend, doc_ids=doc_ids, executor=executor)
+            if executor is None:
+                report = embed_library(lib, model or DEFAULT_EMBEDDER, batch_size=batch_size, progress=not quiet,
+                                       backend=backend, doc_ids=doc_ids)
+            else:  # the workers write vectors to shards that are merged here
+                from readingroom.models.sharded_embed import embed_on_cluster
+
+                report, run = embed_on_cluster(lib, executor, shards=shards, workers=workers,
+                                               model=model or DEFAULT_EMBEDDER, batch_size=batch_size,
+                                               progress=not quiet, backend=backend, doc_ids=doc_ids)
+                click.echo(run.summary(), err=True)
         except (ModelError, ImportError) as e:
             raise click.ClickException(str(e)) from e
     click.echo(report.summary())

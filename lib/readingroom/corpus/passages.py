@@ -29,16 +29,28 @@ SPLITTER_VERSION = "1"
 # passage stays inside MiniLM's 256 limit. Words are counted by their
 # separators (readers collapse runs of whitespace), which runs several times
 # faster than a regex tokenizer: ingestion speed is bound by this count.
-PUNCTUATION_RE = re.compile(r"[.,;:!?\"'()\[\]\-\u2013\u2014\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026/]")
+PUNCTUATION = ".,;:!?\"'()[]-\u2013\u2014\u201c\u201d\u2018\u2019\u00ab\u00bb\u2026/"
+PUNCTUATION_RE = re.compile("[" + re.escape(PUNCTUATION) + "]")  # what count_tokens counts, as a pattern
+# The marks are counted without a regex: the ASCII ones are single bytes in
+# UTF-8 (never part of another character's bytes), which bytes.translate
+# deletes in one C loop; the others are counted one by one. Four times faster
+# than PUNCTUATION_RE.findall, with the same counts.
+_ASCII_PUNCTUATION = "".join(c for c in PUNCTUATION if c.isascii()).encode()
+_OTHER_PUNCTUATION = tuple(c for c in PUNCTUATION if not c.isascii())
 # Where a cut between words has to be made, it is made at these tokens.
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
 
 def count_tokens(text: str) -> int:
     if "  " in text or "\n" in text or "\t" in text or text[:1].isspace() or text[-1:].isspace():
         words = len(text.split())  # the slow, exact way, for text with runs of space
     else:
         words = text.count(" ") + 1 if text else 0
-    return words + len(PUNCTUATION_RE.findall(text))
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate (from JSON) is counted as before
+    marks = len(data) - len(data.translate(None, _ASCII_PUNCTUATION))
+    if not text.isascii():
+        marks += sum(map(text.count, _OTHER_PUNCTUATION))
+    return words + marks
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ class Passage:
     para_start: int | None = None
     para_end: int | None = None
     reference: Citation | None = field(default=None, compare=False)  # `citation`, as a structure
+    language: str | None = None  # ISO 639-1, when not the document's (corpus.language.with_passage_languages)
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,7 @@ class Splitter:
         done: Counter = Counter()
         passages: list[Passage] = []
         seen: dict[str, int] = {}
+        author = doc.author_label  # the same for every passage: worked out once
         for run in runs:
             first, last = run[0].block, run[-1].block
             part = None
@@ -151,7 +165,7 @@ class Splitter:
                 done[first] += 1
                 part = (done[first], pieces[first])
             paragraphs = (numbers[first], numbers[last], section_sizes[first] == 1)
-            passages.append(_make_passage(doc, text, run, len(passages), paragraphs, part, seen))
+            passages.append(_make_passage(doc, text, run, len(passages), paragraphs, part, seen, author))
         return passages
 
     def _units(self, text: str, span: tuple[int, int], block: int) -> list[_Unit]:
@@ -222,7 +236,7 @@ def _paragraph_numbers(doc: Document) -> tuple[list[int], list[int]]:
     return numbers, sizes
 
 
-def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
+def _make_passage(doc, text, run, ordinal, paragraphs, part, seen, author) -> Passage:
     start, end = run[0].start, run[-1].end
     passage_text = text[start:end]
     first, last = doc.blocks[run[0].block], doc.blocks[run[-1].block]
@@ -230,7 +244,7 @@ def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
     # gets distinct ids by counting its occurrences.
     occurrence = seen.get(passage_text, 0)
     seen[passage_text] = occurrence + 1
-    anchor = next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
+    anchor = first.anchor or next((doc.blocks[u.block].anchor for u in run if doc.blocks[u.block].anchor), None)
     para_start, para_end, sole_paragraph = paragraphs
     page = numbers = None
     if first.page is not None:
@@ -240,7 +254,7 @@ def _make_passage(doc, text, run, ordinal, paragraphs, part, seen) -> Passage:
         numbers = piece if sole_paragraph else f"\u00b6{para_start}, {piece}"
     else:
         numbers = f"\u00b6{para_start}" if para_end == para_start else f"\u00b6{para_start}\u2013{para_end}"
-    reference = Citation(author=doc.author_label, title=doc.title, year=doc.year, section=tuple(first.section),
+    reference = Citation(author=author, title=doc.title, year=doc.year, section=tuple(first.section),
                          paragraphs=numbers, page=page, anchor=anchor, url=doc.url)
     return Passage(
         passage_id=sha256_hex(doc.doc_id, passage_text, str(occurrence))[:20],

@@ -26,6 +26,9 @@ RATIO_GRACE = 4 * MB  # small files may compress much better than that: fine
 # title (OSC) or starts an escape sequence (ESC, CSI) when it is printed.
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # CR stays: progress bars
+# CONTROLS within ASCII, as bytes: bytes.translate deletes them in one C loop,
+# several times faster than the regex scans (ingestion looks at every block).
+ASCII_CONTROLS = bytes([*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f])
 
 
 def strip_controls(text: str) -> str:
@@ -34,7 +37,13 @@ def strip_controls(text: str) -> str:
     reach a terminal as a command."""
     if not text:
         return text
-    return CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():  # most text: the C1 range cannot occur, and nothing to strip is the rule
+        data = text.encode("ascii")
+        if len(data.translate(None, ASCII_CONTROLS)) == len(data):
+            return text
+    return CONTROLS.sub("", text)
 
 
 def terminal_safe(text: str) -> str:
@@ -169,8 +178,11 @@ def looks_binary(data: bytes) -> bool:
     if b"\x00" in head:
         return True
     # Control characters other than tab, newline, form feed and carriage return.
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    controls = len(head) - len(head.translate(None, BINARY_CONTROLS))
     return controls > len(head) * 0.05
+
+
+BINARY_CONTROLS = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
 
 
 def decode(data: bytes, path: Path) -> tuple[str, list[str]]:

@@ -14,9 +14,11 @@ terminal that prints it later.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,7 +27,7 @@ from tqdm.auto import tqdm
 
 from readingroom.corpus import corpora
 from readingroom.corpus.document import Document
-from readingroom.corpus.language import detect_language
+from readingroom.corpus.language import detect_language, main_language, with_passage_languages
 from readingroom.library.store import Library, Stored
 from readingroom.corpus.passages import Passage, Splitter
 from readingroom.corpus.sources import Problem, iter_files, read_paths
@@ -66,9 +68,21 @@ def without_controls(doc: Document) -> Document:
     may show: its title, authors, text, sections and metadata values."""
     doc.title = " ".join(strip_controls(doc.title).split()) or doc.key
     doc.authors = [a for a in (" ".join(strip_controls(a).split()) for a in doc.authors) if a]
-    doc.blocks = [dataclasses.replace(b, text=strip_controls(b.text),
-                                      section=tuple(strip_controls(s) for s in b.section))
-                  for b in doc.blocks]
+    # A block is replaced only where something was stripped (rarely): the
+    # copies cost more than the stripping. A section path is cleaned once,
+    # not once for each of its blocks.
+    sections: dict[tuple, tuple] = {}
+    blocks = []
+    for b in doc.blocks:
+        text = strip_controls(b.text)
+        section = sections.get(b.section) if type(b.section) is tuple else None
+        if section is None:
+            section = tuple(strip_controls(s) for s in b.section)
+            if type(b.section) is tuple:
+                sections[b.section] = section
+        blocks.append(b if text == b.text and section == b.section and type(b.section) is tuple
+                      else dataclasses.replace(b, text=text, section=section))
+    doc.blocks = blocks
     doc.metadata = {k: strip_controls(v) if isinstance(v, str) else v for k, v in doc.metadata.items()}
     return doc
 
@@ -100,41 +114,85 @@ def ingest(
     batch_size = 0
     bar = tqdm(items, total=total, unit="file", desc="ingesting", disable=not progress)
     cleaned = (item if isinstance(item, Problem) else without_controls(item) for item in bar)
-    for item in prepared(cleaned, splitter, set(fingerprints.values()), workers, executor):
-        if isinstance(item, Problem):
-            report.problems.append(item)
-            continue
-        doc, fingerprint = item.document, item.fingerprint
-        previous = fingerprints.get(doc.doc_id)
-        if previous == fingerprint:
-            report.unchanged += 1
-            continue
-        holder = holder_of_text.get(doc.content_sha256)
-        if holder and holder[0] != doc.doc_id:
-            report.skipped += 1
-            report.problems.append(Problem(
-                doc.location or doc.key, f"has the same text as {holder[1]}; not added again", "warning"
-            ))
-            continue
-        passages = item.passages if item.passages is not None else split(doc, splitter)[1]
-        if not passages:
-            report.skipped += 1
-            report.problems.append(Problem(doc.location or doc.key, "has no text to store", "warning"))
-            continue
-        batch.append(Stored(doc, fingerprint, passages))
-        fingerprints[doc.doc_id] = fingerprint
-        holder_of_text[doc.content_sha256] = (doc.doc_id, doc.location or doc.key)
-        report.added += previous is None
-        report.updated += previous is not None
-        report.passages += len(passages)
-        report.characters += len(doc.text)
-        batch_size += len(doc.text)
-        if batch_size >= batch_chars or len(batch) >= batch_docs:
-            _store(library, batch, then)
-            batch, batch_size = [], 0
-        bar.set_postfix_str(f"{report.characters / 1e6:.1f} M chars", refresh=False)
-    _store(library, batch, then)
+    with _Writer(library, then) as store:
+        for item in prepared(cleaned, splitter, set(fingerprints.values()), workers, executor):
+            if isinstance(item, Problem):
+                report.problems.append(item)
+                continue
+            doc, fingerprint = item.document, item.fingerprint
+            previous = fingerprints.get(doc.doc_id)
+            if previous == fingerprint:
+                report.unchanged += 1
+                continue
+            content_sha256 = doc.content_sha256
+            holder = holder_of_text.get(content_sha256)
+            if holder and holder[0] != doc.doc_id:
+                report.skipped += 1
+                report.problems.append(Problem(
+                    doc.location or doc.key, f"has the same text as {holder[1]}; not added again", "warning"
+                ))
+                continue
+            passages = item.passages if item.passages is not None else split(doc, splitter)[1]
+            if not passages:
+                report.skipped += 1
+                report.problems.append(Problem(doc.location or doc.key, "has no text to store", "warning"))
+                continue
+            batch.append(Stored(doc, fingerprint, passages))
+            fingerprints[doc.doc_id] = fingerprint
+            holder_of_text[content_sha256] = (doc.doc_id, doc.location or doc.key)
+            n_chars = len(doc.text)
+            report.added += previous is None
+            report.updated += previous is not None
+            report.passages += len(passages)
+            report.characters += n_chars
+            batch_size += n_chars
+            if batch_size >= batch_chars or len(batch) >= batch_docs:
+                store(batch)
+                batch, batch_size = [], 0
+            bar.set_postfix_str(f"{report.characters / 1e6:.1f} M chars", refresh=False)
+        store(batch)
     return report
+
+
+class _Writer:
+    """Stores batches, in order, in a thread of its own: DuckDB inserts and
+    commits without holding the GIL, so on a second core the next batch is
+    read and split meanwhile. One batch is in flight at a time; a batch that
+    fails is rolled back whole (Library.store) and its error raised at the
+    next batch or at the end, before anything after it is stored. With
+    `then` (news items stored with their documents) batches are stored in
+    this thread, as `then` expects."""
+
+    def __init__(self, library: Library, then):
+        self.library, self.then, self.pending = library, then, None
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="readingroom-store") if then is None else None
+
+    def __call__(self, batch: list[Stored]) -> None:
+        if not batch:
+            return
+        if self.thread is None:
+            _store(self.library, batch, self.then)
+            return
+        self.wait()
+        self.pending = self.thread.submit(self.library.store, batch)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self.pending is not None:
+                concurrent.futures.wait([self.pending])  # stored or rolled back before the error goes up
+        finally:
+            if self.thread is not None:
+                self.thread.shutdown()
 
 
 def _store(library: Library, batch: list[Stored], then) -> None:
@@ -156,9 +214,13 @@ class Prepared:
 def split(doc: Document, splitter: Splitter) -> tuple[str | None, list[Passage]]:
     """(language, passages): the work of ingesting one document that
     needs no library, so worker processes can do it."""
-    if doc.language is None:
+    detected = doc.language is None
+    if detected:
         doc.language = detect_language(doc.text)
-    return doc.language, splitter.split(doc)
+    passages = with_passage_languages(splitter.split(doc), doc.language)
+    if detected and any(p.language for p in passages):  # it mixes languages: named by most of its text
+        doc.language = main_language(passages, doc.language)
+    return doc.language, passages
 
 
 def _split_chunk(chunk: list[Document], splitter: Splitter):

@@ -144,6 +144,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (profile, topic, item_id)
     );
     """,
+    # 5: each passage's language (ISO 639-1) where it is not its document's:
+    # a document may mix languages (corpus.language.passage_languages), and a
+    # passage's words are read in its own (BM25, the gate, the check). NULL:
+    # the document's language (readers use coalesce), as for every passage
+    # stored before, so correcting a document's language corrects its passages.
+    """
+    ALTER TABLE passages ADD COLUMN language VARCHAR;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -486,4 +494,7 @@ def _passages_table(batch: list[Stored]) -> pa.Table:
         "citation": [p.citation for p in ps],
         # Equal to DuckDB's sha256(text), which the migration used to backfill.
         "text_sha256": [hashlib.sha256(p.text.encode()).hexdigest() for p in ps],
+        # NULL: the document's language (most passages); set where a document mixes languages.
+        "language": pa.array([p.language if p.language != s.document.language else None
+                              for s in batch for p in s.passages], pa.string()),
     })

@@ -294,22 +294,9 @@ def embed_library(
     loaded = load_embedder(model, backend)
     _register_model(lib, loaded)
     report = EmbedReport(loaded.name, loaded.identity, loaded.dimensions)
-    only = "" if doc_ids is None else "WHERE p.doc_id IN (SELECT unnest($doc_ids))"
-    params = {} if doc_ids is None else {"doc_ids": list(doc_ids)}
-    report.passages, report.texts = lib.con.execute(
-        f"SELECT count(*), count(DISTINCT text_sha256) FROM passages p {only}", params
-    ).fetchone()
-    # Arrow keeps the missing texts compact (no Python string per text) until
-    # their chunk comes up; longest first, so each batch pads little.
-    missing = lib.arrow(
-        "SELECT p.text_sha256, any_value(p.text) AS text FROM passages p "
-        "ANTI JOIN (SELECT text_sha256 FROM embeddings WHERE model = $model) e USING (text_sha256) "
-        f"{only} GROUP BY p.text_sha256 ORDER BY max(length(p.text)) DESC, p.text_sha256",
-        {"model": loaded.identity, **params},
-    )
-    report.already_embedded = report.texts - missing.num_rows
-    bar = tqdm(total=missing.num_rows, unit="text", desc=f"embedding with {loaded.name}", disable=not progress)
-    chunks = [missing.slice(start, chunk_size) for start in range(0, missing.num_rows, chunk_size)]
+    chunks = missing_chunks(lib, loaded.identity, chunk_size, doc_ids, report)
+    bar = tqdm(total=report.texts - report.already_embedded, unit="text", desc=f"embedding with {loaded.name}",
+               disable=not progress)
     if executor is None:
         encode = partial(_encode_with, loaded, batch_size=batch_size)
     else:
@@ -326,6 +313,29 @@ def embed_library(
         bar.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+def missing_chunks(lib: Library, identity: str, chunk_size: int, doc_ids: list[str] | None,
+                   report: EmbedReport) -> list[pa.Table]:
+    """The passage texts (text_sha256, text) without a vector under
+    `identity`, longest first, in chunks of `chunk_size`; the report's
+    counts of passages, texts and texts already embedded are set. The same
+    library gives the same chunks, wherever they are then encoded."""
+    only = "" if doc_ids is None else "WHERE p.doc_id IN (SELECT unnest($doc_ids))"
+    params = {} if doc_ids is None else {"doc_ids": list(doc_ids)}
+    report.passages, report.texts = lib.con.execute(
+        f"SELECT count(*), count(DISTINCT text_sha256) FROM passages p {only}", params
+    ).fetchone()
+    # Arrow keeps the missing texts compact (no Python string per text) until
+    # their chunk comes up; longest first, so each batch pads little.
+    missing = lib.arrow(
+        "SELECT p.text_sha256, any_value(p.text) AS text FROM passages p "
+        "ANTI JOIN (SELECT text_sha256 FROM embeddings WHERE model = $model) e USING (text_sha256) "
+        f"{only} GROUP BY p.text_sha256 ORDER BY max(length(p.text)) DESC, p.text_sha256",
+        {"model": identity, **params},
+    )
+    report.already_embedded = report.texts - missing.num_rows
+    return [missing.slice(start, chunk_size) for start in range(0, missing.num_rows, chunk_size)]
 
 
 def _encode_with(embedder, texts: list[str], batch_size: int) -> np.ndarray:

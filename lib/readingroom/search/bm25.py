@@ -11,7 +11,10 @@ batch leaves only (passage, stem, count) triples behind. When all batches
 are in, the document frequencies, lengths and average length give each
 triple its BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5,
 b 0.75), and the triples become the column-compressed matrix bm25s queries:
-the result is a `bm25s.BM25`, saved, loaded and queried as before.
+`build_streaming` returns a `bm25s.BM25`. A library's index keeps the
+triples themselves instead, as segments that later ingests add to
+(bm25_segments.py), and weighs them with the same `idf_of` and
+`length_norm` when a query asks.
 
 Each passage is read in its language (text.index_tokens: that language's
 stemmer, and stop words where text.BM25_STOP_WORD_LANGUAGES says, its
@@ -58,11 +61,27 @@ def count_words(texts: pa.Array | list[str], stopwords: list[str], language: str
     stems, stem_of_word = np.unique(np.array(stemmed, dtype=object), return_inverse=True) \
         if stemmed else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
     word = encoded.indices.to_numpy()
-    width = max(len(stems), 1)
-    # Each (passage, stem) once, with its count: one sort of a combined key.
-    unique, counts = np.unique(owner.astype(np.int64) * width + stem_of_word[word], return_counts=True)
-    return (unique // width).astype(np.int32), (unique % width).astype(np.int32), \
-        counts.astype(np.float32), lengths, stems.tolist()
+    return (*count_pairs(owner, stem_of_word[word], len(stems)), lengths, stems.tolist())
+
+
+def count_pairs(owner: np.ndarray, stem_of_word: np.ndarray, n_stems: int):
+    """Each (passage, stem) once, with its count, from each word's passage
+    and stem: one sort of a combined key."""
+    width = max(n_stems, 1)
+    unique, counts = np.unique(owner.astype(np.int64) * width + stem_of_word, return_counts=True)
+    return (unique // width).astype(np.int32), (unique % width).astype(np.int32), counts.astype(np.float32)
+
+
+def count_tokens(tokens: list[list[str]]):
+    """`count_words`'s triples of passages already read into stems
+    (index.language_tokens: bm25s's tokeniser, as libraries below
+    index.BM25_STREAM_MIN are read)."""
+    lengths = np.fromiter((len(words) for words in tokens), dtype=np.int32, count=len(tokens))
+    owner = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
+    stem_id: dict[str, int] = {}  # numbered as met: a dict, not a sort of Python strings
+    stem_of_word = np.fromiter((stem_id.setdefault(w, len(stem_id)) for words in tokens for w in words),
+                               dtype=np.int64, count=int(lengths.sum()))
+    return (*count_pairs(owner, stem_of_word, len(stem_id)), lengths, list(stem_id))
 
 
 def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[str | None]]):
@@ -112,19 +131,24 @@ class StreamingBM25:
         self.lengths.append(lengths)
         self.n_docs += len(lengths)
 
-    def finish(self):
-        """The bm25s.BM25 of everything added."""
-        import bm25s
-
+    def triples(self):
+        """Everything added as (passage, stem, count) triples in passage
+        order, words kept per passage, and the stems (Segment.of_counts
+        takes them)."""
         docs, stems, tf = (np.concatenate(parts) if parts else np.zeros(0, np.int32)
                            for parts in (self.docs, self.stems, self.counts))
         self.docs = self.stems = self.counts = []
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)
+        return docs, stems, tf.astype(np.float32, copy=False), lengths, list(self.stem_id)
+
+    def finish(self):
+        """The bm25s.BM25 of everything added."""
+        import bm25s
+
+        docs, stems, tf, lengths, _ = self.triples()
         n_docs, n_vocab = self.n_docs, len(self.stem_id) + 1  # and bm25s's empty token "", last
-        df = np.bincount(stems, minlength=n_vocab)
-        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        average = lengths.mean() if n_docs else 1.0
-        norm = (K1 * ((1 - B) + B * lengths / average)).astype(np.float32)
+        idf = idf_of(np.bincount(stems, minlength=n_vocab), n_docs)
+        norm = length_norm(lengths)
         weights = idf[stems] * (tf / (norm[docs] + tf))
         del tf
         # Column-compressed by stem, each column's passages in order: scipy
@@ -142,6 +166,19 @@ class StreamingBM25:
         retriever.unique_token_ids_set = set(vocab.values())
         retriever.nonoccurrence_array = None  # the lucene variant has none
         return retriever
+
+
+def idf_of(document_frequency: np.ndarray, n_docs: int) -> np.ndarray:
+    """Each stem's IDF from the number of passages holding it (lucene's, as bm25s)."""
+    df = document_frequency
+    return np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def length_norm(lengths: np.ndarray) -> np.ndarray:
+    """Each passage's k1 * (1 - b + b * length / average length): a term's
+    weight in it is idf * tf / (tf + this)."""
+    average = lengths.mean() if len(lengths) else 1.0
+    return (K1 * ((1 - B) + B * lengths / average)).astype(np.float32)
 
 
 def build_streaming(batches: Iterable, stopwords=None, workers: int = 1, progress=None):

@@ -3,11 +3,14 @@
 One `SearchIndex` per library holds, in memory and in the same row order
 (documents by id, passages in reading order):
 - a small table of what filters need (each passage's document, the
-  documents' authors, years, languages and sources),
-- a BM25 index of the passage texts (bm25s: sparse scores computed when the
-  index is built, so a query is a sum of a few columns; saved in the cache
-  per corpus, so the next process loads it instead of building it). Each
-  passage's words are read in its document's language, with that
+  documents' authors, years, languages and sources), and each passage's
+  language (its document's, or its own where the document mixes them:
+  corpus.language.passage_languages),
+- a BM25 index of the passage texts: each passage's word counts kept in
+  the cache, in segments (bm25_segments.py), so that the next process, and
+  the next ingest, counts only the passages no segment holds yet, and the
+  scores are those of a build from scratch. Each
+  passage's words are read in its own language, with that
   language's Snowball stemmer (English's stop words dropped as before;
   other languages keep theirs: text.BM25_STOP_WORD_LANGUAGES says why),
   and tagged with it ("de:staat";
@@ -25,8 +28,6 @@ One `SearchIndex` per library holds, in memory and in the same row order
 """
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,9 @@ from readingroom.text import index_tokens, tokenize, word_language
 # Bump when tokenising or BM25 settings change: old saved indexes are then
 # not reused. 2: each passage's words in its document's language (stemmer,
 # stop words, tag: text.index_tokens); the languages are in the key too.
-BM25_VERSION = "2"
+# 3: word counts in segments per library (bm25_segments.py), not one
+# index per corpus.
+BM25_VERSION = "3"
 
 @dataclass
 class DocumentTable:
@@ -50,6 +53,32 @@ class DocumentTable:
     years: np.ndarray  # float, NaN where unknown
     languages: np.ndarray  # str, "" where unknown
     sources: np.ndarray
+
+
+@dataclass
+class PassageLanguages:
+    """Each passage's language, as a small code per row into `names` (a
+    million rows take 4 MB, not a Python string each); "" where unknown."""
+    codes: np.ndarray  # int, one per row
+    names: list[str]
+
+    @classmethod
+    def of_documents(cls, docs: DocumentTable, doc_index: np.ndarray) -> "PassageLanguages":
+        """Every passage in its document's language (an index built from parts)."""
+        names, codes = np.unique(docs.languages.astype(str), return_inverse=True)
+        return cls(codes[doc_index] if len(doc_index) else np.zeros(0, dtype=np.int64), names.tolist())
+
+    @classmethod
+    def of_column(cls, column) -> "PassageLanguages":
+        """From an Arrow column of language codes ("" where unknown)."""
+        encoded = column.combine_chunks().dictionary_encode() if hasattr(column, "combine_chunks") \
+            else column.dictionary_encode()
+        return cls(encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist())
+
+    def rows_in(self, languages) -> np.ndarray:
+        """A mask of the rows whose language is among `languages`."""
+        return np.isin(np.array(self.names, dtype=object), list(languages))[self.codes] if self.names \
+            else np.zeros(len(self.codes), dtype=bool)
 
 def corpus_fingerprint(lib: Library) -> str:
     """Changes when any passage is added, removed or changed (passage ids are
@@ -66,10 +95,13 @@ class SearchIndex:
     the parts (bench/search.py builds synthetic ones)."""
 
     def __init__(self, passage_ids: np.ndarray, doc_index: np.ndarray, docs: "DocumentTable", bm25,
-                 vectors=None, has_vector: np.ndarray | None = None, embedder=None, fingerprint: str = ""):
+                 vectors=None, has_vector: np.ndarray | None = None, embedder=None, fingerprint: str = "",
+                 passage_languages: PassageLanguages | None = None):
         self.passage_ids = passage_ids
         self.doc_index = doc_index  # each passage's row in docs
         self.docs = docs
+        # each passage's language; by default its document's
+        self.passage_languages = passage_languages or PassageLanguages.of_documents(docs, doc_index)
         self.bm25 = bm25
         self.vectors = vectors  # float32 ndarray or bfloat16 tensor, rows aligned with passage_ids
         self.has_vector = has_vector if has_vector is not None else np.full(len(passage_ids), vectors is not None)
@@ -95,7 +127,8 @@ class SearchIndex:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
         fingerprint = corpus_fingerprint(lib)
-        table = lib.arrow("SELECT passage_id, doc_id FROM passages ORDER BY doc_id, ordinal")
+        table = lib.arrow("SELECT p.passage_id, p.doc_id, coalesce(p.language, d.language, '') AS language "
+                          "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.doc_id, p.ordinal")
         passage_ids = table.column("passage_id").to_numpy(zero_copy_only=False)
         docs = lib.con.execute(
             "SELECT doc_id, authors, year, coalesce(language, ''), source FROM documents ORDER BY doc_id"
@@ -109,8 +142,11 @@ class SearchIndex:
         )
         doc_position = {d: i for i, d in enumerate(docs.doc_ids)}
         doc_index = np.array([doc_position[d] for d in table.column("doc_id").to_pylist()], dtype=np.int32)
-        bm25 = _cached_bm25(lib, fingerprint, progress)
-        index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint)
+        passage_languages = PassageLanguages.of_column(table.column("language"))
+        read_in = np.array([word_language(name or None) for name in passage_languages.names] or [""],
+                           dtype=object)[passage_languages.codes]
+        bm25 = _synced_bm25(lib, passage_ids.tolist(), read_in.tolist(), progress)
+        index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint, passage_languages=passage_languages)
         model = (model or preferred_embedder(lib)) if vectors else None
         if model is not None:
             index._load_vectors(lib, model, precision)
@@ -171,9 +207,9 @@ class SearchIndex:
     # --- scoring ------------------------------------------------------------
     def word_languages(self) -> list[str]:
         """The languages the BM25 index reads its passages in (text.word_language
-        of each document's language), sorted."""
+        of each passage's language), sorted."""
         if getattr(self, "_word_languages", None) is None:
-            self._word_languages = sorted({word_language(code or None) for code in self.docs.languages.tolist()})
+            self._word_languages = sorted({word_language(code or None) for code in self.passage_languages.names})
         return self._word_languages
 
     def query_tokens(self, query: str, language: str | None = None) -> list[str]:
@@ -316,86 +352,67 @@ def language_tokens(texts: list[str], languages: list[str | None] | None) -> lis
     return tokens
 
 
-def languages_fingerprint(lib: Library) -> str:
-    """Changes when a document's language changes (its passages' ids do not)."""
-    (digest,) = lib.con.execute(
-        "SELECT sha256(coalesce(string_agg(doc_id || '=' || coalesce(language, ''), ',' ORDER BY doc_id), '')) "
-        "FROM documents").fetchone()
-    return digest
+def bm25_folder() -> Path:
+    """Where the BM25 counts are kept (bm25_segments.py): one pool for every
+    library (a passage's counts depend only on its id and language, so a
+    library's snapshots and copies use the counts already made), per
+    version of the index."""
+    return cache_dir() / "bm25" / f"segments-v{BM25_VERSION}"
 
 
-def bm25_folder(lib: Library, fingerprint: str) -> Path:
-    """Where the BM25 index of this corpus is cached: its passages, the
-    languages they are read in, and the index's version name it."""
-    return cache_dir() / "bm25" / f"{fingerprint[:32]}-{languages_fingerprint(lib)[:8]}-v{BM25_VERSION}"
+def _synced_bm25(lib: Library, passage_ids: list[str], languages: list[str], progress: bool):
+    """The BM25 index of the library's passages (rows in `passage_ids`'
+    order, each read in its language): the counts kept in the cache, and
+    the passages they do not hold yet counted and added there."""
+    from functools import partial
 
-
-def _cached_bm25(lib: Library, fingerprint: str, progress: bool):
-    """The BM25 index of the library's passages, loaded from the cache when
-    this corpus was indexed before (bm25s saves plain .npy and JSON; loaded
-    with allow_pickle=False), else built and saved there."""
-    import bm25s
-
-    folder = bm25_folder(lib, fingerprint)
-    if (folder / "params.index.json").exists():
-        try:
-            return bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False, load_corpus=False)
-        except (OSError, ValueError, KeyError):
-            shutil.rmtree(folder, ignore_errors=True)  # damaged: build it again below
-    (count,) = lib.con.execute("SELECT count(*) FROM passages").fetchone()
-    if count >= BM25_STREAM_MIN:
-        retriever = _streamed_bm25(lib, count, progress)
-    else:
-        table = lib.arrow("SELECT p.text, d.language FROM passages p LEFT JOIN documents d USING (doc_id) "
-                          "ORDER BY p.doc_id, p.ordinal")
-        retriever = build_bm25(table.column("text").to_pylist(), progress, table.column("language").to_pylist())
-    if count:
-        # Saved beside and renamed into place: a half-written index is never loaded.
-        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-        retriever.save(str(partial), allow_pickle=False)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            partial.rename(folder)
-        except OSError:  # another process saved the same index first
-            shutil.rmtree(partial, ignore_errors=True)
-        _forget_old_bm25(folder.parent)
-    return retriever
-
-
-# From this many passages on, BM25 is built in batches of Arrow strings
-# (bm25.py): the same index, in a fraction of the time and memory. Below
-# it, bm25s builds it as it always has.
-BM25_STREAM_MIN = 200_000
-BM25_BATCH = 50_000
-BM25_WORKERS = 1
-
-
-def _streamed_bm25(lib: Library, count: int, progress: bool):
     from tqdm.auto import tqdm
 
-    from readingroom.search.bm25 import build_streaming
+    from readingroom.search.bm25 import count_words_in_languages
+    from readingroom.search.bm25_segments import synced_bm25
+
+    # Read as a build from scratch of a library this size reads its passages:
+    # Arrow's word splitting from BM25_STREAM_MIN on, bm25s's below.
+    count = count_words_in_languages if len(passage_ids) >= BM25_STREAM_MIN else _count_as_bm25s
+    with tqdm(total=0, unit="passage", desc="BM25", disable=not progress) as bar:
+        index, _ = synced_bm25(bm25_folder(), passage_ids, languages,
+                               partial(_passage_texts, lib, passage_ids, languages), count, bar)
+    return index
+
+
+def _count_as_bm25s(batch):
+    from readingroom.search.bm25 import count_tokens
+
+    texts, languages = batch
+    return count_tokens(language_tokens(texts.to_pylist(), languages))
+
+
+def _passage_texts(lib: Library, passage_ids: list[str], languages: list[str], rows: np.ndarray):
+    """Batches of (texts, languages) of the passages at `rows` (ascending)."""
+    import pyarrow as pa
 
     cursor = lib.con.cursor()
     try:
-        reader = cursor.sql("SELECT p.text, d.language FROM passages p LEFT JOIN documents d USING (doc_id) "
-                            "ORDER BY p.doc_id, p.ordinal").to_arrow_reader(BM25_BATCH)
-        batches = ((batch.column(0), batch.column(1)) for batch in reader)
-        with tqdm(total=count, unit="passage", desc="BM25", disable=not progress) as bar:
-            # One process: on 2 shared cores two workers were slower (bench/scale.py:
-            # 107 s against 43 s at 100k); build_streaming(workers=N) for more cores.
-            return build_streaming(batches, None, workers=BM25_WORKERS, progress=bar)
+        if len(rows) == len(passage_ids):  # all of them: one scan in row order
+            query = "SELECT p.text FROM passages p JOIN documents d USING (doc_id) ORDER BY p.doc_id, p.ordinal"
+        else:
+            cursor.register("bm25_wanted", pa.table({"passage_id": [passage_ids[i] for i in rows.tolist()],
+                                                     "position": np.arange(len(rows))}))
+            query = "SELECT p.text FROM bm25_wanted w JOIN passages p USING (passage_id) ORDER BY w.position"
+        done = 0
+        for batch in cursor.sql(query).to_arrow_reader(BM25_BATCH):
+            texts = batch.column(0)
+            yield texts, [languages[i] for i in rows[done:done + len(texts)].tolist()]
+            done += len(texts)
     finally:
         cursor.close()
 
 
-KEEP_BM25_INDEXES = 8  # each change to a library makes a new index; the oldest go
-
-
-def _forget_old_bm25(folder: Path) -> None:
-    saved = sorted((p for p in folder.iterdir() if p.is_dir() and ".partial-" not in p.name),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in saved[KEEP_BM25_INDEXES:]:
-        shutil.rmtree(old, ignore_errors=True)
+# From this many passages on, BM25 reads words with Arrow's compute kernels
+# in batches (bm25.py): the same index, in a fraction of the time and
+# memory. Below it, with bm25s's tokeniser, as it always has.
+BM25_STREAM_MIN = 200_000
+BM25_BATCH = 50_000
 
 
 def preferred_embedder(lib: Library) -> str | None:

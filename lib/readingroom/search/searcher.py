@@ -89,7 +89,7 @@ class Hit:
     score: float  # the fused score in hybrid mode, else the BM25 score or the cosine
     text: str
     authors: list[str] = field(default_factory=list)
-    language: str | None = None
+    language: str | None = None  # the passage's: its document's, unless the document mixes languages
     source: str = ""
     url: str | None = None
     section: list[str] = field(default_factory=list)
@@ -189,15 +189,17 @@ class Searcher:
         when it cannot be told with confidence."""
         from readingroom.corpus.language import detect_query_language
 
-        return detect_query_language(query, set(self.index.docs.languages.tolist()))
+        held = set(self.index.docs.languages.tolist()) | set(self.index.passage_languages.names)
+        return detect_query_language(query, held)
 
     def _query_language_rows(self, query: str) -> np.ndarray | None:
-        """Rows in the query's language or of unknown language; None (all
-        rows) when the query's language cannot be told with confidence."""
+        """Rows (passages) in the query's language or of unknown language;
+        None (all rows) when the query's language cannot be told with
+        confidence. A German passage in an English document is German here."""
         language = self.query_language(query)
         if language is None:
             return None
-        return np.isin(self.index.docs.languages, [language, ""])[self.index.doc_index]
+        return self.index.passage_languages.rows_in([language, ""])
 
     def _rerank(self, query, rows, fused, ranks, reranker, s: Settings):
         head, tail = rows[:s.rerank_depth], rows[s.rerank_depth:]
@@ -230,7 +232,7 @@ class Searcher:
         ids = [self.index.passage_ids[r] for r in rows]
         records = self.lib.con.execute(
             "SELECT p.passage_id, p.doc_id, d.title, d.authors, d.year, p.citation, p.anchor, p.text, "
-            "d.language, d.source, d.url, p.section "
+            "coalesce(p.language, d.language), d.source, d.url, p.section "
             "FROM passages p JOIN documents d USING (doc_id) WHERE p.passage_id IN (SELECT unnest(?))", [ids]
         ).fetchall()
         by_id = {r[0]: r for r in records}

@@ -48,6 +48,9 @@ def _intro(aid) -> str:
             f"as judge; {aid.drafted - len(aid.items)} of {aid.drafted} drafted items were left out.")
 
 
+NOTHING_KEPT = "No item survived the check."
+
+
 def _groups(aid):
     groups: list[tuple[str, list]] = []
     for item in aid.items:
@@ -62,7 +65,7 @@ def _groups(aid):
 def to_markdown(aid) -> str:
     out = [f"# {md(aid.title)}", "", f"_{md(_intro(aid))}_", ""]
     if not aid.items:
-        out += ["No item survived the check.", ""]
+        out += [NOTHING_KEPT, ""]
     for group, items in _groups(aid):
         if group:
             out += [f"## {md(group)}", ""]
@@ -124,16 +127,17 @@ FRAGMENT_CSS = """
 """
 
 
-def to_html(aid, figure: bool = True, page: bool = True) -> str:
+def to_html(aid, figure: bool = True, page: bool = True, nothing_kept: str = NOTHING_KEPT) -> str:
     """A whole HTML page, styled for the screen and for print; with
     `page=False`, the same as one <div> to put inside another page (the
-    chat's Study tab)."""
+    chat's Study tab). `nothing_kept`: what is said when no item is kept
+    ("": nothing, when the page around it says so in the reader's language)."""
     out = [f"<h1>{e(aid.title)}</h1>", f"<p class='intro'>{e(_intro(aid))}</p>"]
     png = _figure_png(aid) if figure else None
     if png:
         out.append(f"<p><img alt='{e(aid.title)}' src='data:image/png;base64,{png}'></p>")
-    if not aid.items:
-        out.append("<p>No item survived the check.</p>")
+    if not aid.items and nothing_kept:
+        out.append(f"<p>{e(nothing_kept)}</p>")
     for group, items in _groups(aid):
         if group:
             out.append(f"<h2>{e(group)}</h2>")

@@ -136,7 +136,11 @@ def start_voila(folder: Path, port: int, token: str, env: dict) -> subprocess.Po
     this user only, not on its command line, which every user can read."""
     config = folder / "voila.json"
     config.touch(mode=0o600)
-    config.write_text(json.dumps({"Voila": {"token": token}}), encoding="utf-8")
+    # Accept-Language reaches the page's kernel as $HTTP_ACCEPT_LANGUAGE: the
+    # page speaks its reader's language before the first question (ui.intro).
+    config.write_text(json.dumps({"Voila": {"token": token},
+                                  "VoilaConfiguration": {"http_header_envs": ["Accept-Language"]}}),
+                      encoding="utf-8")
     page = app_page(folder)
     return subprocess.Popen(
         [sys.executable, "-m", "voila", str(page), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",

@@ -307,6 +307,11 @@ def left_out_html(items: list[str], raw: str, language: str | None = None) -> st
 
 
 def why_dropped(sentence) -> str:
+    if sentence.repeats:
+        return "says again what an earlier sentence says"
+    if sentence.misattributed:
+        return (f"names {sentence.misattributed} as the speaker, but the passage it cites is not by "
+                f"{sentence.misattributed} and does not name them")
     if not sentence.valid:
         if sentence.invalid:
             return "cites only passages it was not given: " + ", ".join(f"[{n}]" for n in sentence.invalid)
@@ -463,37 +468,44 @@ def data_link(data: bytes, filename: str, mime: str, label: str, css_class: str 
             f'href="data:{escape(mime)};base64,{encoded}">{escape(label)}</a>')
 
 
-def download_link(markdown: str, filename: str = DOWNLOAD_NAME) -> str:
-    """The conversation's Markdown as a download link (data_link)."""
+def download_link(markdown: str, filename: str = DOWNLOAD_NAME, language: str | None = None) -> str:
+    """The conversation's Markdown as a download link (data_link), labelled in `language`."""
     return data_link(markdown.encode("utf-8"), filename, "text/markdown;charset=utf-8",
-                     "Download the conversation (Markdown)")
+                     message("download-conversation", language))
 
 
 class SearchFilters:
     """The filter widgets (author, years, language, source) for a library's
     documents, and the search Filters they set: the chat's, and the Study
-    tab's own."""
+    tab's own; labelled in `language` (the catalogue's; None: English)."""
 
-    def __init__(self, docs):
+    def __init__(self, docs, language: str | None = None):
         authors = sorted({a for names in docs.authors for a in names}) if docs else []
         languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
         sources = sorted({x for x in docs.sources.tolist() if x}) if docs else []
         years = [int(y) for y in docs.years.tolist() if y == y] if docs else []  # y == y: not NaN
 
-        self.author = widgets.Dropdown(options=[("any author", "")] + [(a, a) for a in authors],
-                                       description="Author")
-        self.language = widgets.Dropdown(options=[("any language", "")] + [(x, x) for x in languages],
-                                         description="Language")
-        self.source = widgets.Dropdown(options=[("any source", "")] + [(x, x) for x in sources],
-                                       description="Source")
+        self.author = widgets.Dropdown(options=[("", "")] + [(a, a) for a in authors])
+        self.language = widgets.Dropdown(options=[("", "")] + [(x, x) for x in languages])
+        self.source = widgets.Dropdown(options=[("", "")] + [(x, x) for x in sources])
         low, high = (min(years), max(years)) if years else (0, 0)
-        self.years = widgets.IntRangeSlider(value=(low, high), min=low, max=high, description="Years",
-                                            continuous_update=False,
+        self.years = widgets.IntRangeSlider(value=(low, high), min=low, max=high, continuous_update=False,
                                             layout=widgets.Layout(display="flex" if years else "none"))
         self.all_years = (low, high)
         self.widgets = (self.author, self.years, self.language, self.source)
         for w in self.widgets:
             w.add_class("rr-filter")
+        self.set_language(language)
+
+    def set_language(self, language: str | None) -> None:
+        """Label the filters in `language`: each "any ..." choice and each description."""
+        say = translator(language)
+        for w, what in ((self.author, "author"), (self.language, "language"), (self.source, "source")):
+            value = w.value
+            w.options = [(say(f"any-{what}"), "")] + list(w.options[1:])
+            w.value = value
+            w.description = say(f"filter-{what}")
+        self.years.description = say("filter-years")
 
     def filters(self):
         """The search filters set in the widgets."""
@@ -537,7 +549,7 @@ class Chat(widgets.VBox):
 
     def __init__(self, library=None, *, generator: Generator | None = None, model: str | None = None,
                  k: int = 5, max_tokens: int = MAX_ANSWER_TOKENS, questions_per_minute: int | None = None,
-                 room_log=None, anchored: bool = False, judge=None, shared=None):
+                 room_log=None, anchored: bool = False, judge=None, shared=None, language: str | None = None):
         from readingroom.ui.room import RoomLog
 
         # `shared`: a readingroom.ui.shared_search.SharedSearch, the one index of
@@ -568,20 +580,18 @@ class Chat(widgets.VBox):
         self.shared_model = generator is not None and getattr(generator, "backend", "") == "service"
         model = model or os.environ.get(MODEL_VARIABLE) or deployment.current().generator or DEFAULT_GENERATOR
 
-        say = translator(None)  # the page's own labels come before any question: the catalogue's English
+        # The page's own labels come before any question: in the page's
+        # language (the reader's browser's, ui.intro), else the catalogue's English.
+        self.page_language = language
         self.header = widgets.HTML()
         self.header.add_class("rr-header")
         self.conversation = widgets.VBox()
         self.conversation.add_class("rr-conversation")
-        self.question = widgets.Textarea(placeholder=say("ask-placeholder"),
-                                         layout=widgets.Layout(width="100%", height="4.5em"))
+        self.question = widgets.Textarea(layout=widgets.Layout(width="100%", height="4.5em"))
         self.question.add_class("rr-question")
-        self.send_button = widgets.Button(description=say("send"), button_style="primary", icon="paper-plane",
-                                          tooltip="Ask (the answer comes from the library's passages only)")
+        self.send_button = widgets.Button(button_style="primary", icon="paper-plane")
         self.send_button.add_class("rr-send")
-        self.new_button = widgets.Button(description=say("new-conversation"), icon="eraser",
-                                         tooltip="Forget the conversation: the next question starts afresh",
-                                         layout=widgets.Layout(width="auto"))
+        self.new_button = widgets.Button(icon="eraser", layout=widgets.Layout(width="auto"))
         self.new_button.add_class("rr-new")
         self.export_link = widgets.HTML()
         self.export_link.add_class("rr-export")
@@ -594,17 +604,15 @@ class Chat(widgets.VBox):
         self.new_button.on_click(self._on_new)
         self._update_export()
 
-        settings = widgets.Accordion(children=[widgets.VBox([self.filter_box, self.settings_box])],
-                                     titles=("Filters and settings",))
-        settings.add_class("rr-settings")
+        self.filters_and_settings = widgets.Accordion(children=[widgets.VBox([self.filter_box, self.settings_box])])
+        self.filters_and_settings.add_class("rr-settings")
         super().__init__([widgets.HTML(STYLE), self.header, self.conversation,
                           widgets.HBox([self.question, self.send_button], layout=widgets.Layout(width="100%")),
-                          self.notice, settings, widgets.HBox([self.new_button, self.export_link])])
+                          self.notice, self.filters_and_settings, widgets.HBox([self.new_button, self.export_link])])
         self.add_class("rr-chat")
+        self.set_language(language)  # the labels, and the header with what went wrong, if anything did
         if self.problem:
             self.send_button.disabled = True
-            if "rr-error" not in self.header.value:  # the library opened; the model is what is missing
-                self.header.value += f'<div class="rr-error">{escape(self.problem)}</div>'
 
     # --- set-up ------------------------------------------------------------------
     def _open(self, library) -> None:
@@ -625,21 +633,56 @@ class Chat(widgets.VBox):
                 self.searcher = searcher_for(self.library)
         except (LibraryError, ModelError, OSError) as e:
             self.problem = str(e)
-            self.header.value = f'<div class="rr-error">The library cannot be opened: {escape(e)}</div>'
             return
         self._warm_up()
         self._describe()
 
+    def set_language(self, language: str | None) -> None:
+        """Speak `language` (the catalogue's; None: English) before any
+        question: the header, the labels, the filters and settings. Answers
+        speak their question's language, whatever this is. Called again
+        under Voila, whose page learns its reader's language only after the
+        chat is made (ui.intro.page_language)."""
+        self.page_language = language
+        say = translator(language)
+        self.question.placeholder = say("ask-placeholder")
+        self.send_button.description = say("answering") if self.busy else say("send")
+        self.send_button.tooltip = say("send-tooltip")
+        self.new_button.description = say("new-conversation")
+        self.new_button.tooltip = say("new-conversation-tooltip")
+        self.filters_and_settings.titles = (say("filters-and-settings"),)
+        self.search_filters.set_language(language)
+        self.filter_box.children[0].value = f"<b>{escape(say('search-only-in'))}</b> {escape(say('years-note'))}"
+        self.settings_box.children[0].value = f"<b>{escape(say('settings'))}</b>"
+        if self.shared_model:
+            name = self.model_choice.value
+            self.model_choice.options = [(say("shared-model", model=name), name)]
+            self.model_choice.value = name
+        self.model_choice.description = say("setting-model")
+        self.passages.description = say("setting-passages")
+        self.passages.tooltip = say("setting-passages-tooltip")
+        self.anchored.description = say("setting-anchored")
+        self.anchored.tooltip = say("setting-anchored-tooltip")
+        self._describe()
+        self._update_export()
+
     def _describe(self) -> None:
+        say = translator(self.page_language)
+        if self.searcher is None:  # the library could not be opened (self.problem says why)
+            problem = say("library-cannot-open", error=self.problem or "")
+            self.header.value = f'<div class="rr-error">{escape(problem)}</div>'
+            return
         index = self.searcher.index
-        how = ("words and meaning (BM25 and vectors)" if index.embedder is not None
-               else "words only (BM25): this library has no passage vectors yet, `readingroom embed` adds them")
+        how = say("search-by-both") if index.embedder is not None else say("search-by-words")
         documents = len(index.docs.doc_ids)
         room = os.environ.get(ROOM_VARIABLE) if self.snapshot_pointer else None
-        where = f"the room “{room}”’s library" if room else self.library_name
-        self.header.value = (f"<div><b>Ask the library.</b> {documents:,} documents, {len(index):,} passages in "
-                             f"{escape(where)}; search by {escape(how)}. Answers come only from "
-                             "these passages, and the program checks every citation.</div>")
+        where = say("room-library", room=room) if room else self.library_name
+        self.header.value = (f"<div><b>{escape(say('chat-header-ask'))}</b> "
+                             + escape(say("chat-header", documents=f"{documents:,}", passages=f"{len(index):,}",
+                                          where=where, how=how)) + "</div>")
+        if self.problem:  # the library opened; the model is what is missing
+            self.header.value += f'<div class="rr-error">{escape(self.problem)}</div>'
+
 
     @property
     def library_name(self) -> str:
@@ -690,9 +733,7 @@ class Chat(widgets.VBox):
         self.author, self.years = self.search_filters.author, self.search_filters.years
         self.language, self.source = self.search_filters.language, self.search_filters.source
         self.all_years = self.search_filters.all_years
-        self.filter_box = widgets.VBox([widgets.HTML("<b>Search only in</b> (the full year range means any "
-                                                     "year, documents without one included)"),
-                                        self.author, self.years, self.language, self.source])
+        self.filter_box = widgets.VBox([widgets.HTML(), self.author, self.years, self.language, self.source])
 
         if self.shared_model:
             try:
@@ -700,25 +741,21 @@ class Chat(widgets.VBox):
             except ModelError as e:
                 name = "unavailable"
                 self.problem = str(e)
-            choices = [(f"{name} (the app's model, shared by everyone)", name)]
+            choices = [(name, name)]  # labelled "(the app's model, shared by everyone)" by set_language
         else:
             current = getattr(self.generator, "name", None) or model
             choices = generator_choices(current)
             if current not in [c[1] for c in choices]:
                 choices.insert(0, (current, current))
             name = current
-        self.model_choice = widgets.Dropdown(options=choices, value=name, description="Model",
-                                      disabled=self.shared_model, layout=widgets.Layout(width="32em"))
-        self.passages = widgets.IntSlider(value=k, min=1, max=10, description="Passages",
-                                          tooltip="How many passages the model is given")
-        self.anchored = widgets.Checkbox(value=anchored, description="Anchored (quotes checked)", indent=False,
-                                         tooltip="Each claim with the passage's exact words, judged for meaning "
-                                                 "by a second copy of the model (slower)")
+        self.model_choice = widgets.Dropdown(options=choices, value=name, disabled=self.shared_model,
+                                             layout=widgets.Layout(width="32em"))
+        self.passages = widgets.IntSlider(value=k, min=1, max=10)
+        self.anchored = widgets.Checkbox(value=anchored, indent=False)
         self.model_choice.add_class("rr-model")
         self.passages.add_class("rr-k")
         self.anchored.add_class("rr-anchored-option")
-        self.settings_box = widgets.VBox([widgets.HTML("<b>Settings</b>"), self.model_choice, self.passages,
-                                          self.anchored])
+        self.settings_box = widgets.VBox([widgets.HTML(), self.model_choice, self.passages, self.anchored])
 
     # --- what the widgets say --------------------------------------------------------
     def filters(self):
@@ -751,13 +788,14 @@ class Chat(widgets.VBox):
         return path
 
     def _update_export(self) -> None:
-        self.export_link.value = download_link(self.markdown()) if self.answers else ""
+        self.export_link.value = download_link(self.markdown(), language=self.page_language) if self.answers else ""
 
     def _set_busy(self, busy: bool) -> None:
         self.send_button.disabled = busy or bool(self.problem)
         self.new_button.disabled = busy
         self.model_choice.disabled = busy or self.shared_model
-        self.send_button.description = "Answering …" if busy else "Send"
+        say = translator(self.page_language)
+        self.send_button.description = say("answering") if busy else say("send")
 
     # --- handlers --------------------------------------------------------------------
     def too_many_questions(self) -> float | None:

@@ -8,21 +8,23 @@ vectors and embedder loaded then, for every session (readingroom.ui.
 shared_search). Each session renders `Page`, whose Chat (its own
 conversation, its own connection to the library copy, its own client to
 the app's generation service) is made once per session by use_memo and
-closed when the session ends.
+closed when the session ends. The page speaks its reader's language from
+the start (ui.intro: the browser's Accept-Language, which the door passes on
+with the session's websocket): the words above the chat and its labels.
 
 A watcher thread loads a new copy as soon as the app announces it, so the
 sessions find it ready when they move to it at their next question.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
-from importlib import resources
 
 import solara
+import solara.lab
 
 from readingroom.ui.chat import Chat
+from readingroom.ui.intro import intro_html, solara_language
 from readingroom.ui.shared_search import SharedSearch
 from readingroom.ui.snapshot import SNAPSHOT_VARIABLE
 from readingroom.ui.study_tab import chat_with_study
@@ -48,29 +50,16 @@ stopping = threading.Event()
 threading.Thread(target=_watch, args=(stopping,), name="readingroom-snapshots", daemon=True).start()
 
 
-def page_notes() -> str:
-    """The text above the chat, as HTML: the app page's Markdown cells
-    (chat_page.ipynb, which Voila serves), so that both servers show the
-    same words. Our own text, not the corpus's; rendered here rather than
-    by solara.Markdown, which would ask a CDN for KaTeX."""
-    import markdown
-
-    notebook = json.loads(resources.files("readingroom.ui").joinpath("chat_page.ipynb").read_text(encoding="utf-8"))
-    text = "\n\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
-    return markdown.markdown(text)
-
-
-NOTES = page_notes()
-
-
-def new_page():
-    """One reader's chat and its Study tab, as chat_page.ipynb shows them."""
-    return chat_with_study(Chat(shared=shared, k=PASSAGES))
+def new_page(language: str | None = None):
+    """One reader's chat and its Study tab, as chat_page.ipynb shows them,
+    in `language`."""
+    return chat_with_study(Chat(shared=shared, k=PASSAGES, language=language))
 
 
 @solara.component
 def Page():
-    tabs = solara.use_memo(new_page, dependencies=[])
+    language = solara_language(solara.lab.headers.value)
+    tabs = solara.use_memo(lambda: new_page(language), dependencies=[])
 
     def close_when_gone():
         def close():
@@ -81,5 +70,5 @@ def Page():
 
     solara.use_effect(close_when_gone, dependencies=[])
     with solara.Column(style={"max-width": "62em", "margin": "0 auto", "padding": "1em"}):
-        solara.HTML(tag="div", unsafe_innerHTML=NOTES)
+        solara.HTML(tag="div", unsafe_innerHTML=intro_html(language))  # our own text, from the catalogue
         solara.display(tabs)

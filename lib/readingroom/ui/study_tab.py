@@ -109,7 +109,7 @@ class StudyTab(widgets.VBox):
         self.thread: threading.Thread | None = None
 
         docs = chat.searcher.index.docs if chat.searcher else None
-        self.search_filters = SearchFilters(docs)
+        self.search_filters = SearchFilters(docs, language)
         self.document = widgets.Dropdown(description=say("study-document"), layout=widgets.Layout(width="46em"))
         self.section = widgets.Dropdown(description=say("study-section"), layout=widgets.Layout(width="46em"))
         self.kind = widgets.Dropdown(options=[(say(f"study-kind-{k}"), k) for k in KINDS],
@@ -259,7 +259,7 @@ class StudyTab(widgets.VBox):
             notes.append(say("study-cut", passages=len(aid.material.passages), cut=aid.material.cut))
         self._say("; ".join(notes))
         nothing = f'<div class="rr-note rr-study-nothing">{escape(say("study-nothing-kept"))}</div>'
-        self.result.value = ("" if aid.items else nothing) + to_html(aid, page=False)
+        self.result.value = ("" if aid.items else nothing) + to_html(aid, page=False, nothing_kept="")
         self.downloads.value = downloads_html(aid, say)
 
 
@@ -275,7 +275,8 @@ def downloads_html(aid: Aid, say) -> str:
     stem = file_stem(aid)
     links = [data_link(to_markdown(aid).encode("utf-8"), f"{stem}.md", "text/markdown;charset=utf-8",
                        say("study-download-markdown"), "rr-study-download"),
-             data_link(to_html(aid).encode("utf-8"), f"{stem}.html", "text/html;charset=utf-8",
+             data_link(to_html(aid, nothing_kept=say("study-nothing-kept")).encode("utf-8"), f"{stem}.html",
+                       "text/html;charset=utf-8",
                        say("study-download-html"), "rr-study-download")]
     if aid.kind == "quiz" and aid.items:
         with tempfile.TemporaryDirectory(prefix="readingroom-study-") as folder:
@@ -288,8 +289,10 @@ def downloads_html(aid: Aid, say) -> str:
 
 
 def chat_with_study(chat, **study_settings) -> widgets.Tab:
-    """The chat and its Study tab, side by side in tabs (the app's page)."""
-    say = translator(study_settings.get("language"))
+    """The chat and its Study tab, side by side in tabs (the app's page);
+    the tab speaks the chat's page language unless `language` is given."""
+    study_settings.setdefault("language", getattr(chat, "page_language", None))
+    say = translator(study_settings["language"])
     study = StudyTab(chat, **study_settings)
     tabs = widgets.Tab(children=[chat, study], titles=(say("tab-chat"), say("tab-study")))
     tabs.add_class("rr-tabs")

@@ -104,6 +104,50 @@ def with_attribution(sentence: str, who: str, context: str = "") -> str:
     return f"According to {who}, {lowered}{(' ' + rest) if rest else ''}"
 
 
+# A sentence that opens by naming who says it: "Reagan argues that ...",
+# "But Karl Marx wrote ...". Verbs in the singular: "Marxists argue" names a
+# school, not a speaker a passage could be by.
+_SAYS = (r"argues|argued|says|said|writes|wrote|claims|claimed|states|stated|believes|believed|holds|held|"
+         r"maintains|maintained|contends|contended|asserts|asserted|insists|insisted|notes|noted|explains|"
+         r"explained|thinks|thought|suggests|suggested|declares|declared|points\s+out|pointed\s+out")
+_NAMED_SPEAKER = re.compile(
+    r"^(?:(?i:but|and|yet|so|thus|however|still|here|there),?\s+)?"
+    r"(?P<name>[A-Z][\w'’.-]+(?:\s+(?:de|von|van|der|la|le)?\s*[A-Z][\w'’.-]+){0,2})"
+    r"\s+(?:also\s+|further\s+|even\s+|rightly\s+|famously\s+)?(?:" + _SAYS + r")\b")
+_NOT_SPEAKERS = _LOWERABLE | {"he", "she", "they", "we", "you", "i", "who", "which", "what", "one", "someone",
+                              "everyone", "nobody", "author", "passage", "source", "text"}
+
+
+def named_speaker(sentence: str) -> str | None:
+    """The person a sentence names as saying it ("Reagan argues that ..." ->
+    "Reagan"), or None when it names nobody that way ("He argues", "The
+    author argues", "Marxists argue")."""
+    m = _NAMED_SPEAKER.match(sentence.strip())
+    if not m:
+        return None
+    name = re.split(r"['’]s\b", m.group("name"))[0]  # "Karl Marx's Capital argues": Marx is named
+    words = [w for w in name.split() if w.lower().strip(".") not in _NOT_SPEAKERS]
+    return " ".join(words) if words and words[-1][:1].isupper() else None
+
+
+def misattributed(sentence: str, hits) -> str | None:
+    """The speaker a sentence names when none of the passages it cites is by
+    them, has them in its title or names them in its text: "Reagan argues
+    that free markets fail workers [4]" over a passage of the Anarchist FAQ
+    that never mentions Reagan puts the FAQ's words in Reagan's mouth,
+    however well the words match. None when the speaker checks out."""
+    name = named_speaker(sentence)
+    if name is None:
+        return None
+    surname = name.split()[-1].lower()
+    for hit in hits:
+        if names_author(name, [hit]) or any(surname == k or surname in k.split() for k in name_keys(hit)):
+            return None
+        if re.search(r"(?<!\w)" + re.escape(surname) + r"(?!\w)", (getattr(hit, "text", "") or "").lower()):
+            return None
+    return name
+
+
 _OWN_SOURCE = re.compile(r"^according to (?P<source>[^,]{2,80}),\s*", re.IGNORECASE)
 
 

@@ -38,6 +38,8 @@ class Sentence:
     inherited: bool = False  # cited no number; takes those of its paragraph (or of "This is stated in [n].")
     found: bool = False  # cited nothing at all; the program found the given passage that supports it
     supported: bool = False
+    misattributed: str | None = None  # names this speaker, whom the passages it cites neither are by nor name; left out
+    repeats: int | None = None  # says again what the answer's sentence number `repeats` (1-based) said; left out
     attributed: bool = False  # names whose claim it is (or the program added it)
     attribution_added: str | None = None  # the prefix the program added
     attributed_to: str | None = None  # whom the program's prefix names

@@ -26,9 +26,17 @@ ones (readingroom.answer.check.sentences.Sentence is immutable):
    Unsupported claims are left out; a sentence that cites nothing is
    unsupported, unless it is a connective or says that the sources do not
    answer (always safe to say).
-4. `attribute`: each kept claim says whose claim it is
+4. `check_speakers`: a supported claim that names who says it ("Reagan
+   argues that ...") is left out when no passage it cites is by that
+   speaker or names them: the words may match, but they are put in
+   another's mouth (attribution.misattributed).
+5. `drop_repeats`: a supported claim that says again what an earlier
+   supported claim said (answer.repeats.same_text: nearly the same words,
+   the same negations and numbers) is left out, so that a small model that
+   copies its passage twice over does not print it twice.
+6. `attribute`: each kept claim says whose claim it is
    (readingroom.answer.check.attribution).
-5. `keep`: the kept sentences, when at least one claim is among them.
+7. `keep`: the kept sentences, when at least one claim is among them.
 
 What this cannot catch: a sentence that reuses a passage's words to say
 something the passage does not (a dropped "not", swapped subjects). The
@@ -42,10 +50,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from readingroom.answer.check.attribution import name_the_passage, names_author, speaker, with_attribution
+from readingroom.answer.check.attribution import (misattributed, name_the_passage, names_author, speaker,
+                                                  with_attribution)
 from readingroom.answer.check.citations import append_markers, cited_numbers, keep_citations, strip_citations
 from readingroom.answer.check.scoring import FOUND_THRESHOLD, SupportChecker
 from readingroom.answer.check.sentences import Sentence, join_sentences, split_sentences
+from readingroom.answer.repeats import same_text
 from readingroom.text import content_words
 
 _NOT_ANSWERED = re.compile(
@@ -93,6 +103,8 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
     sentences = score(sentences, lambda s: s.kind == "claim" and s.inherited and s.best is None, scorer, checker)
     sentences = find_citations(sentences, scorer, checker)
     sentences = score(sentences, lambda s: s.found and s.best is None, scorer, checker)
+    sentences = check_speakers(sentences, passages)
+    sentences = drop_repeats(sentences)
     sentences = attribute(sentences, passages)
     return keep(sentences)
 
@@ -126,7 +138,10 @@ def read(raw: str, given: int, language: str | None = None) -> Sentences:
             kind = "not-answered"
         elif cited and _POINTER.match(claim) and len(claim.split()) <= 9:
             kind = "pointer"
-        elif words == 0 or (not valid and claim.endswith(":") and len(claim.split()) <= 6 and words <= 2):
+        # A citation makes it a claim to check, however few its words: "He
+        # [1]", a fragment left where a copied quotation ended, is not a
+        # connective to keep as it stands.
+        elif (words == 0 and not cited) or (not valid and claim.endswith(":") and len(claim.split()) <= 6 and words <= 2):
             kind = "connective"
         else:
             kind = "claim"
@@ -233,6 +248,35 @@ def score(sentences: Sentences, which: Callable[[Sentence], bool], scorer: Score
                          cosine=round(float(cosine[row, best]), 4),
                          supported=support >= checker.threshold and s.words >= checker.min_claim_words,
                          valid=(best + 1,) if (s.named or s.inherited or s.found) else s.valid)
+    return tuple(out)
+
+
+def check_speakers(sentences: Sentences, passages) -> Sentences:
+    """Supported claims that name a speaker none of their passages is by or
+    names, left out with that speaker's name."""
+    out = list(sentences)
+    for i, s in enumerate(sentences):
+        if s.kind == "claim" and s.supported:
+            who = misattributed(strip_citations(s.text), [passages[n - 1] for n in s.valid])
+            if who:
+                out[i] = replace(s, supported=False, misattributed=who)
+    return tuple(out)
+
+
+def drop_repeats(sentences: Sentences) -> Sentences:
+    """Supported claims that say again what an earlier supported claim said,
+    whichever passage they cite, left out with the number of that claim."""
+    out = list(sentences)
+    earlier: list[tuple[int, str]] = []  # (position, text without citations) of the claims kept so far
+    for i, s in enumerate(sentences):
+        if s.kind != "claim" or not s.supported:
+            continue
+        text = strip_citations(s.text)
+        first = next((j for j, said in earlier if same_text(text, said)), None)
+        if first is None:
+            earlier.append((i, text))
+        else:
+            out[i] = replace(s, supported=False, repeats=first + 1)
     return tuple(out)
 
 

@@ -147,17 +147,28 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str]]:
             yield given, given.name
 
 
-def read_paths(
+@dataclass(frozen=True)
+class FileToRead:
+    """A file that read_paths reads: where it is, its key, the manifest
+    row that applies to it (None: none does)."""
+
+    file: Path
+    key: str
+    row: dict | None = None
+
+
+def files_to_read(
     paths: Iterable[str | Path],
     manifest: Path | None = None,
-    max_mb: float = DEFAULT_MAX_MB,
-) -> Iterator[Document | Problem]:
-    """Documents from files and folders; a Problem for each file (or record)
-    that cannot be read. A `manifest.csv` found in a folder applies to it."""
+) -> Iterator[FileToRead | Problem]:
+    """What read_paths reads, in its order, without reading it: each file
+    with its manifest row, and a Problem for each path or file that cannot
+    be read at all (missing, an unsupported type, a bad manifest). A
+    cluster's workers read the files themselves (library/sharded_ingest.py)."""
     paths = [Path(p) for p in paths]
-    options = ReadOptions(max_mb=max_mb)
+    rows: dict[str, dict] = {}
     if manifest:
-        options.manifest.update(load_manifest(Path(manifest)))
+        rows.update(load_manifest(Path(manifest)))
     for path in paths:
         if not path.exists():
             yield Problem(str(path), "does not exist")
@@ -165,7 +176,7 @@ def read_paths(
         local = path / MANIFEST_NAME if path.is_dir() else None
         if local and local.exists() and not manifest:
             try:
-                options.manifest.update(load_manifest(local))
+                rows.update(load_manifest(local))
             except SourceError as e:
                 yield Problem(e.location, e.problem)
         for file, key in iter_files([path]):
@@ -173,16 +184,34 @@ def read_paths(
                 continue
             if is_manifest(file):
                 continue
-            reader = reader_for(logical_suffix(file))
-            if reader is None:
+            if reader_for(logical_suffix(file)) is None:
                 yield Problem(
                     str(file),
                     f"unsupported file type '{logical_suffix(file) or file.name}' "
                     f"(supported: {', '.join(supported_suffixes())}, optionally .gz/.bz2/.xz)",
                 )
                 continue
-            row = options.manifest.get(key) or options.manifest.get(file.name)
-            yield from _read_one(reader, file, key, options, row)
+            yield FileToRead(file, key, rows.get(key) or rows.get(file.name))
+
+
+def read_file(item: FileToRead, max_mb: float = DEFAULT_MAX_MB) -> Iterator[Document | Problem]:
+    """The documents of one file, and a Problem for what cannot be read."""
+    reader = reader_for(logical_suffix(item.file))
+    yield from _read_one(reader, item.file, item.key, ReadOptions(max_mb=max_mb), item.row)
+
+
+def read_paths(
+    paths: Iterable[str | Path],
+    manifest: Path | None = None,
+    max_mb: float = DEFAULT_MAX_MB,
+) -> Iterator[Document | Problem]:
+    """Documents from files and folders; a Problem for each file (or record)
+    that cannot be read. A `manifest.csv` found in a folder applies to it."""
+    for item in files_to_read(paths, manifest):
+        if isinstance(item, Problem):
+            yield item
+        else:
+            yield from read_file(item, max_mb)
 
 
 def _read_one(reader, file: Path, key: str, options: ReadOptions, row: dict | None):
