@@ -40,6 +40,20 @@ model that process has loaded already):
   part before its last message (the system prompt and any earlier turns:
   what the next question will repeat) becomes sequence 0.
 
+Measured (`bench/app.py --load --minutes 0 --max-tokens 160`, one run,
+SmolLM2-135M, the chat's real prompts of about 1,400 tokens, 2 shared
+cores at load average 6-7): no gain. Answers a minute, batched over one
+at a time: 0.89 (1 reader), 0.97 (4 at once), 1.11 (8 at once); the
+slowest of 8 waited 158 s against 176 s. The prompt is most of the work
+(about 1,150 prompt tokens read per answer against at most 160 written),
+and this model's weights (80 MB) sit in the CPU's caches, so a batch saves
+no memory traffic either. The default 1.5B model (1 GB of weights, read
+once per decode step) is where batching should pay; it was not measured
+in time (see the branch's report). The shared prefix saves what
+llama-cpp-python's own prefix cache already saved one at a time
+(consecutive prompts share the system prompt): about 1,130 of 1,380
+prompt tokens read per answer in both.
+
 The text is that of `LlamaCppGenerator.stream` for the same messages and
 settings: the same chat template and tokens, the same stop strings and
 end-of-generation tokens, the same max_tokens cut. At temperature 0 it is
