@@ -30,21 +30,27 @@ loaded once, in the service).
 The default model is the test model, so this runs where the tests do;
 `--model qwen2.5-coder-1.5b-instruct-q4_k_m` measures the default.
 
-    python bench/app.py --load [--readers 30] [--minutes 20] [--model NAME] [--db LIBRARY]
+    python bench/app.py --load [--readers 30] [--minutes 5] [--slots 4] [--model NAME] [--db LIBRARY]
 
-measures the room's queue itself, without browsers (the generation
-service in its own process, as `readingroom app` starts it, asked with the
-real prompts the chat sends: a FAQ question and its 5 passages): 1, 4 and
-8 readers asking at the same moment (answers per minute: 8 answers over
-the time the 8 took), then --readers readers each asking about once every
-4 minutes at random moments (exponential gaps, seeded) for --minutes
-minutes: each answer's time from asking to its last word, and the 95th
-percentile. From the answers' measured times, a simulation of the same
-queue gives the room's capacity: the number of readers at which the 95th
-percentile passes 2 minutes. The baseline is today's queue (one answer at
-a time); a batched server would be measured against it in the same run.
-The machine's load average is printed with the figures: on a shared
-machine they are upper bounds of the waits.
+measures the room's queue itself, without browsers, driving the
+generation service over HTTP (in its own process, as `readingroom app`
+starts it, asked with the real prompts the chat sends: a FAQ question and
+its 5 passages), twice in one run: the baseline, today's queue (--slots 1,
+one answer at a time), then the batched service (--slots N answers
+decoded together). For each: 1, 4 and 8 readers asking at the same moment
+(answers per minute: n answers over the time the n took; each reader's
+wait from asking to the last word; prompt tokens actually read per answer,
+the rest came from the cache), then --readers readers each asking about
+once every 4 minutes at random moments (exponential gaps, seeded: the same
+moments for both) for --minutes minutes (the issue's 20 take long; the
+default is short): p50 and p95 of the waits (a question unanswered 2
+minutes after the period is given up and counts as too slow). Printed:
+each figure with its ratio against the baseline. The capacity, the number
+of readers at which the 95th percentile passes 2 minutes, comes from a
+simulation of each queue fed with the measured answer times and, for the
+batched one, the measured speed-up with n answers at once. The machine's
+load average is printed with the figures: on a shared machine they are
+upper bounds of the waits.
 
     python bench/app.py --memory [--server voila solara] [--sessions 1 4 8] [--db LIBRARY]
 
@@ -234,7 +240,12 @@ def main():
     parser.add_argument("--timeout", type=int, default=900, help="seconds to wait for one round's answers")
     parser.add_argument("--load", action="store_true", help="measure the queue under a room's load (no browsers)")
     parser.add_argument("--readers", type=int, default=30)
-    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="with --load: how long the room asks (the issue's figure is 20)")
+    parser.add_argument("--services", nargs="+", choices=["baseline", "batched"], default=["baseline", "batched"],
+                        help="with --load: which services to measure (both: compared in one run)")
+    parser.add_argument("--slots", type=int, default=None,
+                        help="with --load: the batched service's slots [default: the service's own]")
     parser.add_argument("--max-tokens", type=int, default=None, help="answer length [default: the chat's]")
     parser.add_argument("--memory", action="store_true",
                         help="measure memory per extra reader and page time, for each --server")
@@ -309,6 +320,7 @@ def main():
 
 MEAN_GAP = 240.0  # seconds between one reader's questions, on average
 LIMIT = 120.0  # the target: 95% of answers within 2 minutes
+BURSTS = (1, 4, 8)  # readers asking at the same moment
 
 
 def room_prompts(db: Path, count: int) -> list[list[dict]]:
@@ -322,11 +334,17 @@ def room_prompts(db: Path, count: int) -> list[list[dict]]:
         return [build_messages(q, searcher.search(q, 5)) for q in questions(count)]
 
 
-def timed_answer(remote, messages, max_tokens: int) -> dict:
+def timed_answer(remote, messages, max_tokens: int, deadline: float = float("inf")) -> dict:
+    """One answer, timed from asking to its last word; given up (closing the
+    connection, which frees its place) once `deadline` has passed."""
     started = time.monotonic()
     first = None
-    for _ in remote.stream(messages, max_tokens=max_tokens):
+    pieces = remote.stream(messages, max_tokens=max_tokens)
+    for _ in pieces:
         first = first or time.monotonic()
+        if time.monotonic() > deadline:
+            pieces.close()
+            return {"total": float("inf"), "first": (first or time.monotonic()) - started, "usage": None}
     done = time.monotonic()
     return {"total": done - started, "first": (first or done) - started, "usage": remote.last_usage}
 
@@ -349,7 +367,11 @@ def burst(url, token, prompts, max_tokens) -> list[dict]:
 
 
 def readers_at_random(url, token, prompts, readers: int, minutes: float, max_tokens: int, seed: int = 20) -> list[dict]:
-    """`readers` readers, each asking about once every MEAN_GAP seconds (exponential gaps) for `minutes`."""
+    """`readers` readers, each asking about once every MEAN_GAP seconds
+    (exponential gaps, the same for every service: seeded) for `minutes`.
+    A question still unanswered LIMIT seconds after the period is given up
+    and counts as slower than LIMIT (infinite), so an overloaded queue
+    cannot make the run endless."""
     import random
 
     from readingroom.ui.service import RemoteGenerator
@@ -359,12 +381,16 @@ def readers_at_random(url, token, prompts, readers: int, minutes: float, max_tok
 
     def reader(i):
         rng = random.Random(seed * 1000 + i)
-        remote = RemoteGenerator(url, token)
+        remote = RemoteGenerator(url, token, timeout=minutes * 60 + 2 * LIMIT)
         while True:
-            time.sleep(rng.expovariate(1 / MEAN_GAP))
-            if time.monotonic() >= end:
-                return
-            result = timed_answer(remote, prompts[rng.randrange(len(prompts))], max_tokens)
+            gap = rng.expovariate(1 / MEAN_GAP)
+            if time.monotonic() + gap >= end:
+                return  # its next question would come after the period
+            time.sleep(gap)
+            try:
+                result = timed_answer(remote, prompts[rng.randrange(len(prompts))], max_tokens, end + LIMIT)
+            except Exception as e:  # noqa: BLE001 - counted as unanswered, said once
+                result = {"total": float("inf"), "first": float("inf"), "usage": None, "error": str(e)}
             with lock:
                 results.append(result)
 
@@ -381,10 +407,13 @@ def percentile(values, p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def simulated_p95(service_times: list[float], readers: int, hours: float = 20.0, seed: int = 7) -> float:
-    """The 95th percentile of answer times for `readers` readers at MEAN_GAP
-    in a one-at-a-time queue whose answers take the measured times (drawn
-    at random from them): an M/G/1 queue, simulated."""
+def simulated_p95(work: list[float], readers: int, speed: list[float], hours: float = 10.0, seed: int = 7) -> float:
+    """The 95th percentile of answer times for `readers` readers asking
+    every MEAN_GAP seconds on average (exponential gaps), served by a queue
+    with len(speed) - 1 slots: an answer needs a `work` drawn at random
+    from the measured ones (seconds of the model alone), and with n answers
+    in the slots the model gets through speed[n] seconds of that work a
+    second, shared equally (speed[1] = 1; one slot: an M/G/1 queue)."""
     import random
 
     rng = random.Random(seed)
@@ -395,69 +424,148 @@ def simulated_p95(service_times: list[float], readers: int, hours: float = 20.0,
             arrivals.append(t)
             t += rng.expovariate(1 / MEAN_GAP)
     arrivals.sort()
-    free_at, waits = 0.0, []
-    for t in arrivals:
-        start = max(t, free_at)
-        free_at = start + rng.choice(service_times)
-        waits.append(free_at - t)
-    return percentile(waits, 95)
+    slots, now, waiting, active, times = len(speed) - 1, 0.0, [], [], []  # active: [work left, arrival]
+    i = 0
+    while i < len(arrivals) or waiting or active:
+        while waiting and len(active) < slots:
+            active.append(waiting.pop(0))
+        each = speed[len(active)] / len(active) if active else 0.0
+        to_arrival = arrivals[i] - now if i < len(arrivals) else float("inf")
+        to_done = min(left for left, _ in active) / each if active else float("inf")
+        step = min(to_arrival, to_done)
+        now += step
+        for job in active:
+            job[0] -= step * each
+        for job in [j for j in active if j[0] <= 1e-9]:
+            active.remove(job)
+            times.append(now - job[1])
+        if i < len(arrivals) and arrivals[i] <= now + 1e-12:
+            waiting.append([rng.choice(work), arrivals[i]])
+            i += 1
+    return percentile(times, 95)
 
 
-def capacity(service_times: list[float]) -> int:
+def capacity(work: list[float], speed: list[float]) -> int:
     """The most readers whose simulated 95th percentile stays within LIMIT."""
-    n = 1
-    while n < 500 and simulated_p95(service_times, n + 1) <= LIMIT:
+    n = 0
+    while n < 300 and simulated_p95(work, n + 1, speed) <= LIMIT:
         n += 1
-    return n if simulated_p95(service_times, n) <= LIMIT else 0
+    return n
+
+
+def speeds(rounds: dict, slots: int) -> list[float]:
+    """speed[n]: answers a second with n served at once, over one alone,
+    for n up to `slots`, from the bursts (linear between the measured n)."""
+    rate = {n: n / r["took"] for n, r in rounds.items()}
+    known = sorted(rate)
+    out = [0.0]
+    for n in range(1, slots + 1):
+        low = max(k for k in known if k <= n) if n >= known[0] else known[0]
+        high = min((k for k in known if k >= n), default=known[-1])
+        r = rate[low] if high == low else rate[low] + (rate[high] - rate[low]) * (n - low) / (high - low)
+        out.append(r / rate[1])
+    return out
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measure_service(args, label: str, slots: int, prompts, max_tokens: int) -> dict:
+    """The bursts and the room, on a service of `slots` (its own process, as the app starts it)."""
+    import secrets
+
+    from readingroom.ui.app import start_service, stop
+    from readingroom.ui.service import RemoteGenerator
+
+    token = secrets.token_urlsafe(16)
+    service, url = start_service(args.model, "llama.cpp", token, slots=slots)
+    result = {"label": label, "slots": slots, "rounds": {}, "load": [os.getloadavg()[0]]}
+    try:
+        print(f"\n{label} ({slots} slot{'s' if slots > 1 else ''}), load average {load_average()}", flush=True)
+        offset = 0
+        for n in BURSTS:  # different questions in each burst: no prompt is read twice
+            chosen = [prompts[(offset + i) % len(prompts)] for i in range(n)]
+            offset += n
+            started = time.monotonic()
+            answers = burst(url, token, chosen, max_tokens)
+            took = time.monotonic() - started
+            result["rounds"][n] = {"took": took, "answers": answers}
+            totals = [r["total"] for r in answers]
+            read = [u.prompt_tokens - (u.cached_tokens or 0) for u in (r["usage"] for r in answers) if u]
+            print(f"  {n} at once: all answered in {took:.0f} s ({60 * n / took:.2f} answers a minute); each waited "
+                  f"median {statistics.median(totals):.0f} s, slowest {max(totals):.0f} s; first word after "
+                  f"{statistics.median(r['first'] for r in answers):.0f} s (median); prompt tokens read per "
+                  f"answer {statistics.mean(read):.0f} of {statistics.mean(r['usage'].prompt_tokens for r in answers):.0f}"
+                  f"; load {load_average()}", flush=True)
+            result["load"].append(os.getloadavg()[0])
+        if args.minutes > 0:
+            started = time.monotonic()
+            room = readers_at_random(url, token, prompts, args.readers, args.minutes, max_tokens)
+            totals = [r["total"] for r in room]
+            answered = [t for t in totals if t != float("inf")]
+            result["room"] = totals
+            print(f"  room: {args.readers} readers, each asking about every {MEAN_GAP / 60:.0f} min, for "
+                  f"{args.minutes:g} min: {len(totals)} questions, {len(answered)} answered "
+                  f"({60 * len(answered) / (time.monotonic() - started):.2f} a minute); wait p50 "
+                  f"{percentile(totals, 50):.0f} s, p95 {percentile(totals, 95):.0f} s; "
+                  f"{sum(t <= LIMIT for t in totals)} of {len(totals)} within {LIMIT:.0f} s; load {load_average()}",
+                  flush=True)
+            result["load"].append(os.getloadavg()[0])
+        health = RemoteGenerator(url, token).health()
+        result["served"] = health.get("served")
+    finally:
+        stop(service)
+    return result
 
 
 def room_load(args) -> None:
-    import secrets
-
     from readingroom.answer.pipeline import MAX_ANSWER_TOKENS
-    from readingroom.ui.app import start_service, stop
+    from readingroom.ui.service import BATCH_SLOTS
 
     db = Path(args.db or default_library_path()).resolve()
     max_tokens = args.max_tokens or MAX_ANSWER_TOKENS
-    load = os.getloadavg()
-    print(f"library {db}, model {args.model}, {os.cpu_count()} cores, load average {load[0]:.1f} "
-          f"{load[1]:.1f} {load[2]:.1f} at the start; answers up to {max_tokens} tokens", flush=True)
-    prompts = room_prompts(db, 12)
-    token = secrets.token_urlsafe(16)
-    service, url = start_service(args.model, "llama.cpp", token)
-    try:
-        rounds = {}
-        for n in (1, 4, 8):
-            started = time.monotonic()
-            rounds[n] = burst(url, token, prompts[:n], max_tokens)
-            took = time.monotonic() - started
-            totals = [r["total"] for r in rounds[n]]
-            print(f"{n} at once: all answered in {took:.0f} s ({60 * n / took:.2f} answers a minute); each: "
-                  f"median {statistics.median(totals):.0f} s, slowest {max(totals):.0f} s; first word after "
-                  f"{statistics.median(r['first'] for r in rounds[n]):.0f} s (median)", flush=True)
-        # One at a time, the 8 sent together finish one after another: each
-        # answer's own time is the gap between two finishing times.
-        finished = sorted(r["total"] for r in rounds[8])
-        own = [finished[0]] + [b - a for a, b in zip(finished, finished[1:])]
-        print(f"one answer alone: {rounds[1][0]['total']:.0f} s; an answer's own time in the queue: "
-              f"median {statistics.median(own):.0f} s", flush=True)
-        if args.minutes > 0:
-            started = time.monotonic()
-            results = readers_at_random(url, token, prompts, args.readers, args.minutes, max_tokens)
-            totals = [r["total"] for r in results]
-            print(f"{args.readers} readers, each asking about every {MEAN_GAP / 60:.0f} min, for {args.minutes:g} "
-                  f"min: {len(results)} answers ({60 * len(results) / (time.monotonic() - started):.2f} a minute); "
-                  f"answer time median {statistics.median(totals) if totals else float('nan'):.0f} s, "
-                  f"95th percentile {percentile(totals, 95):.0f} s, slowest {max(totals, default=float('nan')):.0f} s; "
-                  f"{sum(t <= LIMIT for t in totals)} of {len(totals)} within {LIMIT:.0f} s", flush=True)
-        print(f"capacity (simulated from the measured answer times, one at a time): {capacity(own)} readers "
+    slots = args.slots or BATCH_SLOTS
+    print(f"library {db}, model {args.model}, {os.cpu_count()} cores, load average {load_average()} at the start; "
+          f"answers up to {max_tokens} tokens; the room: {args.readers} readers for {args.minutes:g} min", flush=True)
+    prompts = room_prompts(db, 16)
+    measured = {}
+    if "baseline" in args.services:
+        measured["baseline"] = measure_service(args, "baseline: one at a time", 1, prompts, max_tokens)
+    if "batched" in args.services:
+        measured["batched"] = measure_service(args, "batched", slots, prompts, max_tokens)
+    if len(measured) == 2:
+        compare(measured["baseline"], measured["batched"])
+
+
+def compare(base: dict, batched: dict) -> None:
+
+    # One at a time, the 8 sent together finish one after another: each
+    # answer's own time (the model's work for it alone) is the gap between two.
+    finished = sorted(r["total"] for r in base["rounds"][8]["answers"])
+    work = [finished[0]] + [b - a for a, b in zip(finished, finished[1:])]
+    print(f"\n{'':24}{'baseline':>10}{'batched':>10}{'ratio':>8}")
+    for n in BURSTS:
+        a, b = base["rounds"][n], batched["rounds"][n]
+        per_a, per_b = 60 * n / a["took"], 60 * n / b["took"]
+        print(f"{f'{n} at once, answers/min':24}{per_a:>10.2f}{per_b:>10.2f}{per_b / per_a:>8.2f}")
+        slow_a = max(r["total"] for r in a["answers"])
+        slow_b = max(r["total"] for r in b["answers"])
+        print(f"{f'{n} at once, slowest s':24}{slow_a:>10.0f}{slow_b:>10.0f}{slow_b / slow_a:>8.2f}")
+    if "room" in base:
+        for p in (50, 95):
+            a, b = percentile(base["room"], p), percentile(batched["room"], p)
+            print(f"{f'room wait p{p} s':24}{a:>10.0f}{b:>10.0f}{b / a if a not in (0, float('inf')) else float('nan'):>8.2f}")
+    for mode in (base, batched):
+        speed = speeds(mode["rounds"], mode["slots"])
+        mode["capacity"] = capacity(work, speed)
+        print(f"capacity, {mode['label']} (simulated from the measured answers: {len(work)} answer times, "
+              f"speed with n at once {', '.join(f'{s:.2f}' for s in speed[1:])}): {mode['capacity']} readers "
               f"asking every {MEAN_GAP / 60:.0f} min keep the 95th percentile within {LIMIT:.0f} s "
-              f"(30 readers: {simulated_p95(own, 30):.0f} s)")
-        load = os.getloadavg()
-        print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
-              "(above the core count, other work shared the cores: the times are upper bounds)")
-    finally:
-        stop(service)
+              f"(30 readers: p95 {simulated_p95(work, 30, speed):.0f} s)")
+    loads = base["load"] + batched["load"]
+    print(f"load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}, at the end {load_average()} "
+          f"on {os.cpu_count()} cores (above the core count, other work shared the cores: the times are upper bounds)")
 
 
 # --- memory per reader, per server ----------------------------------------------------------

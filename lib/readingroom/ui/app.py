@@ -104,13 +104,15 @@ def child_environment(**variables) -> dict:
     return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **variables}
 
 
-def start_service(model: str, backend: str, token: str) -> tuple[subprocess.Popen, str]:
+def start_service(model: str, backend: str, token: str, slots: int | None = None) -> tuple[subprocess.Popen, str]:
     """The generation service in its own process; (process, URL) once its
     model is loaded. A model that cannot be loaded (not fetched, damaged)
-    stops the app with the loader's message."""
+    stops the app with the loader's message. `slots`: answers decoded
+    together (None: the service's default)."""
     env = child_environment(**{TOKEN_VARIABLE: token})
     process = subprocess.Popen([sys.executable, "-m", "readingroom.ui.service", "--model", model,
-                                "--backend", backend], stdout=subprocess.PIPE, text=True, env=env)
+                                "--backend", backend, *(["--slots", str(slots)] if slots else [])],
+                               stdout=subprocess.PIPE, text=True, env=env)
     line = process.stdout.readline()
     try:
         ready = json.loads(line)

@@ -10,21 +10,34 @@ its own, and the kernels ask it over HTTP on the loopback:
                              ◄── newline-delimited JSON ──┘
 
 The service (stdlib http.server, one thread per connection) puts every
-request in one FIFO queue served by a single worker thread: one
-completion at a time, in order of arrival, because a llama.cpp model holds
-one context and two completions at once would each run at half speed
-anyway. Every request must carry the service's random token in the
+request in one FIFO queue served by a single worker thread, in order of
+arrival. With `slots=1` (the baseline) it serves one completion at a
+time. With `slots=N` and a llama.cpp model, plain text completions (the
+answers) are decoded together, up to N at once, by continuous batching
+(models/generate/batched.py: one decode step writes a token of every
+answer in a slot, and reads the start a new prompt shares with the others
+from the cache): a request waits only while every slot is taken, and
+starts as soon as one is free. Requests with a JSON schema (a grammar)
+and judgements (`choices`: probabilities of a few options) still go one
+at a time through the generator itself: the queue stops admitting at such
+a request until the slots have emptied, runs it alone, then goes on
+(they are short and rare in the chat; batching grammars would need a
+grammar sampler per slot). `python bench/app.py --load` measures both
+against each other. Every request must carry the service's random token in the
 X-Readingroom-Token header (the port is on the loopback, but other users of
 the machine can reach the loopback too).
 
 The reply to POST /generate, one JSON object a line:
 
-    {"queue": 2, "wait": 41.5}    requests ahead of this one, and the seconds it should
-                                  wait, estimated from the requests served so far ("wait"
-                                  absent before the first); at arrival, whenever it
-                                  changes, and every few seconds while it waits
+    {"queue": 2, "wait": 41.5}    requests ahead of this one (that must start or end
+                                  before a slot is free for it), and the
+                                  seconds until a slot is free for it, estimated from the
+                                  requests served so far ("wait" absent before the
+                                  first); at arrival, whenever it changes, and every few
+                                  seconds while it waits; {"queue": 0, "wait": 0} once it
+                                  has a slot (it is being generated, not waiting)
     {"text": "The Commune"}       pieces of the model's text, as they come
-    {"done": true, "usage": {"prompt_tokens": 412, "completion_tokens": 57}}
+    {"done": true, "usage": {"prompt_tokens": 412, "completion_tokens": 57, "cached_tokens": 230}}
     {"error": "..."}              instead of "done", when generation failed
 
 A reader who goes away (the connection closes) is taken out of the queue,
@@ -38,7 +51,7 @@ MAX_TOKENS, temperature 0..2; NaN, 1e999 and JSON nested past the
 parser's depth are refused with 400); a connection must send its request
 within REQUEST_SECONDS and at most MAX_CONNECTIONS are served at once (one
 more is told 503, which the client retries), so idle connections cannot
-lock the service up; `stop()` cancels the request being generated.
+lock the service up; `stop()` cancels the requests being generated.
 
     service = GenerationService(load_generator("smollm2-135m-instruct-q4_1")).start()
     remote = RemoteGenerator(service.url, service.token)
@@ -51,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
 import hmac
 import http.client
 import json
@@ -80,6 +94,7 @@ MAX_MESSAGES = 64
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 8, 64
 MAX_SCHEMA_CHARS = 16_384  # a study aid's item schema is under 2,000; llama.cpp turns it into a grammar
 MAX_CHOICES, MAX_CHOICE_CHARS = 8, 32  # a judge's options: "yes", "no"
+BATCH_SLOTS = 4  # answers decoded together by `python -m readingroom.ui.service` (bench/app.py --load measured it)
 MAX_CONNECTIONS = 128  # more than the sessions a room holds (each has at most one request open)
 REQUEST_SECONDS = 10.0  # to send the request line, headers and body: an idle connection is closed after this
 WRITE_SECONDS = 60.0  # a reader whose connection takes no text for this long has gone
@@ -98,6 +113,13 @@ class Job:
         self.events: Queue = Queue()  # ("queue", (n, wait)), ("text", piece), ("probabilities", {option: p}), ("done", usage), ("error", message)
         self.cancelled = threading.Event()
         self.started: float | None = None  # when the model began on it (time.monotonic)
+        self.sequence = None  # its BatchedLlama sequence, while it is decoded in a batch slot
+        self.completed = False  # ended with "done" (its time counts in the wait estimates)
+
+    @property
+    def batchable(self) -> bool:
+        """Plain text: no grammar, no judgement."""
+        return "choices" not in self.settings and not self.settings.get("json_schema")
 
 
 class RequestRefused(ValueError):
@@ -211,14 +233,21 @@ class _BoundedServer(ThreadingHTTPServer):
 
 
 class GenerationService:
-    """A Generator served over HTTP on `host`, one completion at a time, in
-    order of arrival. `port=0` takes a free port; `token=None` makes a
-    random one. `max_connections` and `request_seconds` bound what
-    connections can hold (see _BoundedServer)."""
+    """A Generator served over HTTP on `host`, in order of arrival: one
+    completion at a time (`slots=1`), or up to `slots` plain text
+    completions decoded together when the generator can batch (a
+    LlamaCppGenerator; others are served one at a time whatever `slots`
+    says). `port=0` takes a free port; `token=None` makes a random one.
+    `max_connections` and `request_seconds` bound what connections can
+    hold (see _BoundedServer)."""
 
     def __init__(self, generator: Generator, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 max_connections: int = MAX_CONNECTIONS, request_seconds: float = REQUEST_SECONDS):
+                 max_connections: int = MAX_CONNECTIONS, request_seconds: float = REQUEST_SECONDS,
+                 slots: int = 1):
         self.generator = generator
+        self.batch = generator.batched(slots) if slots > 1 and hasattr(generator, "batched") else None
+        self.slots = self.batch.slots if self.batch is not None else 1
+        self._running: list[Job] = []  # being generated: at most one alone, or up to `slots` in the batch
         self.token = token or secrets.token_urlsafe(32)
         self.request_seconds = request_seconds
         self._waiting: deque[Job] = deque()
@@ -244,21 +273,23 @@ class GenerationService:
 
     def stop(self) -> None:
         """Refuse new requests, tell the waiting ones, cancel the one being
-        generated (it stops at its next token), and close."""
+        generated (each stops at its next token or decode step), and close."""
         with self._lock:
             self._stopping = True
             for job in self._waiting:
                 job.cancelled.set()
                 job.events.put(("error", "the generation service is stopping"))
             self._waiting.clear()
-            if self._running is not None:
-                self._running.cancelled.set()
-                self._running.events.put(("error", "the generation service is stopping"))
+            for job in self._running:
+                job.cancelled.set()
+                job.events.put(("error", "the generation service is stopping"))
             self._lock.notify_all()
         self.server.shutdown()
         self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=30)
+        if self.batch is not None and not any(t.is_alive() for t in self._threads):
+            self.batch.close()
 
     def __enter__(self):
         return self.start()
@@ -276,7 +307,10 @@ class GenerationService:
     @property
     def running(self) -> bool:
         """Whether a request is being generated now."""
-        return self._running is not None
+        return bool(self._running)
+
+    def is_running(self, job: Job) -> bool:
+        return job in self._running
 
     def submit(self, job: Job) -> None:
         with self._lock:
@@ -301,59 +335,134 @@ class GenerationService:
                 return 0, 0.0
             return self._place(self._waiting.index(job))
 
-    _running: Job | None = None
-
     def _place(self, index: int) -> tuple[int, float | None]:
-        """(ahead, estimated wait) for the job at `index` in the queue: the
-        running job's remaining time and a whole job for each one waiting
-        before it, from the average so far (None before any has finished)."""
-        ahead = index + (1 if self._running is not None else 0)
+        """(ahead, estimated wait) for the job at `index` in the queue.
+        Ahead: how many jobs must start or end before it has a slot (with
+        one slot: those waiting before it and the one being generated;
+        0 when a slot is free for it). The wait: when a
+        slot comes free for it, from the running jobs' remaining times and
+        a whole job for each one waiting before it, at the average time a
+        job has held a slot so far (None before any has finished)."""
+        free = self.slots - len(self._running)
+        ahead = max(0, index - free + 1)
         if self.job_seconds is None:
             return ahead, None
-        left = 0.0
-        if self._running is not None and self._running.started is not None:
-            left = max(0.0, self.job_seconds - (time.monotonic() - self._running.started))
-        return ahead, round(left + index * self.job_seconds, 1)
+        now = time.monotonic()
+        free_at = [max(0.0, self.job_seconds - (now - job.started)) for job in self._running if job.started is not None]
+        free_at += [0.0] * (self.slots - len(free_at))
+        heapq.heapify(free_at)
+        for _ in range(index):  # each job before it takes the slot that comes free first
+            heapq.heapreplace(free_at, free_at[0] + self.job_seconds)
+        return ahead, round(free_at[0], 1)
 
     def _tell_positions(self) -> None:
         for i, waiting in enumerate(self._waiting):
             waiting.events.put(("queue", self._place(i)))
 
     def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._stopping:
-                    self._lock.wait()
-                if self._stopping:
-                    return
-                job = self._waiting.popleft()
-                job.started = time.monotonic()
-                self._running = job
-                self._tell_positions()
-            try:
-                self._generate(job)
-            finally:
-                with self._lock:
-                    self._running = None
-                    self.served += 1
-                    if not job.cancelled.is_set():
-                        took = time.monotonic() - job.started
-                        self.job_seconds = took if self.job_seconds is None else 0.7 * self.job_seconds + 0.3 * took
-                    self._tell_positions()
+        try:
+            while self._serve_next():
+                pass
+        finally:
+            if self.batch is not None:
+                for job in list(self._running):
+                    self._end(job)
 
-    def _generate(self, job: Job) -> None:
-        if job.cancelled.is_set():
-            return
+    def _serve_next(self) -> bool:
+        """Admit what can start, then one step of work: a decode step of the
+        batch, or one job alone. False once the service is stopping."""
+        alone = None
+        with self._lock:
+            while not self._waiting and not self._running and not self._stopping:
+                self._lock.wait()
+            if self._stopping:
+                return False
+            admitted = []
+            while self._waiting and len(self._running) < self.slots:
+                head = self._waiting[0]
+                if self.batch is None or not head.batchable:
+                    if not self._running:  # alone: once the batch has emptied, in its turn
+                        alone = self._waiting.popleft()
+                        self._begin(alone)
+                    break
+                admitted.append(self._waiting.popleft())
+                self._begin(admitted[-1])
+            if alone is not None or admitted:
+                self._tell_positions()
+        if alone is not None:
+            done = None
+            try:
+                done = self._generate(alone)
+            finally:
+                self._end(alone)  # before "done" is told: a reader who heard it finds the slot free
+                if done is not None:
+                    alone.events.put(done)
+            return True
+        for job in admitted:
+            self._start_in_batch(job)
+        for job in [j for j in self._running if j.sequence is not None and j.cancelled.is_set()]:
+            self.batch.cancel(job.sequence)  # the reader has gone: the slot is free at once
+            self._end(job)
+        if self.batch is not None and self.batch.active:
+            try:
+                ended = self.batch.step()
+            except GeneratorError as e:
+                for job in [j for j in self._running if j.sequence is not None]:
+                    job.events.put(("error", str(e)))
+                    self._end(job)
+                return True
+            for sequence in ended:
+                job = next(j for j in self._running if j.sequence is sequence)
+                usage = sequence.usage
+                job.completed = True
+                self._end(job)
+                job.events.put(("done", {"prompt_tokens": usage.prompt_tokens,
+                                         "completion_tokens": usage.completion_tokens,
+                                         "cached_tokens": usage.cached_tokens}))
+        return True
+
+    def _begin(self, job: Job) -> None:
+        job.started = time.monotonic()
+        self._running.append(job)
         job.events.put(("queue", (0, 0.0)))
+
+    def _end(self, job: Job) -> None:
+        with self._lock:
+            if job not in self._running:
+                return
+            self._running.remove(job)
+            self.served += 1
+            if job.completed:
+                took = time.monotonic() - job.started
+                self.job_seconds = took if self.job_seconds is None else 0.7 * self.job_seconds + 0.3 * took
+            job.sequence = None
+            self._tell_positions()
+            self._lock.notify_all()
+
+    def _start_in_batch(self, job: Job) -> None:
+        settings = job.settings
+        try:
+            job.sequence = self.batch.start(job.messages, max_tokens=settings["max_tokens"],
+                                            temperature=settings["temperature"], seed=settings["seed"],
+                                            stop=settings["stop"], on_text=lambda piece: job.events.put(("text", piece)))
+        except Exception as e:  # told to the reader; the others go on
+            job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
+            self._end(job)
+
+    def _generate(self, job: Job) -> tuple | None:
+        """One job alone, through the generator itself; its "done" event, to
+        be told once its slot is free (None after an error or a cancel)."""
+        if job.cancelled.is_set():
+            return None
         if "choices" in job.settings:  # a judgement: the probability of each option, no text
             try:
                 chances = self.generator.choice_probabilities(job.messages, job.settings["choices"])
             except Exception as e:
                 job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
-                return
+                return None
             job.events.put(("probabilities", {k: float(v) for k, v in chances.items()}))
-            job.events.put(("done", None))
-            return
+            job.completed = True
+            return "done", None
         pieces = self.generator.stream(job.messages, **job.settings)
         try:
             for piece in pieces:
@@ -362,15 +471,17 @@ class GenerationService:
                 job.events.put(("text", piece))
         except Exception as e:  # told to the reader; the service goes on serving the others
             job.events.put(("error", f"{type(e).__name__}: {e}" if not isinstance(e, GeneratorError) else str(e)))
-            return
+            return None
         finally:
             if hasattr(pieces, "close"):
                 pieces.close()
         if job.cancelled.is_set():
-            return
+            return None
         usage = getattr(self.generator, "last_usage", None)
-        job.events.put(("done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
-                                                            "completion_tokens": usage.completion_tokens}))
+        job.completed = True
+        return "done", None if usage is None else {"prompt_tokens": usage.prompt_tokens,
+                                                   "completion_tokens": usage.completion_tokens,
+                                                   "cached_tokens": usage.cached_tokens}
 
 
 def _handler_class(service: GenerationService):
@@ -429,7 +540,8 @@ def _handler_class(service: GenerationService):
                 return self._reply(404, {"error": "not found"})
             generator = service.generator
             self._reply(200, {"model": getattr(generator, "name", None), "backend": getattr(generator, "backend", None),
-                              "queue": service.queue_length(), "served": service.served,
+                              "queue": service.queue_length(), "running": len(service._running),
+                              "slots": service.slots, "served": service.served,
                               "job_seconds": service.job_seconds})
 
         def do_POST(self):
@@ -476,10 +588,10 @@ def _handler_class(service: GenerationService):
                 try:
                     kind, value = job.events.get(timeout=PEER_CHECK_SECONDS)
                 except Empty:
-                    if job is service._running:
-                        continue  # a long silence while generating: the next piece will come
                     if self._peer_gone():
-                        return
+                        return  # waiting or being generated: either way its slot goes to the next reader
+                    if service.is_running(job):
+                        continue  # a long silence while generating (or reading its prompt): the next piece will come
                     if time.monotonic() - last_write >= HEARTBEAT_SECONDS:
                         self._send(self._queue_event(service.position(job)))  # still waiting: say so again
                         last_write = time.monotonic()
@@ -653,7 +765,8 @@ class RemoteGenerator(Generator):
                 elif "done" in event:
                     usage = event.get("usage")
                     if usage:
-                        self.last_usage = TokenUsage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+                        self.last_usage = TokenUsage(usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                                                     usage.get("cached_tokens"))
                     return
                 elif "error" in event:
                     raise GeneratorError(f"generation failed in the service: {event['error']}")
@@ -677,6 +790,8 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="llama.cpp")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--slots", type=int, default=BATCH_SLOTS,
+                        help="answers decoded together (1: one at a time, the baseline)")
     args = parser.parse_args(argv)
     try:
         generator = load_generator(args.model, backend=args.backend)
@@ -686,7 +801,7 @@ def main(argv=None) -> None:
     except Exception as e:  # reported to the app, which prints it and stops
         print(json.dumps({"error": str(e)}), flush=True)
         sys.exit(1)
-    service = GenerationService(generator, host=args.host, port=args.port,
+    service = GenerationService(generator, host=args.host, port=args.port, slots=args.slots,
                                 token=os.environ.get(TOKEN_VARIABLE)).start()
     print(json.dumps({"url": service.url, "model": generator.name}), flush=True)
     try:

@@ -3,7 +3,9 @@ backends.
 
 The package: base (the Generator interface, messages, settings checks, the
 stop-string filter), llama_cpp and transformers (the backends), loading
-(a backend by name, each model loaded once per process).
+(a backend by name, each model loaded once per process), batched (several
+completions decoded together on a llama.cpp model, for the app's
+generation service).
 
     from readingroom.models.generate import load_generator
     generator = load_generator()                     # the default model, llama.cpp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from readingroom.models.catalogue import ModelError
@@ -20,10 +20,12 @@ class GeneratorError(ModelError):
 @dataclass(frozen=True)
 class TokenUsage:
     """Tokens of one call: the prompt as the model saw it (chat template
-    included) and the tokens it generated, an end-of-turn token included.
-    None where a backend does not report them."""
+    included) and the tokens it generated, an end-of-turn token included;
+    `cached_tokens`: the prompt's start the model had in its cache already
+    and did not read again. None where a backend does not report them."""
     prompt_tokens: int | None
     completion_tokens: int | None
+    cached_tokens: int | None = field(default=None, compare=False)  # how it was served, not what was used
 
 
 class Generator(ABC):

@@ -58,9 +58,18 @@ def _counting_llama_class():
     class CountingLlama(Llama):
         prompt_tokens: int | None = None
         completion_tokens = 0
+        cached_tokens = 0
 
         def generate(self, tokens, *args, **kwargs):
             self.prompt_tokens, self.completion_tokens = len(tokens), 0
+            # What Llama.generate keeps of its context: the start this prompt
+            # shares with the tokens it holds (never the last token, whose
+            # logits are wanted).
+            self.cached_tokens = 0
+            for held, new in zip(self._input_ids, tokens[:-1]):
+                if held != new:
+                    break
+                self.cached_tokens += 1
             for token in super().generate(tokens, *args, **kwargs):
                 self.completion_tokens += 1
                 yield token
@@ -120,7 +129,15 @@ class LlamaCppGenerator(Generator):
             finally:
                 chunks.close()
                 if self.llama.prompt_tokens is not None:
-                    self.last_usage = TokenUsage(self.llama.prompt_tokens, self.llama.completion_tokens)
+                    self.last_usage = TokenUsage(self.llama.prompt_tokens, self.llama.completion_tokens,
+                                                 self.llama.cached_tokens)
+
+    def batched(self, slots: int):
+        """A BatchedLlama: up to `slots` completions decoded together on this
+        model (a second context; the weights are shared)."""
+        from readingroom.models.generate.batched import BatchedLlama
+
+        return BatchedLlama(self, slots)
 
 
     def _chat_formatter(self):
