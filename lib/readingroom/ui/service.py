@@ -94,7 +94,13 @@ MAX_MESSAGES = 64
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 8, 64
 MAX_SCHEMA_CHARS = 16_384  # a study aid's item schema is under 2,000; llama.cpp turns it into a grammar
 MAX_CHOICES, MAX_CHOICE_CHARS = 8, 32  # a judge's options: "yes", "no"
-BATCH_SLOTS = 4  # answers decoded together by `python -m readingroom.ui.service` (bench/app.py --load measured it)
+BATCH_SLOTS = 4  # answers decoded together with --slots: what bench/app.py --load compares with one at a time
+# The service's default: one answer at a time. On 2 cores with Qwen-1.5B,
+# reading the 1,400-token prompt is most of the work and batching does not
+# speed it up: 4 readers at once got 2.11 answers a minute batched against
+# 2.25 one at a time, and waited a median 101 s against 55 s, since a
+# batch's answers all end late (bench/app.py --load, idle, 2026-12-02).
+DEFAULT_SLOTS = 1
 MAX_CONNECTIONS = 128  # more than the sessions a room holds (each has at most one request open)
 REQUEST_SECONDS = 10.0  # to send the request line, headers and body: an idle connection is closed after this
 WRITE_SECONDS = 60.0  # a reader whose connection takes no text for this long has gone
@@ -790,7 +796,7 @@ def main(argv=None) -> None:
     parser.add_argument("--backend", default="llama.cpp")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--slots", type=int, default=BATCH_SLOTS,
+    parser.add_argument("--slots", type=int, default=DEFAULT_SLOTS,
                         help="answers decoded together (1: one at a time, the baseline)")
     args = parser.parse_args(argv)
     try:
