@@ -303,13 +303,15 @@ def run_app(db=None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, model
         the_room = Room(door.code, set(door.hosts), max_readers, door.facilitator_code)
         application = gate_application(the_room, voila_port, voila_token,
                                        facilitator_handlers(the_room, log, room, qr))
-        application.listen(port, address=host or "")
+        # The links are printed before the door opens: whoever finds the port
+        # open (a facilitator, a script, the tests) finds them printed too.
         name = f"Reading Room: {room}" if room else "Reading Room chat"
         echo(f"\n{name}\n  join:        {door.join_link}\n  QR code:     {qr}  (project it; it holds the join link)"
              f"\n  facilitator: {door.facilitator_link}  (for you only: the questions asked, the handout)"
              f"\n  up to {max_readers} readers, {questions_per_minute} questions a minute each   (Ctrl-C to stop)")
         if host not in ("127.0.0.1", "localhost", "::1"):
             echo(f"listening on {host}: anyone on the network with the code can join")
+        application.listen(port, address=host or "")
 
         loop = tornado.ioloop.IOLoop.current()
         refreshing = threading.Lock()
