@@ -108,43 +108,25 @@ def ingest(
     together or not at all)."""
     splitter = splitter or Splitter()
     report = IngestReport()
-    fingerprints = library.fingerprints()
-    holder_of_text = library.documents_by_content()
+    admission = Admission(library, report)
     batch: list[Stored] = []
     batch_size = 0
     bar = tqdm(items, total=total, unit="file", desc="ingesting", disable=not progress)
     cleaned = (item if isinstance(item, Problem) else without_controls(item) for item in bar)
     with _Writer(library, then) as store:
-        for item in prepared(cleaned, splitter, set(fingerprints.values()), workers, executor):
+        for item in prepared(cleaned, splitter, set(admission.fingerprints.values()), workers, executor):
             if isinstance(item, Problem):
                 report.problems.append(item)
                 continue
             doc, fingerprint = item.document, item.fingerprint
-            previous = fingerprints.get(doc.doc_id)
-            if previous == fingerprint:
-                report.unchanged += 1
-                continue
-            content_sha256 = doc.content_sha256
-            holder = holder_of_text.get(content_sha256)
-            if holder and holder[0] != doc.doc_id:
-                report.skipped += 1
-                report.problems.append(Problem(
-                    doc.location or doc.key, f"has the same text as {holder[1]}; not added again", "warning"
-                ))
+            where, content_sha256 = doc.location or doc.key, doc.content_sha256  # a hash of the text: once
+            if not admission.is_new(doc.doc_id, fingerprint, content_sha256, where):
                 continue
             passages = item.passages if item.passages is not None else split(doc, splitter)[1]
-            if not passages:
-                report.skipped += 1
-                report.problems.append(Problem(doc.location or doc.key, "has no text to store", "warning"))
+            n_chars = len(doc.text)
+            if not admission.admit(doc.doc_id, fingerprint, content_sha256, where, len(passages), n_chars):
                 continue
             batch.append(Stored(doc, fingerprint, passages))
-            fingerprints[doc.doc_id] = fingerprint
-            holder_of_text[content_sha256] = (doc.doc_id, doc.location or doc.key)
-            n_chars = len(doc.text)
-            report.added += previous is None
-            report.updated += previous is not None
-            report.passages += len(passages)
-            report.characters += n_chars
             batch_size += n_chars
             if batch_size >= batch_chars or len(batch) >= batch_docs:
                 store(batch)
@@ -152,6 +134,48 @@ def ingest(
             bar.set_postfix_str(f"{report.characters / 1e6:.1f} M chars", refresh=False)
         store(batch)
     return report
+
+
+class Admission:
+    """Which documents ingest stores, decided in order: not one whose
+    fingerprint is stored (unchanged), nor one whose text another document
+    holds, nor one without passages; with the report's counts. ingest() and
+    the cluster's merge of shards (sharded_ingest) both decide here."""
+
+    def __init__(self, library: Library, report: IngestReport):
+        self.report = report
+        self.fingerprints = library.fingerprints()
+        self.holder_of_text = library.documents_by_content()
+
+    def is_new(self, doc_id: str, fingerprint: str, content_sha256: str, where: str) -> bool:
+        """Whether a document is worth splitting: not unchanged, not a copy."""
+        if self.fingerprints.get(doc_id) == fingerprint:
+            self.report.unchanged += 1
+            return False
+        holder = self.holder_of_text.get(content_sha256)
+        if holder and holder[0] != doc_id:
+            self.report.skipped += 1
+            self.report.problems.append(Problem(where, f"has the same text as {holder[1]}; not added again",
+                                                "warning"))
+            return False
+        return True
+
+    def admit(self, doc_id: str, fingerprint: str, content_sha256: str, where: str, n_passages: int,
+              n_chars: int) -> bool:
+        """Whether a new document (is_new) is stored, now that its passages
+        are counted; counted in the report when it is."""
+        if not n_passages:
+            self.report.skipped += 1
+            self.report.problems.append(Problem(where, "has no text to store", "warning"))
+            return False
+        previous = self.fingerprints.get(doc_id)
+        self.fingerprints[doc_id] = fingerprint
+        self.holder_of_text[content_sha256] = (doc_id, where)
+        self.report.added += previous is None
+        self.report.updated += previous is not None
+        self.report.passages += n_passages
+        self.report.characters += n_chars
+        return True
 
 
 class _Writer:

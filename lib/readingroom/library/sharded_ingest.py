@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from readingroom.corpus.passages import Splitter
 from readingroom.corpus.sources import FileToRead, Problem, files_to_read, read_file
 from readingroom.corpus.textio import DEFAULT_MAX_MB
-from readingroom.library.ingest import IngestReport, split, without_controls
+from readingroom.library.ingest import Admission, IngestReport, split, without_controls
 from readingroom.library.store import Library, Stored, _documents_table, _passages_table
 from readingroom.shards import ShardFolder, in_order
 
@@ -193,8 +193,7 @@ class _Merger:
     def __init__(self, library: Library, report: IngestReport):
         self.library = library
         self.report = report
-        self.fingerprints = library.fingerprints()
-        self.holder_of_text = library.documents_by_content()
+        self.admission = Admission(library, report)
 
     def merge(self, folder: Path) -> None:
         con = self.library.con
@@ -212,7 +211,7 @@ class _Merger:
             if isinstance(event, Problem):
                 self.report.problems.append(event)
                 continue
-            stored_before = event[1] in self.fingerprints
+            stored_before = event[1] in self.admission.fingerprints
             if self._keep(*event[1:]):
                 kept.append(event[0])
                 if stored_before:
@@ -233,27 +232,8 @@ class _Merger:
             con.execute("DROP TABLE kept")
 
     def _keep(self, doc_id, fingerprint, content_sha256, where, n_passages, n_chars) -> bool:
-        report = self.report
-        previous = self.fingerprints.get(doc_id)
-        if previous == fingerprint:
-            report.unchanged += 1
-            return False
-        holder = self.holder_of_text.get(content_sha256)
-        if holder and holder[0] != doc_id:
-            report.skipped += 1
-            report.problems.append(Problem(where, f"has the same text as {holder[1]}; not added again", "warning"))
-            return False
-        if not n_passages:
-            report.skipped += 1
-            report.problems.append(Problem(where, "has no text to store", "warning"))
-            return False
-        self.fingerprints[doc_id] = fingerprint
-        self.holder_of_text[content_sha256] = (doc_id, where)
-        report.added += previous is None
-        report.updated += previous is not None
-        report.passages += n_passages
-        report.characters += n_chars
-        return True
+        return (self.admission.is_new(doc_id, fingerprint, content_sha256, where)
+                and self.admission.admit(doc_id, fingerprint, content_sha256, where, n_passages, n_chars))
 
 
 def ingest_on_cluster(
