@@ -61,15 +61,16 @@ def count_words(texts: pa.Array | list[str], stopwords: list[str], language: str
     stems, stem_of_word = np.unique(np.array(stemmed, dtype=object), return_inverse=True) \
         if stemmed else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
     word = encoded.indices.to_numpy()
-    return (*count_pairs(owner, stem_of_word[word], len(stems)), lengths, stems.tolist())
+    return (*count_pairs(owner, stem_of_word[word], len(texts)), lengths, stems.tolist())
 
 
-def count_pairs(owner: np.ndarray, stem_of_word: np.ndarray, n_stems: int):
+def count_pairs(owner: np.ndarray, stem_of_word: np.ndarray, n_passages: int):
     """Each (passage, stem) once, with its count, from each word's passage
-    and stem: one sort of a combined key."""
-    width = max(n_stems, 1)
-    unique, counts = np.unique(owner.astype(np.int64) * width + stem_of_word, return_counts=True)
-    return (unique // width).astype(np.int32), (unique % width).astype(np.int32), counts.astype(np.float32)
+    and stem: one sort of a combined key, stem by stem and in each stem
+    passage by passage (the order StreamingBM25.add keeps them in)."""
+    width = max(n_passages, 1)
+    unique, counts = np.unique(stem_of_word.astype(np.int64) * width + owner, return_counts=True)
+    return (unique % width).astype(np.int32), (unique // width).astype(np.int32), counts.astype(np.float32)
 
 
 def count_tokens(tokens: list[list[str]]):
@@ -81,7 +82,7 @@ def count_tokens(tokens: list[list[str]]):
     stem_id: dict[str, int] = {}  # numbered as met: a dict, not a sort of Python strings
     stem_of_word = np.fromiter((stem_id.setdefault(w, len(stem_id)) for words in tokens for w in words),
                                dtype=np.int64, count=int(lengths.sum()))
-    return (*count_pairs(owner, stem_of_word, len(stem_id)), lengths, list(stem_id))
+    return (*count_pairs(owner, stem_of_word, len(tokens)), lengths, list(stem_id))
 
 
 def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[str | None]]):
@@ -113,53 +114,102 @@ def count_words_in_languages(batch: tuple[pa.Array | list[str], pa.Array | list[
 
 
 class StreamingBM25:
-    """Feed batches' counts in passage order with `add`, then `finish`."""
+    """Feed batches' counts in passage order with `add`, then `finish`
+    (or `columns`, for a segment).
+
+    Each batch's entries are kept as they come, stem by stem: its stems'
+    columns, how many entries each has, and each entry's passage and count
+    (8 bytes an entry: ~750 MB at a million passages). The whole matrix is
+    then laid out column by column, one batch at a time, each batch let go
+    once placed: nothing is ever concatenated or sorted whole, so the peak
+    is the entries once and a batch (issue 21: 2 GB at 1M)."""
 
     def __init__(self):
         self.stem_id: dict[str, int] = {}  # stemmed word -> column
-        self.docs, self.stems, self.counts = [], [], []  # triples, one array per batch
+        # Per batch: (columns of its stems, entries per stem, passages, counts), entries stem by stem.
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.lengths: list[np.ndarray] = []  # words kept per passage
         self.n_docs = 0
 
     def add(self, batch_counts) -> None:
+        """A batch's (passage, stem, count) triples (count_words), passages
+        numbered within the batch, stems within `stems`."""
         docs, local_stems, counts, lengths, stems = batch_counts
+        docs, local_stems = np.asarray(docs, dtype=np.int32), np.asarray(local_stems)
+        counts = np.asarray(counts, dtype=np.float32)
+        step, next_doc = np.diff(local_stems), np.diff(docs)
+        if ((step < 0) | ((step == 0) & (next_doc <= 0))).any():  # not stem by stem, passages in order
+            order = np.lexsort((docs, local_stems))
+            docs, local_stems, counts = docs[order], local_stems[order], counts[order]
+        del step, next_doc
         columns = np.fromiter((self.stem_id.setdefault(s, len(self.stem_id)) for s in stems),
-                              dtype=np.int32, count=len(stems))
-        self.docs.append(docs + np.int32(self.n_docs))
-        self.stems.append(columns[local_stems] if len(stems) else local_stems)
-        self.counts.append(counts)
-        self.lengths.append(lengths)
+                              dtype=np.int64, count=len(stems))
+        per_stem = np.bincount(local_stems, minlength=len(stems)) if len(stems) else np.zeros(0, np.int64)
+        used = per_stem > 0  # a batch's columns are distinct: `df[columns] += per_stem` counts each once
+        self.parts.append((columns[used], per_stem[used], docs + np.int32(self.n_docs), counts))
+        self.lengths.append(np.asarray(lengths, dtype=np.int32))
         self.n_docs += len(lengths)
 
-    def triples(self):
-        """Everything added as (passage, stem, count) triples in passage
-        order, words kept per passage, and the stems (Segment.of_counts
-        takes them)."""
-        docs, stems, tf = (np.concatenate(parts) if parts else np.zeros(0, np.int32)
-                           for parts in (self.docs, self.stems, self.counts))
-        self.docs = self.stems = self.counts = []
-        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)
-        return docs, stems, tf.astype(np.float32, copy=False), lengths, list(self.stem_id)
+    def document_frequency(self) -> np.ndarray:
+        """Passages holding each stem (a column's entries)."""
+        df = np.zeros(len(self.stem_id), dtype=np.int64)
+        for columns, per_stem, _, _ in self.parts:
+            df[columns] += per_stem
+        return df
+
+    def all_lengths(self) -> np.ndarray:
+        return np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int32)
+
+    def _laid_out(self, df: np.ndarray, value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, passages, value(stems, passages, counts)) column by column,
+        each column's passages in order; the batches are let go as placed."""
+        indptr = np.zeros(len(df) + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        docs = np.empty(indptr[-1], dtype=np.int32)
+        data = np.empty(indptr[-1], dtype=np.float32)
+        cursor = indptr[:-1].copy()  # where each column's next entries go
+        self.parts.reverse()
+        while self.parts:  # in passage order: a column's entries from later batches come after
+            columns, per_stem, batch_docs, counts = self.parts.pop()
+            first = np.cumsum(per_stem) - per_stem  # each stem's first entry in the batch
+            to = np.repeat(cursor[columns] - first, per_stem)
+            to += np.arange(len(batch_docs))
+            docs[to] = batch_docs
+            data[to] = value(np.repeat(columns, per_stem), batch_docs, counts)
+            cursor[columns] += per_stem
+            del columns, per_stem, batch_docs, counts, first, to
+        return indptr, docs, data
+
+    def columns(self):
+        """Everything added, column by column (Segment.of_columns takes it):
+        indptr over the stems that have entries, each entry's passage and
+        count, words kept per passage, and those stems."""
+        df = self.document_frequency()
+        lengths = self.all_lengths()
+        stems = list(self.stem_id)
+        indptr, docs, counts = self._laid_out(df, lambda stem, doc, tf: tf)
+        used = df > 0
+        if not used.all():  # stems whose every entry was left out (a merge of passages no longer used)
+            indptr = np.concatenate([[0], np.cumsum(df[used])]).astype(np.int64)
+            stems = [s for s, u in zip(stems, used.tolist()) if u]
+        return indptr, docs, counts, lengths, stems
 
     def finish(self):
         """The bm25s.BM25 of everything added."""
         import bm25s
 
-        docs, stems, tf, lengths, _ = self.triples()
         n_docs, n_vocab = self.n_docs, len(self.stem_id) + 1  # and bm25s's empty token "", last
-        idf = idf_of(np.bincount(stems, minlength=n_vocab), n_docs)
-        norm = length_norm(lengths)
-        weights = idf[stems] * (tf / (norm[docs] + tf))
-        del tf
-        # Column-compressed by stem, each column's passages in order: scipy
-        # converts with a counting sort (linear, and stable), as bm25s does.
-        import scipy.sparse as sp
-
-        matrix = sp.csc_matrix((weights, (docs, stems)), shape=(n_docs, n_vocab), dtype=np.float32)
-        del weights, docs, stems
+        df = np.append(self.document_frequency(), 0)
+        idf = idf_of(df, n_docs)
+        norm = length_norm(self.all_lengths())
+        self.lengths = []
+        # The weight of each entry, in the float32 operations bm25_segments.py repeats.
+        indptr, indices, data = self._laid_out(df[:-1], lambda stem, doc, tf: idf[stem] * (tf / (norm[doc] + tf)))
+        indptr = np.append(indptr, indptr[-1])  # the empty column
+        if indptr[-1] < np.iinfo(np.int32).max:
+            indptr = indptr.astype(np.int32)  # as scipy's column-compressed matrix numbers them
         retriever = bm25s.BM25(k1=K1, b=B)
-        retriever.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr,
-                            "num_docs": n_docs}
+        retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
         vocab = dict(self.stem_id)
         vocab.setdefault("", n_vocab - 1)
         retriever.vocab_dict = vocab
