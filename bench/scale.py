@@ -176,24 +176,36 @@ def _bm25_child(n: int, how: str, queue) -> None:
     rng = np.random.default_rng(0)
     words = search_bench.vocabulary(rng, search_bench.VOCABULARY)
     zipf = search_bench.Zipf(len(words))
-    if how == "bm25s":  # bm25s takes every text at once, as Python strings
-        texts = search_bench.passage_texts(rng, n, words, zipf)
-    else:
-        # Batches of Arrow strings, as they come out of DuckDB; each batch's
-        # Python strings are dropped once converted, so the process holds
-        # the Arrow texts (~1 GB at 1M) and never a million Python strings.
-        batches = [pa.array(search_bench.passage_texts(rng, min(BM25_BATCH, n - i), words, zipf), pa.string())
-                   for i in range(0, n, BM25_BATCH)]
-    gc.collect()
-    reset_peak()
-    before = resident_mb()
-    started = time.perf_counter()
-    if how == "bm25s":
-        build_bm25(texts)
-    else:
-        build_streaming(batches, STOPWORDS_EN, workers=int(how.split("-")[1]))
-    seconds = time.perf_counter() - started
-    queue.put((seconds, before, peak_mb()))
+    with tempfile.TemporaryDirectory() as tmp:
+        if how == "bm25s":  # bm25s takes every text at once, as Python strings
+            texts = search_bench.passage_texts(rng, n, words, zipf)
+        else:
+            # Batches of Arrow strings read one at a time from a file, as
+            # DuckDB's reader gives them (index._synced_bm25): the process
+            # holds one batch of texts, never all of them.
+            path = Path(tmp) / "texts.arrow"
+            schema = pa.schema([("text", pa.string())])
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                for i in range(0, n, BM25_BATCH):
+                    texts = search_bench.passage_texts(rng, min(BM25_BATCH, n - i), words, zipf)
+                    writer.write_batch(pa.record_batch([pa.array(texts, pa.string())], schema=schema))
+            del texts
+
+            def batches():
+                with pa.OSFile(str(path)) as source:  # read, not mapped: a batch is let go once counted
+                    reader = pa.ipc.open_file(source)
+                    for i in range(reader.num_record_batches):
+                        yield reader.get_batch(i).column(0)
+        gc.collect()
+        reset_peak()
+        before = resident_mb()
+        started = time.perf_counter()
+        if how == "bm25s":
+            build_bm25(texts)
+        else:
+            build_streaming(batches(), STOPWORDS_EN, workers=int(how.split("-")[1]))
+        seconds = time.perf_counter() - started
+        queue.put((seconds, before, peak_mb()))
 
 
 def _status_mb(field: str) -> float | None:
