@@ -75,7 +75,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "lib"))
+# SCALE_LIB: another checkout's lib (a BM25 build child of --bm25-baseline runs the baseline code)
+sys.path.insert(0, os.environ.get("SCALE_LIB") or str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
 from readingroom.search import ann  # noqa: E402
@@ -240,14 +241,32 @@ def reset_peak() -> None:
         pass
 
 
-def bench_bm25(n: int, how: str) -> dict:
+def bench_bm25(n: int, how: str, lib: str | None = None) -> dict:
+    """One build in a fresh process; with `lib`, of the code in that lib
+    folder (a baseline's, see baseline_lib)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_bm25_child, args=(n, how, queue))
-    child.start()
+    os.environ["SCALE_LIB"] = lib or ""  # read by the child as it imports this module
+    try:
+        child.start()
+    finally:
+        del os.environ["SCALE_LIB"]
     seconds, before, peak = queue.get()
     child.join()
     return {"n": n, "how": how, "seconds": seconds, "peak_mb": peak, "texts_mb": before, "load": load()}
+
+
+def baseline_lib(ref: str, folder: Path) -> str:
+    """The lib folder of git `ref` of this repository, extracted under `folder`."""
+    import subprocess
+    import tarfile
+
+    archive = folder / "baseline.tar"
+    subprocess.run(["git", "-C", str(HERE.parent), "archive", "-o", str(archive), ref, "lib"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return str(folder / "lib")
 
 
 # --- as passages arrive -----------------------------------------------------------
@@ -538,6 +557,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--bm25", default="bm25s,streaming-1,streaming-2")
+    parser.add_argument("--bm25-baseline", metavar="REF",
+                        help="also build each streaming BM25 with git REF's code (e.g. main), right after ours")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--embed-texts", type=int, default=512)
     parser.add_argument("--skip-vectors", action="store_true")
@@ -573,6 +594,8 @@ def main() -> None:
 
     print("\n2. BM25 build (each in a fresh process; peak = its VmHWM from the build's start, the texts held included; streaming-2's worker processes not counted)")
     bm25_results = []
+    baseline_folder = tempfile.TemporaryDirectory() if args.bm25_baseline else None
+    baseline = baseline_lib(args.bm25_baseline, Path(baseline_folder.name)) if baseline_folder else None
     for n in sizes if args.only != "vectors" else []:
         for how in args.bm25.split(","):
             if how == "bm25s" and n >= 1_000_000:
@@ -581,7 +604,12 @@ def main() -> None:
             r = bench_bm25(n, how)
             bm25_results.append(r)
             print(f"  {n:>9,} {how:12} {r['seconds']:7.1f} s  peak {r['peak_mb']:6.0f} MB "
-                  f"(before the build {r['texts_mb']:5.0f} MB: imports and the texts)  [{r['load']}]")
+                  f"(before the build {r['texts_mb']:5.0f} MB: imports and a batch of texts)  [{r['load']}]")
+            if baseline and how != "bm25s":
+                b = bench_bm25(n, how, baseline)
+                print(f"  {n:>9,} {how + '@' + args.bm25_baseline:12} {b['seconds']:7.1f} s  peak {b['peak_mb']:6.0f} MB"
+                      f"  ours/baseline: time {r['seconds'] / b['seconds']:4.2f}x, peak {r['peak_mb'] / b['peak_mb']:4.2f}x"
+                      f"  [{b['load']}]")
 
     ingest_results = [] if args.skip_ingest else bench_ingest(args.repeat)
     if ingest_results:
