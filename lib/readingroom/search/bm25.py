@@ -4,17 +4,23 @@ without a Python object per word.
 bm25s (index.py) tokenises in Python, a list of strings per passage, and
 holds every passage's text and tokens at once: at a million passages that
 took 184 s and 6.7 GB (issue 21). Here the texts arrive in batches of
-Arrow strings; each batch is lower-cased and split into words by Arrow's
-compute kernels (C++), its stop words dropped, its distinct words stemmed
-once (PyStemmer, as bm25s does) and counted per passage with numpy, so a
-batch leaves only (passage, stem, count) triples behind. When all batches
-are in, the document frequencies, lengths and average length give each
-triple its BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5,
-b 0.75), and the triples become the column-compressed matrix bm25s queries:
+Arrow strings; each batch is lower-cased by Arrow (C++), split into words
+by classifying its UTF-8 bytes with numpy (`split_words`: Arrow's regex
+split took 60% of the build), its stop words dropped, its distinct words
+stemmed once (PyStemmer, as bm25s does) and counted per passage with
+numpy, so a batch leaves only (passage, stem, count) triples behind, kept
+stem by stem in 4 bytes each (StreamingBM25). When all batches are in, the
+document frequencies, lengths and average length give each triple its
+BM25 weight (bm25s's defaults: the "lucene" variant, k1 1.5, b 0.75), laid
+out a batch at a time as the column-compressed matrix bm25s queries:
 `build_streaming` returns a `bm25s.BM25`. A library's index keeps the
-triples themselves instead, as segments that later ingests add to
+counts themselves instead, as segments that later ingests add to
 (bm25_segments.py), and weighs them with the same `idf_of` and
 `length_norm` when a query asks.
+
+At a million passages (bench/scale.py, 2 cores): see the figures there;
+the peak is the imports, one batch's work, the triples (~375 MB) and the
+finished matrix (8 bytes an entry, ~750 MB), never two copies of either.
 
 Each passage is read in its language (text.index_tokens: that language's
 stemmer, and stop words where text.BM25_STOP_WORD_LANGUAGES says, its
@@ -78,17 +84,20 @@ def split_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
         for k in (0, 1, 2, 3):
             part = width > k
             word[leads[part] + k] = is_word[part]
-    # A word starts where a word byte follows a non-word byte or a text's start, and ends likewise.
+    # A word starts where a word byte follows a non-word byte or a text's
+    # start, and ends likewise (greater: a and not b, in place, no temporaries).
     text_starts, text_ends = offsets[:-1], offsets[1:]
-    before = np.zeros(len(data), dtype=bool)
-    before[1:] = word[:-1]
-    before[text_starts[text_starts < len(data)]] = False
-    after = np.zeros(len(data), dtype=bool)
-    after[:-1] = word[1:]
-    after[text_ends[text_ends > 0] - 1] = False
-    starts = np.flatnonzero(word & ~before)
-    ends = np.flatnonzero(word & ~after) + 1
-    del before, after
+    edge = word.copy()
+    np.greater(word[1:], word[:-1], out=edge[1:])
+    at = text_starts[text_starts < len(data)]
+    edge[at] = word[at]
+    starts = np.flatnonzero(edge)
+    edge[:] = word
+    np.greater(word[:-1], word[1:], out=edge[:-1])
+    at = text_ends[text_ends > 0] - 1
+    edge[at] = word[at]
+    ends = np.flatnonzero(edge) + 1
+    del edge
     owner = np.searchsorted(offsets, starts, side="right") - 1
     word_offsets = np.zeros(len(starts) + 1, dtype=np.int64)
     np.cumsum(ends - starts, out=word_offsets[1:])
