@@ -49,9 +49,13 @@ WORD = r"^[\pL\pN_]$"  # a word character, as NOT_WORD's complement
 
 def _ascii_word_bytes(data: np.ndarray) -> np.ndarray:
     """Which bytes are ASCII letters, digits or "_" (comparisons, which
-    numpy vectorises; a lookup table is several times slower)."""
-    word = (data | 0x20) - np.uint8(ord("a")) < 26
-    word |= data - np.uint8(ord("0")) < 10
+    numpy vectorises, in place: a lookup table is several times slower)."""
+    shifted = data | np.uint8(0x20)  # upper case to lower
+    shifted -= np.uint8(ord("a"))
+    word = shifted < 26
+    np.subtract(data, np.uint8(ord("0")), out=shifted)
+    word |= shifted < 10
+    del shifted
     word |= data == ord("_")
     return word
 
@@ -60,9 +64,11 @@ def split_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Every word of `texts` (maximal runs of letters, digits and "_", as
     splitting at NOT_WORD gives them, empty pieces left out) and the text
     each came from. The same as pc.split_pattern_regex(texts, NOT_WORD),
-    4-5x faster: the bytes are classified with numpy, the characters beyond
-    ASCII once each with Arrow's regex (RE2, the same classes)."""
-    texts = texts.cast(pa.large_string()) if pa.types.is_large_string(texts.type) else texts.cast(pa.string())
+    2-3x faster (measured on 50k passages): the bytes are classified with
+    numpy, the characters beyond ASCII once each with Arrow's regex (RE2,
+    the same classes)."""
+    if not pa.types.is_large_string(texts.type):
+        texts = texts.cast(pa.string())
     n = len(texts)
     offsets_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
     _, offsets_buffer, data_buffer = texts.buffers()
@@ -96,14 +102,18 @@ def split_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     np.greater(word[:-1], word[1:], out=edge[:-1])
     at = text_ends[text_ends > 0] - 1
     edge[at] = word[at]
-    ends = np.flatnonzero(edge) + 1
+    sizes = np.flatnonzero(edge)  # each word's last byte, then its size
     del edge
+    sizes += 1
+    sizes -= starts
     owner = np.searchsorted(offsets, starts, side="right") - 1
-    word_offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(ends - starts, out=word_offsets[1:])
-    kind = pa.large_string() if word_offsets[-1] >= 2**31 else pa.string()
-    word_offsets = word_offsets if kind == pa.large_string() else word_offsets.astype(np.int32)
-    words = pa.Array.from_buffers(kind, len(starts), [None, pa.py_buffer(word_offsets), pa.py_buffer(data[word])])
+    del starts
+    large = len(data) >= 2**31
+    word_offsets = np.zeros(len(sizes) + 1, dtype=np.int64 if large else np.int32)
+    np.cumsum(sizes, out=word_offsets[1:])
+    del sizes
+    words = pa.Array.from_buffers(pa.large_string() if large else pa.string(), len(owner),
+                                  [None, pa.py_buffer(word_offsets), pa.py_buffer(data[word])])
     return words, owner
 
 
