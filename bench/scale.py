@@ -6,6 +6,7 @@ met or missed.
                           [--skip-shards]
     python bench/scale.py --only ingest      # one section: vectors, bm25, ingest, embed or shards
     python bench/scale.py --incremental [--sizes 100000,1000000]   # only section 6
+    python bench/scale.py --only bm25 --sizes 100000,1000000 --bm25 streaming-1 --bm25-baseline main
 
 1. Vector search, per size (synthetic 384-dimension unit vectors, no model):
    - "topics": vectors with the structure texts have (broad topics, ~20
@@ -24,8 +25,17 @@ met or missed.
 2. BM25 build, per size (bench/search.py's Zipf texts, 150 words each), each
    build in a fresh process so that its peak memory (VmHWM) is its own:
    baseline bm25s (index.build_bm25), ours the batched Arrow build
-   (search/bm25.py) with 1 and 2 worker processes. Target at 1M: <= 60 s and
-   <= 2 GB peak.
+   (search/bm25.py) with 1 and 2 worker processes; the batched build reads
+   its texts a batch of 50k at a time from an Arrow file, as it reads them
+   from DuckDB. With --bm25-baseline REF each batched build runs again with
+   git REF's lib right after ours, and the ratios are printed. Target at
+   1M: <= 60 s and <= 2 GB peak. Measured 2026-12-02 (streaming-1 against
+   main, the machine shared): 1M 117 s and 1,796 MB against 198 s and
+   3,210 MB (0.59x, 0.56x; load 7-9 on 2 cores); in a run at load 5.5,
+   92 s and 1,863 MB against 161 s and 3,203 MB (0.57x); 100k 9.9 s and
+   779 MB against 14.2 s and 941 MB (0.70x). Of the peak ~490 MB is the
+   imports. The target of 60 s is met only if the 0.57-0.59x holds on an
+   idle machine (main took 52-76 s idle: ~30-45 s); not yet measured idle.
 3. Ingestion of the Marx-Engels texts and the Anarchist FAQ: MB/s of ours
    (1 and 2 worker processes) against the naive read+chunk+insert of
    bench/ingest.py. Target >= 20 MB/s.

@@ -3,8 +3,8 @@ segments, the statistics that tie them together summed when the index is
 loaded.
 
 Building BM25 means reading every passage's text and splitting, stemming
-and counting its words (bm25.py: 5 s at 100k passages, 52 s at 1M on two
-idle cores). Until this module that was done again for the whole library
+and counting its words (bm25.py: at 1M passages 52-76 s on two idle
+cores before 2026-12-02, 0.57-0.59x that since: bench/scale.py). Until this module that was done again for the whole library
 whenever a single passage was added, removed or changed (the cache was
 keyed by the corpus's fingerprint). Yet a passage contributes to BM25 only
 its (stem, count) pairs and its length; what ties the passages together,
