@@ -34,7 +34,8 @@ met or missed.
    3,210 MB (0.59x, 0.56x; load 7-9 on 2 cores); in a run at load 5.5,
    92 s and 1,863 MB against 161 s and 3,203 MB (0.57x); 100k 9.9 s and
    779 MB against 14.2 s and 941 MB (0.70x). Of the peak ~490 MB is the
-   imports. The target of 60 s is met only if the 0.57-0.59x holds on an
+   imports. streaming-2 at 1M (load 8): 200 s, 1,958 MB in the parent (four
+   batches' counts in flight): two workers do not pay on a loaded machine. The target of 60 s is met only if the 0.57-0.59x holds on an
    idle machine (main took 52-76 s idle: ~30-45 s); not yet measured idle.
 3. Ingestion of the Marx-Engels texts and the Anarchist FAQ: MB/s of ours
    (1 and 2 worker processes) against the naive read+chunk+insert of
