@@ -469,3 +469,22 @@ def test_a_one_author_list_of_passages_makes_room_for_the_other_side(library):
     assert {h.author for h in given} == {"Anarchist FAQ Editorial Collective", "Ronald Reagan"}
     # The botanist is another author too, but nowhere near the question: never taken as a side.
     assert all(h.author != "A. Gardener" for h in passages_for(searcher, question, 3, None))
+    # An author the question names is heard, when they speak to it; a named
+    # author who does not (the botanist on free trade) is not brought in.
+    named = passages_for(searcher, "What does Reagan say about free trade and working people?", 2, None)
+    assert "Ronald Reagan" in {h.author for h in named}
+    gardener = passages_for(searcher, "What does Gardener say about free trade and working people?", 2, None)
+    assert all(h.author != "A. Gardener" for h in gardener)
+
+
+def test_the_authors_a_question_names_are_whole_capitalised_surnames():
+    from types import SimpleNamespace
+
+    from readingroom.search.relevance import named_authors
+
+    docs = SimpleNamespace(authors=[["Ronald Reagan"], ["Anarchist FAQ Editorial Collective"], ["Marx, Karl"],
+                                    ["Friedrich Engels", "Karl Marx"], ["Gerald R Ford"], ["Plato"]])
+    assert named_authors("What do Reagan and the anarchists say about free markets?", docs) == ["Reagan"]
+    assert named_authors("Did Marx and Engels's manifesto mention Reagan?", docs) == ["Engels", "Marx", "Reagan"]
+    assert named_authors("What did the editorial collective say? Was reagan right?", docs) == []
+    assert named_authors("Do anarchists ford rivers?", docs) == []  # not a name as written
