@@ -226,12 +226,15 @@ def test_bm25_built_in_batches_is_the_one_batch_build_exactly(library, private_c
     batches of 5 against one batch."""
     from bm25s.stopwords import STOPWORDS_EN
 
-    from readingroom.library.ingest import ingest_paths
+    from readingroom import Block, Document, ingest
     from readingroom.search import index as index_module
     from readingroom.search.bm25 import build_streaming
 
-    ingest_paths(library, [fixtures / name for name in ("text", "markdown", "html", "mediawiki", "articles")],
-                 progress=False)
+    # The fixtures' texts, a document a line (ingest_paths would load the language detector: seconds).
+    files = sorted((fixtures / "text").glob("*.txt")) + sorted((fixtures / "markdown").glob("*.md"))
+    lines = [line for f in files for line in f.read_text().splitlines() if line.strip()]
+    ingest(library, [Document("test", f"line{i}", f"Line {i}", [Block(line)], language="en")
+                     for i, line in enumerate(lines)], progress=False)
     texts = [t for (t,) in library.con.execute("SELECT text FROM passages ORDER BY doc_id, ordinal").fetchall()]
     assert len(texts) > 20
 
