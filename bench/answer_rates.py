@@ -42,6 +42,29 @@ records its arm, prompt tokens (and those the cache skipped), seconds to the
 first word of the model's text, and total seconds; the report gives each
 arm's tables and the ratios excerpt / whole.
 
+Measured 2026-12-02 02:48-03:30 UTC, `--answerable 14 --unanswerable 6
+--near-domain 4 --context whole excerpt` (default library: State of the
+Union + An Anarchist FAQ, 27,357 passages, MiniLM; Qwen2.5-Coder-1.5B,
+default check, k=5; excerpts of at most 500 characters a passage; rows in
+bench/results/answer-context-qwen15.jsonl, report beside it), load average
+5.0-10.1 on the 2 shared cores (the lead's benchmark running), so seconds
+are upper bounds; medians over the 16 questions the model wrote for:
+  prompt tokens             1460 whole, 1047 excerpt  (0.72)
+  prompt tokens read        1161 whole,  729 excerpt  (0.63; the rest cached)
+  answer tokens written      115 whole,   48 excerpt  (0.41)
+  seconds to first word     48.0 whole, 34.1 excerpt  (0.71)
+  seconds in all            82.6 whole, 46.4 excerpt  (0.56)
+  answered (of 14)            12 whole,   12 excerpt  (1 question each way)
+  gold cited (of 14)           4 whole,    5 excerpt  (1 better, 0 worse)
+  abstained (of 6)             4 whole,    4 excerpt  (the same questions)
+  claim sentences kept     38/54 whole, 24/32 excerpt
+Quality was judged on the paired questions: the arms differ on answered in
+one question each way and on gold cited in one (excerpt better), within
+the noise of 14 questions (a sign test on 1-vs-1 or 1-vs-0 discordant pairs
+is nowhere near significance), so excerpts became the default (answer.
+prompt.CONTEXT). Excerpt answers are shorter: 2.0 claim sentences an
+answer against 3.4, 1.7 kept against 2.7.
+
 Measured 2026-12-01 23:29-00:48 UTC (benchmark library: the default library,
 State of the Union + An Anarchist FAQ, plus the seven Marx-Engels texts,
 29,994 passages, MiniLM; Qwen2.5-Coder-1.5B, default check, k=5; two
@@ -151,6 +174,7 @@ def compare_arms(rows: list[dict], arms: list[str]) -> None:
     figures = {
         "prompt tokens": lambda r: (r.get("tokens") or {}).get("prompt"),
         "prompt tokens read (not cached)": lambda r: (r.get("tokens") or {}).get("read"),
+        "answer tokens written": lambda r: (r.get("tokens") or {}).get("completion"),
         "seconds to first word": lambda r: r.get("first_word"),
         "seconds in all": lambda r: r["seconds"],
     }

@@ -25,6 +25,11 @@ locating (quotes.py) work on excerpts as on whole passages.
 Why word overlap and not MiniLM: it costs well under a millisecond a
 passage and needs no model in this layer; the neighbours recover much of
 what a paraphrased question misses. Vectors per sentence were not measured.
+
+Measured against whole passages (bench/answer_rates.py --context whole
+excerpt, 20 questions, default model, load 5-10 on 2 cores): prompts 0.72
+as long, the first word after 0.71 of the time, whole answers in 0.56;
+answered, gold cited and abstention the same within noise, answers shorter.
 """
 from __future__ import annotations
 
