@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_stream, attributed, check_claim
+from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_stream, check_claim
 from readingroom.answer.claims import DraftClaim, claims_instructions, claims_schema
 from readingroom.answer.entailment import EntailmentJudge
 from readingroom.models.catalogue import TEST_GENERATOR
@@ -88,16 +88,25 @@ def test_a_kept_claim_carries_the_passages_own_words_and_names_its_author():
     assert out.text == "According to Lissagaray, the Commune held power for seventy-two days."
 
 
-@pytest.mark.parametrize("speaker,text,expected", [
-    ("Peter Kropotkin", "Kropotkin saw mutual aid everywhere.", "Kropotkin saw mutual aid everywhere."),
-    ("The", "The state is an instrument of class rule.",  # a stop word names nobody
-     "The state is an instrument of class rule."),
-    ("Karl Marx", "Marxists hold that the state is an instrument of class rule.",  # a whole word, not a prefix
-     "According to Karl Marx, marxists hold that the state is an instrument of class rule."),
-    ("", "The state withers away.", "The state withers away."),
+@pytest.mark.parametrize("author,title,text,expected", [
+    ("Peter Kropotkin", "", "Kropotkin saw mutual aid everywhere.", "Kropotkin saw mutual aid everywhere."),
+    # A stop word names nobody, as author or title: the claim is not taken as
+    # attributed because it contains "the"; it is given to the work.
+    ("The", "The", "The state is an instrument of class rule.",
+     "According to “The”, the state is an instrument of class rule."),
+    ("A.", "On", "On this view the state is an instrument of class rule.",  # nor does a letter
+     "According to “On”, on this view the state is an instrument of class rule."),
+    ("Karl Marx", "", "Marxists hold that the state is an instrument of class rule.",  # a whole word, not a prefix
+     "According to Marx, marxists hold that the state is an instrument of class rule."),
+    ("Anarchist FAQ Editorial Collective", "An Anarchist FAQ", "Anarchists reject the state.",
+     "According to the Anarchist FAQ, anarchists reject the state."),
 ])
-def test_attribution_matches_whole_names_or_surnames_only(speaker, text, expected):
-    assert attributed(text, speaker) == expected
+def test_attribution_matches_whole_names_or_surnames_only(author, title, text, expected):
+    from readingroom.answer.check.attribution import attributed, speaker
+
+    hit = FakeHit(COMMUNE, "p1", author=author, title=title)
+    assert attributed(text, hit, speaker(hit)) == expected
+    assert attributed(text, hit, "") == text  # nobody to name: unchanged
 
 
 def test_an_injected_passage_cannot_put_its_words_in_the_answer():

@@ -64,6 +64,10 @@ def test_citation_markers_in_their_usual_forms_are_read():
     assert [s.text for s in sentences] == ["The Commune lasted seventy-two days [1].", "Engels saw cellars [2].",
                                            "A list item [3]."]
     assert [s.paragraph for s in sentences] == [0, 0, 1] and sentences[2].list_marker == "-"
+    # Markers that a sentence goes on from are its subject, not the last one's citation.
+    sentences = split_sentences("The state must fall [1]. [1] and [2] argue that it withers away. [3] says so too.")
+    assert [s.text for s in sentences] == ["The state must fall [1].", "[1] and [2] argue that it withers away.",
+                                           "[3] says so too."]
 
 
 def test_a_quotation_stays_one_sentence_with_the_citation_before_it():
@@ -144,6 +148,24 @@ def test_according_to_the_passage_becomes_according_to_its_author_not_a_second_a
     checked = check_answer("According to the passage [2], in Manchester working families lived in damp cellars.",
                            HITS, checker)
     assert checked.text == "According to Engels, in Manchester working families lived in damp cellars [2]."
+
+
+
+@pytest.mark.parametrize("written,named", [
+    ("[2] and [3] argue that working families lived in damp cellars.",
+     "Engels and the Anarchist FAQ argue that working families lived in damp cellars [2][3]."),
+    ("[2] says that working families lived in damp cellars.", "Engels says that working families lived in damp cellars [2]."),
+    ("The passage [2] states that working families lived in damp cellars.",
+     "Engels states that working families lived in damp cellars [2]."),
+    ("[2] and [2] argue that working families lived in damp cellars.",  # one speaker: the verb agrees
+     "Engels argues that working families lived in damp cellars [2]."),
+    ("Passages [1] and [2] emphasises cellars.", "Marx and Engels emphasise cellars [1][2]."),
+    ("Working families lived in damp cellars [2].", "Working families lived in damp cellars [2]."),
+])
+def test_a_passage_number_as_the_subject_becomes_its_speaker(written, named):
+    from readingroom.answer.check.attribution import name_the_passage
+
+    assert name_the_passage(written, HITS) == named
 
 
 @pytest.mark.slow
@@ -447,3 +469,22 @@ def test_a_one_author_list_of_passages_makes_room_for_the_other_side(library):
     assert {h.author for h in given} == {"Anarchist FAQ Editorial Collective", "Ronald Reagan"}
     # The botanist is another author too, but nowhere near the question: never taken as a side.
     assert all(h.author != "A. Gardener" for h in passages_for(searcher, question, 3, None))
+    # An author the question names is heard, when they speak to it; a named
+    # author who does not (the botanist on free trade) is not brought in.
+    named = passages_for(searcher, "What does Reagan say about free trade and working people?", 2, None)
+    assert "Ronald Reagan" in {h.author for h in named}
+    gardener = passages_for(searcher, "What does Gardener say about free trade and working people?", 2, None)
+    assert all(h.author != "A. Gardener" for h in gardener)
+
+
+def test_the_authors_a_question_names_are_whole_capitalised_surnames():
+    from types import SimpleNamespace
+
+    from readingroom.search.relevance import named_authors
+
+    docs = SimpleNamespace(authors=[["Ronald Reagan"], ["Anarchist FAQ Editorial Collective"], ["Marx, Karl"],
+                                    ["Friedrich Engels", "Karl Marx"], ["Gerald R Ford"], ["Plato"]])
+    assert named_authors("What do Reagan and the anarchists say about free markets?", docs) == ["Reagan"]
+    assert named_authors("Did Marx and Engels's manifesto mention Reagan?", docs) == ["Engels", "Marx", "Reagan"]
+    assert named_authors("What did the editorial collective say? Was reagan right?", docs) == []
+    assert named_authors("Do anarchists ford rivers?", docs) == []  # not a name as written

@@ -501,11 +501,27 @@ def test_each_reader_asks_at_most_their_questions_a_minute(shelf, generator):
     chat = Chat(shelf, generator=generator, k=2, max_tokens=8, questions_per_minute=1)
     ask(chat, COMMUNE_QUESTION)
     assert chat.ask("And how did it end?") is None  # a second within the minute: not taken
-    assert "1 question a minute each" in chat.notice.value and "Ask again in" in chat.notice.value
+    assert "may ask 1 a minute" in chat.notice.value and "Ask again in" in chat.notice.value
     assert chat.question.value == "And how did it end?" and len(chat.turns) == 1
     chat.asked_at[0] -= 61  # a minute later
     ask(chat, "And how did it end?")
     assert len(chat.turns) == 2 and chat.notice.value == ""
+
+
+@pytest.mark.slow
+def test_a_german_question_hears_its_status_lines_in_german(shelf, generator):
+    chat = Chat(shelf, generator=generator, k=2, max_tokens=8)
+    seen = []
+    turn = chat.ask("Wie lange dauerte die Pariser Kommune von 1871, bevor sie niedergeschlagen wurde?")
+    turn.status.observe(lambda change: seen.append(change["new"]), "value")
+    turn.answer.observe(lambda change: seen.append(change["new"]), "value")
+    chat.wait(180)
+    assert not chat.busy and turn.language == "de"
+    german = ("schreibt", "Belege werden geprüft", "noch nicht geprüft", "geprüfte Antwort", "nicht beantworten",
+              "Textstellen")
+    assert any(word in s for s in seen for word in german), seen
+    english = ("searching the library", "writing …", "checking the citations", "not checked yet")
+    assert not any(word in s for s in seen for word in english), seen
 
 
 @pytest.mark.slow

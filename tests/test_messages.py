@@ -82,3 +82,14 @@ def test_the_rooms_door_refuses_in_the_browsers_language_and_escapes():
     assert "needs its code" in refused_page("room-needs-code", None)
     page = refused_page("room-upstream-down", "fr", error="<script>x</script>")
     assert "Le serveur du chat n&#x27;a pas répondu (&lt;script&gt;" in page and "<script>" not in page
+
+
+@pytest.mark.parametrize("language,ahead,seconds,expected", [
+    ("de", 2, 31.0, "Warteschlange: 2 vor Ihnen, etwa 30 s"),
+    ("fr", 1, 150.0, "en attente : 1 avant vous, environ 2 min"),
+    ("en", 3, None, "waiting: 3 ahead of you"),  # no estimate before the room's first answer
+])
+def test_a_waiting_reader_sees_their_place_in_their_language(language, ahead, seconds, expected):
+    from readingroom.ui.chat import waiting_words
+
+    assert waiting_words(ahead, seconds, language) == expected

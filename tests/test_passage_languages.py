@@ -77,3 +77,21 @@ def test_a_document_in_one_language_is_screened_only():
     assert mixes_languages(english[:5] + [german * 2] + english[:5], "en")
     # Too short to tell: a heading keeps its document's language.
     assert passage_languages(["Thesen über Feuerbach", english[0]], "en") == ["en", "en"]
+
+
+def test_the_language_filter_reads_each_passages_own_language(library, private_cache):
+    from readingroom.search.searcher import Filters
+    from readingroom.ui.chat import SearchFilters
+
+    ingest_paths(library, [MIXED], progress=False)
+    ingest(library, TINY_SHELF, progress=False)
+    searcher = Searcher(library, vectors=False)
+    assert searcher.index.languages() == ["de", "en"]
+    german = searcher.search("Feuerbach Wesen Menschen", 10, mode="bm25", filters=Filters.of(language="de"))
+    assert german and all(h.language == "de" for h in german)
+    assert all("in German" in h.section[-1] for h in german)  # the German theses of the English document
+    english = searcher.search("Feuerbach thesis", 10, mode="bm25", filters=Filters.of(language="EN"))
+    assert english and all(h.language == "en" for h in english)
+    # The chat's filter offers German, which no document is written in.
+    assert ("de", "de") in SearchFilters(searcher.index.docs, passage_languages=searcher.index.languages()
+                                         ).language.options

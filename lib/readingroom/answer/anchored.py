@@ -23,12 +23,11 @@ answer says the passages do not answer, and lists the closest.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from readingroom.answer.check.attribution import misattributed
+from readingroom.answer.check.attribution import attributed, misattributed
 from readingroom.answer.claims import MAX_CLAIMS, DraftClaim, claims_instructions, claims_schema, read_claims
 from readingroom.answer.entailment import EntailmentJudge, quote_context
 from readingroom.answer.quotes import QuoteSpan, locate_quote
@@ -92,34 +91,6 @@ class AnchoredAnswer:
                 "first_claim_seconds": self.first_claim_seconds, "tokens": self.tokens}
 
 
-# Words that can stand in a title or a broken author field but name nobody.
-_NOT_NAMES = {"the", "a", "an", "and", "of", "on", "in", "to", "for", "by", "with", "from", "at", "as", "or",
-              "der", "die", "das", "und", "le", "la", "les", "de", "du", "des", "et", "el", "los", "y", "il",
-              "anonymous", "unknown", "various", "editors", "editor", "et al"}
-
-
-def _names(speaker: str) -> set[str]:
-    """How a claim may name a speaker: the whole name or the surname; never
-    a stop word or a single letter (an author field "The" names nobody)."""
-    words = [w.strip(".,;:'\"") for w in speaker.split()]
-    words = [w for w in words if len(w) > 2 and w.lower() not in _NOT_NAMES and w[:1].isupper()]
-    if not words:
-        return set()
-    return {" ".join(speaker.split()).lower(), words[-1].lower()}
-
-
-def attributed(text: str, speaker: str) -> str:
-    """`text` naming `speaker` once: unchanged when it already names them."""
-    names = _names(speaker)
-    if not names:
-        return text
-    lowered = text.lower()
-    if any(re.search(rf"\b{re.escape(name)}\b", lowered) for name in names):
-        return text
-    first = text[:1].lower() if text[1:2].islower() else text[:1]
-    return f"According to {speaker}, {first}{text[1:]}"
-
-
 def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of,
                 earlier: Sequence[CheckedClaim] = ()) -> CheckedClaim:
     """One claim through the four steps above; `earlier`: the claims of the
@@ -148,7 +119,7 @@ def check_claim(draft: DraftClaim, hits, judge: EntailmentJudge, speaker_of,
     supported, probability = judge.supports(quote_context(hit.text, span.start, span.end), draft.text)
     if not supported:
         return left_out("the passage does not say this", span, quote, probability, hit.passage_id, speaker)
-    return CheckedClaim(draft, attributed(draft.text, speaker), draft.passage, hit.passage_id, span, quote,
+    return CheckedClaim(draft, attributed(draft.text, hit, speaker), draft.passage, hit.passage_id, span, quote,
                         probability, True, "", speaker)
 
 

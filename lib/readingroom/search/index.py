@@ -28,7 +28,7 @@ One `SearchIndex` per library holds, in memory and in the same row order
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -300,7 +300,17 @@ class SearchIndex:
     def mask(self, filters) -> np.ndarray | None:  # filters: a searcher.Filters, or None
         if not filters:
             return None
-        return filters.document_mask(self.docs)[self.doc_index]
+        if not filters.languages:
+            return filters.document_mask(self.docs)[self.doc_index]
+        # The language is the passage's own: a German passage inside an
+        # English document is found by a German filter, and not by an English one.
+        keep = replace(filters, languages=()).document_mask(self.docs)[self.doc_index]
+        return keep & self.passage_languages.rows_in([code.lower() for code in filters.languages])
+
+    def languages(self) -> list[str]:
+        """The languages of the library's passages (their documents' and their own), sorted."""
+        return sorted({code for code in self.passage_languages.names if code}
+                      | {code for code in self.docs.languages.tolist() if code})
 
     def vector_of(self, rows: np.ndarray) -> np.ndarray | None:
         if self.vectors is None:

@@ -61,7 +61,8 @@ from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
-from readingroom.messages import message, translator
+from readingroom.corpus.language import detect_query_language
+from readingroom.messages import language_of, message, translator
 from readingroom.models.catalogue import CATALOGUE, DEFAULT_GENERATOR, GENERATOR, ModelError
 from readingroom.models.fetch import state
 from readingroom.answer.check import MIN_CLAIM_WORDS, SUPPORT_THRESHOLD
@@ -165,14 +166,14 @@ class _Reporting(Generator):
         self._report("written")
 
 
-def waiting_words(ahead: int, seconds: float | None) -> str:
-    """"waiting: 3 ahead of you, about 2 min" (no estimate before the room's first answer)."""
-    words = f"waiting: {ahead} ahead of you"
+def waiting_words(ahead: int, seconds: float | None, language: str = "en") -> str:
+    """"waiting: 3 ahead of you, about 2 min", in `language` (no estimate
+    before the room's first answer)."""
     if seconds is None:
-        return words
+        return message("status-waiting", language, ahead=ahead)
     if seconds < 60:
-        return words + f", about {max(5, round(seconds / 5) * 5):.0f} s"
-    return words + f", about {round(seconds / 60):.0f} min"
+        return message("status-waiting-seconds", language, ahead=ahead, seconds=f"{max(5, round(seconds / 5) * 5):.0f}")
+    return message("status-waiting-minutes", language, ahead=ahead, minutes=f"{round(seconds / 60):.0f}")
 
 
 # --- one question and its answer ---------------------------------------------------
@@ -181,9 +182,12 @@ class Turn:
     """The widgets of one question: what was asked, a status line, the
     answer (streamed, then checked), the source cards."""
 
-    def __init__(self, question: str, anchored: bool = False):
+    def __init__(self, question: str, anchored: bool = False, language: str = "en"):
         self.question = question
         self.anchored = anchored
+        # What the status lines speak until the answer says the question's
+        # language: the page's, then the question's once it is detected.
+        self.language = language
         self.claims: list[CheckedClaim] = []  # anchored: the claims checked so far
         self.asked = widgets.HTML(f'<div class="rr-asked">{escape(question)}</div>')
         self.status = widgets.HTML()
@@ -202,6 +206,10 @@ class Turn:
     def say(self, text: str) -> None:
         self.status.value = f'<div class="rr-status">{escape(text)}</div>' if text else ""
 
+    def status_line(self, key: str, **fields) -> None:
+        """A status line from the catalogue, in the turn's language."""
+        self.say(message(key, self.language, **fields))
+
     def add(self, piece: str) -> None:
         """A piece of the model's text: shown, marked unchecked, a few times a second."""
         self.pieces.append(piece)
@@ -218,8 +226,9 @@ class Turn:
         if self.anchored:  # the model's JSON means nothing to a reader: the claims checked so far instead
             self.answer.value = claims_so_far_html(self.claims)
             return
-        self.answer.value = ('<div class="rr-unchecked"><div class="rr-label">the model is writing; '
-                             f'not checked yet</div>{escape("".join(self.pieces))}</div>')
+        self.answer.value = (f'<div class="rr-unchecked"><div class="rr-label">'
+                             f'{escape(message("draft-writing", self.language))}</div>'
+                             f'{escape("".join(self.pieces))}</div>')
 
     def show(self, result: Answer) -> None:
         """The checked answer in place of the draft, and the source cards."""
@@ -239,7 +248,8 @@ class Turn:
         self.error = message
         draft = ""
         if self.pieces:
-            draft = (f'<div class="rr-unchecked"><div class="rr-label">unchecked, unfinished</div>'
+            draft = (f'<div class="rr-unchecked"><div class="rr-label">'
+                     f'{escape(message("draft-unfinished", self.language))}</div>'
                      f'{escape("".join(self.pieces))}</div>')
         self.answer.value = f'<div class="rr-error">{escape(message)}</div>{draft}'
         self.say("")
@@ -479,9 +489,12 @@ class SearchFilters:
     documents, and the search Filters they set: the chat's, and the Study
     tab's own; labelled in `language` (the catalogue's; None: English)."""
 
-    def __init__(self, docs, language: str | None = None):
+    def __init__(self, docs, language: str | None = None, passage_languages: list[str] | None = None):
         authors = sorted({a for names in docs.authors for a in names}) if docs else []
-        languages = sorted({x for x in docs.languages.tolist() if x}) if docs else []
+        # The passages' languages where known (a German passage in an English
+        # document is filtered by its own: search.index.SearchIndex.mask).
+        languages = passage_languages if passage_languages is not None else \
+            sorted({x for x in docs.languages.tolist() if x}) if docs else []
         sources = sorted({x for x in docs.sources.tolist() if x}) if docs else []
         years = [int(y) for y in docs.years.tolist() if y == y] if docs else []  # y == y: not NaN
 
@@ -699,7 +712,7 @@ class Chat(widgets.VBox):
         if self.shared is not None:
             if self.shared.is_current(self.library):
                 return
-            turn.say("the library has new passages: reading them …")
+            turn.status_line("status-new-passages")
             library, searcher = self.shared.open()
         else:
             newest = current_snapshot(self.snapshot_pointer)
@@ -707,7 +720,7 @@ class Chat(widgets.VBox):
                 return
             from readingroom.search.searcher import searcher_for
 
-            turn.say("the library has new passages: reading them …")
+            turn.status_line("status-new-passages")
             library = open_library(newest, read_only=True)
             with _quiet_loading(library):
                 searcher = searcher_for(library)
@@ -728,8 +741,9 @@ class Chat(widgets.VBox):
             index.embedder.encode_query("What does the library say about this?")
 
     def _build_settings(self, model: str, k: int, anchored: bool = False) -> None:
-        docs = self.searcher.index.docs if self.searcher else None
-        self.search_filters = SearchFilters(docs)
+        index = self.searcher.index if self.searcher else None
+        self.search_filters = SearchFilters(index.docs if index else None,
+                                            passage_languages=index.languages() if index else None)
         self.author, self.years = self.search_filters.author, self.search_filters.years
         self.language, self.source = self.search_filters.language, self.search_filters.source
         self.all_years = self.search_filters.all_years
@@ -817,17 +831,16 @@ class Chat(widgets.VBox):
         wait = self.too_many_questions()
         if wait is not None:
             n = self.questions_per_minute
-            self.notice.value = (f'<div class="rr-note rr-limit">{n} question{"s" if n != 1 else ""} a minute '
-                                 f'each: the room shares one model. Ask again in {max(1, round(wait))} s (your '
-                                 'question is still in the box).</div>')
+            words = message("question-limit", self.page_language, n=n, seconds=max(1, round(wait)))
+            self.notice.value = f'<div class="rr-note rr-limit">{escape(words)}</div>'
             return
         self.notice.value = ""
         self.asked_at.append(time.monotonic())
         self.question.value = ""
-        turn = Turn(question, anchored=self.anchored.value)
+        turn = Turn(question, anchored=self.anchored.value, language=language_of(self.page_language))
         self.turns.append(turn)
         self.conversation.children = (*self.conversation.children, turn.box)
-        turn.say("searching the library …")
+        turn.status_line("status-searching")
         self._set_busy(True)
         # Read the widgets here, in the kernel's thread; the worker only writes.
         job = dict(filters=self.filters(), k=self.passages.value, model=self.model_choice.value,
@@ -853,19 +866,20 @@ class Chat(widgets.VBox):
     def _answer(self, turn: Turn, job: dict) -> None:
         def report(what, n=None):
             if what == "loading" and not self.shared_model:
-                turn.say(f"loading the model {job['model']} …")
+                turn.status_line("status-loading-model", model=job["model"])
             elif what == "queue" and n and n[0]:
-                turn.say(waiting_words(*n))
+                turn.say(waiting_words(*n, language=turn.language))
             elif what == "waiting":
-                turn.say("the model is reading the passages …")
+                turn.status_line("status-reading")
             elif what == "written" and turn.pieces:  # not after a follow-up's rewrite, which shows nothing
                 turn.show_draft()
-                turn.say("checking the citations …")
+                turn.status_line("status-checking")
             elif what == "written":
-                turn.say("searching the library …")
+                turn.status_line("status-searching")
 
         generator = _Reporting(lambda: self._generator_for(job["model"]), job["model"], report)
         try:
+            turn.language = language_of(detect_query_language(turn.question) or self.page_language)
             self._follow_snapshot(turn)
             result = None
             anchored = job.get("anchored", False)
@@ -878,7 +892,7 @@ class Chat(widgets.VBox):
                     turn.add_claim(item)
                 else:
                     if not turn.pieces:
-                        turn.say("writing …")
+                        turn.status_line("status-writing")
                     turn.add(item)
             turn.show(result)
             self.answers.append(result)
@@ -890,7 +904,7 @@ class Chat(widgets.VBox):
         except (ModelError, LibraryError, ValueError, LookupError, OSError) as e:
             turn.fail(str(e))
         except Exception as e:  # shown in the chat: a traceback means nothing to a workshop's readers
-            turn.fail(f"Something went wrong: {type(e).__name__}: {e}")
+            turn.fail(message("went-wrong", turn.language, error=f"{type(e).__name__}: {e}"))
         finally:
             self._update_export()
             self._set_busy(False)

@@ -108,8 +108,9 @@ class StudyTab(widgets.VBox):
         self.error: str | None = None
         self.thread: threading.Thread | None = None
 
-        docs = chat.searcher.index.docs if chat.searcher else None
-        self.search_filters = SearchFilters(docs, language)
+        index = chat.searcher.index if chat.searcher else None
+        self.search_filters = SearchFilters(index.docs if index else None, language,
+                                            passage_languages=index.languages() if index else None)
         self.document = widgets.Dropdown(description=say("study-document"), layout=widgets.Layout(width="46em"))
         self.section = widgets.Dropdown(description=say("study-section"), layout=widgets.Layout(width="46em"))
         self.kind = widgets.Dropdown(options=[(say(f"study-kind-{k}"), k) for k in KINDS],

@@ -17,11 +17,24 @@ from readingroom.corpus.document import name_list, split_authors
 
 COLLECTIVE_WORDS = {"editorial", "collective", "committee", "editors", "team", "staff", "group", "board"}
 
+# Words that can stand in a title or a broken author field but name nobody:
+# an author field "The" or "Anonymous" gives no name, and a title "The"
+# must not make every sentence with "the" in it count as attributed.
+NOT_NAMES = {"the", "a", "an", "and", "of", "on", "in", "to", "for", "by", "with", "from", "at", "as", "or",
+             "der", "die", "das", "und", "le", "la", "les", "de", "du", "des", "et", "el", "los", "y", "il",
+             "anonymous", "unknown", "various", "editors", "editor", "et al", "et al."}
+
+
+def _names_somebody(name: str) -> bool:
+    return any(len(w.strip(".,;:'\"")) > 2 and w.lower().strip(".,;:'\"") not in NOT_NAMES for w in name.split())
+
 
 def author_names(hit) -> list[str]:
     """The passage's authors, one name each ("A; B" in a single `author`
-    string is two: corpus.document.split_authors)."""
-    return split_authors(list(getattr(hit, "authors", None) or [])) or split_authors(getattr(hit, "author", ""))
+    string is two: corpus.document.split_authors); a field that names
+    nobody ("The", "Anonymous", "A.") gives none."""
+    names = split_authors(list(getattr(hit, "authors", None) or [])) or split_authors(getattr(hit, "author", ""))
+    return [n for n in names if _names_somebody(n)]
 
 
 def _collective(words: list[str]) -> bool:
@@ -71,7 +84,8 @@ def name_keys(hit) -> set[str]:
         main = title.split(":")[0].strip().lower()
         if len(main) >= 6:
             keys.add(main)
-    return {k for k in keys if k}
+    # A key is a whole name or word: never a stop word or one or two letters.
+    return {k for k in keys if len(k) > 2 and k not in NOT_NAMES}
 
 
 def names_author(sentence: str, hits) -> bool:
@@ -102,6 +116,15 @@ def with_attribution(sentence: str, who: str, context: str = "") -> str:
         if not is_name:
             lowered = first[:1].lower() + first[1:]
     return f"According to {who}, {lowered}{(' ' + rest) if rest else ''}"
+
+
+def attributed(sentence: str, hit, who: str) -> str:
+    """`sentence`, resting on `hit`, naming its speaker `who` once: unchanged
+    when it already names the passage's author or work (names_author), or
+    when there is nobody to name."""
+    if not who or names_author(sentence, [hit]):
+        return sentence
+    return with_attribution(sentence, who, getattr(hit, "text", ""))
 
 
 # A sentence that opens by naming who says it: "Reagan argues that ...",
@@ -159,10 +182,26 @@ def own_source(sentence: str) -> tuple[str, str] | None:
     return (m.group("source"), sentence[m.end():]) if m else None
 
 
+# A sentence whose subject is a passage or its number: "The passage [2]
+# states ...", "[1] and [2] argue ...", "Passages [1][3] show ...".
+_SUBJECT_VERBS = (r"states?|says?|notes?|argues?|explains?|claims?|mentions?|describes?|adds?|suggests?|"
+                  r"emphasi[sz]es|emphasi[sz]e|provides?|elaborates?|shows?|writes?|points?\s+out|highlights?|"
+                  r"agrees?|contends?|maintains?|holds?")
 _PASSAGE_SUBJECT = re.compile(
-    r"^(?:the\s+)?(?:passage|source|text)\s*((?:\[\d{1,3}\])+)\s*(?:also\s+|further\s+)?"
-    r"(states|says|notes|argues|explains|claims|mentions|describes|adds|suggests|emphasi[sz]es|provides|"
-    r"elaborates|shows|writes|points\s+out|highlights)\b", re.IGNORECASE)
+    r"^(?:(?:the\s+)?(?:passages?|sources?|texts?)\s*)?"
+    r"(?P<numbers>\[\d{1,3}\](?:\s*(?:,|and|&)?\s*\[\d{1,3}\])*)\s*(?:both\s+)?(?:also\s+|further\s+)?"
+    r"(?P<verb>" + _SUBJECT_VERBS + r")\b", re.IGNORECASE)
+
+
+def _verb_for(verb: str, many: bool) -> str:
+    """The verb agreeing with one speaker or several: "argue" -> "argues"."""
+    head, _, tail = verb.lower().partition(" ")
+    plural = not head.endswith("s")
+    if many and not plural:
+        head = head[:-1]
+    elif not many and plural:
+        head += "s"
+    return f"{head} {tail}".strip()
 
 
 _ACCORDING_TO_PASSAGE = re.compile(
@@ -172,8 +211,9 @@ _ACCORDING_TO_PASSAGE = re.compile(
 
 def name_the_passage(text: str, passages) -> str:
     """'The passage [2] states that ...' -> 'Engels states that ... [2]';
-    'According to the passage [2], ...' -> 'According to Engels, ... [2]'
-    (not "According to Engels, according to the passage")."""
+    '[1] and [3] argue that ...' -> 'Marx and the Anarchist FAQ argue that
+    ... [1][3]'; 'According to the passage [2], ...' -> 'According to
+    Engels, ... [2]' (not "According to Engels, according to the passage")."""
     m = _ACCORDING_TO_PASSAGE.match(text)
     if m:
         rest = text[m.end():]
@@ -185,9 +225,11 @@ def name_the_passage(text: str, passages) -> str:
     m = _PASSAGE_SUBJECT.match(text)
     if not m:
         return text
-    numbers = cited_numbers(m.group(1))
+    numbers = cited_numbers(m.group("numbers"))
     if not numbers or not all(1 <= n <= len(passages) for n in numbers):
         return text
-    who = speaker(passages[numbers[0] - 1])
+    speakers = list(dict.fromkeys(speaker(passages[n - 1]) for n in numbers))
+    who = name_list(speakers)
     rest = text[m.end():]
-    return append_markers(f"{who} {m.group(2).lower()}{rest}", [n for n in numbers if markers([n]) not in rest])
+    named = f"{who[:1].upper()}{who[1:]} {_verb_for(m.group('verb'), len(speakers) > 1)}{rest}"
+    return append_markers(named, [n for n in numbers if markers([n]) not in rest])

@@ -3,7 +3,8 @@
 The answer is split into sentences (list items and paragraphs too) by the
 one splitter (readingroom.text), a quotation kept whole with the sentence
 that quotes it; citation markers written after a full stop ("... state.
-[1]") go with the sentence before them, and are normalised ("[1, 2]" ->
+[1]") go with the sentence before them, unless the sentence goes on from
+them ("[1] and [2] argue that ..."), and are normalised ("[1, 2]" ->
 "[1][2]"). What the check finds is added by making new records
 (`dataclasses.replace`), never by changing one.
 """
@@ -76,7 +77,11 @@ def _pieces(body: str) -> list[str]:
     for start, end in sentence_spans(body, join_quotes=True):
         piece = body[start:end].strip()
         leading = _LEADING_MARKERS.match(piece)
-        if leading and pieces and CITATION.search(leading.group(1)):
+        rest = piece[leading.end():] if leading else ""
+        # "... state. [1] Engels saw ..." : [1] closes the sentence before;
+        # "... state. [1] and [2] argue ..." : the markers are this one's subject.
+        subject = rest[:1].islower() or rest[:1] in ",;"
+        if leading and pieces and CITATION.search(leading.group(1)) and not subject:
             pieces[-1] = f"{pieces[-1]} {leading.group(1).strip()}"
             piece = piece[leading.end():].strip()
         if piece:
