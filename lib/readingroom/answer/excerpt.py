@@ -103,7 +103,7 @@ def excerpt(passage: str, question: str, language: str | None = "en", *,
 
     for i in order:
         if not keep(i):
-            if not kept or used >= limit:
+            if used >= limit:
                 break
             continue  # a shorter sentence further down may still fit
         for step in range(1, neighbours + 1):
