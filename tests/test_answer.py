@@ -4,6 +4,7 @@ the real default embedder (MiniLM) on a tiny library in a temporary folder."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,7 @@ from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR
 from readingroom.search.relevance import passages_for, retrieval_evidence
 from readingroom.search.searcher import Hit, Searcher
 from readingroom.answer.check import (
-    SUPPORT_THRESHOLD, SupportChecker, check_answer, cited_numbers, speaker, split_sentences,
+    SUPPORT_THRESHOLD, EarlyCheck, Sentence, SupportChecker, check_answer, cited_numbers, speaker, split_sentences,
 )
 from readingroom.answer.check.scoring import lexical_overlap
 from readingroom.text import content_words
@@ -350,8 +351,10 @@ def test_a_passage_that_gives_orders_does_not_change_the_checked_answer(library,
 @pytest.mark.slow
 def test_answer_stream_yields_the_model_text_then_the_checked_answer(shelf, generator):
     items = list(answer_stream(shelf, "In which city did families live in damp cellars?", generator=generator, k=2))
-    *pieces, final = items
-    assert isinstance(final, Answer) and pieces and all(isinstance(p, str) for p in pieces)
+    *written, final = items
+    pieces = [p for p in written if isinstance(p, str)]
+    early = [s for s in written if not isinstance(s, str)]
+    assert isinstance(final, Answer) and pieces and all(isinstance(s, Sentence) and s.final for s in early)
     assert "".join(pieces) == final.raw
     seen = []
     again = answer(shelf, "In which city did families live in damp cellars?", generator=generator, k=2,
@@ -359,6 +362,26 @@ def test_answer_stream_yields_the_model_text_then_the_checked_answer(shelf, gene
     # Not compared with the first run's text: llama.cpp reuses the cached
     # prompt the second time, and its sums in another order can tip a greedy choice.
     assert "".join(seen) == again.raw and again.question == final.question
+
+
+@pytest.mark.slow
+def test_claims_are_checked_and_reported_while_the_model_writes(checker):
+    raw = ("In Manchester working families lived in damp cellars [2]. "
+           "The moon is made of green cheese and orbits Jupiter [1]. "
+           "Mutual aid, not competition, is the chief factor of progress [3].")
+    early = EarlyCheck(HITS, checker)
+    reported, written = [], ""
+    for word in re.findall(r"\S+\s*", raw):  # a word at a time, as a model writes
+        written += word
+        reported += [(len(written), s) for s in early.feed(written)]
+    final = check_answer(raw, HITS, checker)
+    # The first claim is reported, checked and attributed, as soon as the
+    # second sentence begins; the unsupported one never; the last sentence
+    # may still be being written, so the finished answer's check reports it.
+    at, first = reported[0]
+    assert at < raw.index("The moon") + 10 and first.final == final.kept[0].final
+    assert len(reported) == 1 and not any("moon" in s.final for _, s in reported)
+    assert len(final.kept) == 2
 
 
 # --- follow-ups ---------------------------------------------------------------------------------
