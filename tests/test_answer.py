@@ -500,6 +500,20 @@ def test_a_one_author_list_of_passages_makes_room_for_the_other_side(library):
     assert all(h.author != "A. Gardener" for h in gardener)
 
 
+@pytest.mark.parametrize("sentence,speaker", [
+    ("Bush supports free trade as a consequence of the abolition of interest [3].", "Bush"),  # 1.5B, 2026-12-02
+    ("Reagan argues that mutual aid is the chief factor of progress [3].", "Reagan"),
+    ("The Anarchist FAQ opposes free trade [3].", None),  # the passage's own author
+    ("Engels saw families in damp cellars [2].", None),
+    ("He supports mutual aid [3].", None),  # names nobody
+])
+def test_a_stance_put_on_someone_the_passage_does_not_name_is_misattributed(sentence, speaker):
+    from readingroom.answer.check.attribution import misattributed
+
+    numbers = cited_numbers(sentence)
+    assert misattributed(sentence, [HITS[n - 1] for n in numbers]) == speaker
+
+
 def test_the_authors_a_question_names_are_whole_capitalised_surnames():
     from types import SimpleNamespace
 

@@ -132,7 +132,11 @@ def attributed(sentence: str, hit, who: str) -> str:
 # school, not a speaker a passage could be by.
 _SAYS = (r"argues|argued|says|said|writes|wrote|claims|claimed|states|stated|believes|believed|holds|held|"
          r"maintains|maintained|contends|contended|asserts|asserted|insists|insisted|notes|noted|explains|"
-         r"explained|thinks|thought|suggests|suggested|declares|declared|points\s+out|pointed\s+out")
+         r"explained|thinks|thought|suggests|suggested|declares|declared|points\s+out|pointed\s+out|"
+         # a stance is a claim about the speaker too: "Bush supports free trade [4]" over a FAQ passage
+         r"supports|supported|opposes|opposed|favou?rs|favou?red|rejects|rejected|defends|defended|"
+         r"praises|praised|criticises|criticised|criticizes|criticized|condemns|condemned|advocates|advocated|"
+         r"calls\s+for|called\s+for|sees|saw|views|viewed|regards|regarded|considers|considered")
 _NAMED_SPEAKER = re.compile(
     r"^(?:(?i:but|and|yet|so|thus|however|still|here|there),?\s+)?"
     r"(?P<name>[A-Z][\w'’.-]+(?:\s+(?:de|von|van|der|la|le)?\s*[A-Z][\w'’.-]+){0,2})"
