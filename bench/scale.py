@@ -4,7 +4,7 @@ met or missed.
 
     python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--skip-ingest] [--skip-embed]
                           [--skip-shards]
-    python bench/scale.py --only ingest      # one section: vectors, bm25, ingest, embed or shards
+    python bench/scale.py --only ingest      # one section: vectors, memory, bm25, ingest, embed or shards
     python bench/scale.py --incremental [--sizes 100000,1000000]   # only section 6
 
 1. Vector search, per size (synthetic 384-dimension unit vectors, no model):
@@ -21,6 +21,17 @@ met or missed.
      a top-100 vector query (what a hybrid search asks for), recall@10
      against the exact search.
    Targets at 1M: p50 <= 20 ms, recall@10 >= 0.99, index <= 600 MB.
+1b. Memory (--only memory), per size: a process that loads the saved IVF
+   index and the float32 vectors as SearchIndex.load does past
+   ann.ANN_MIN_VECTORS, each arm in a fresh process: baseline the matrix read
+   into memory (what every library did before), ours the matrix mapped from
+   its .npy file in the cache (search/mapped_vectors.py), with the file in
+   the page cache ("mapped") and dropped from it first ("mapped, cold":
+   every query reads its candidates' rows from disk). Reported: resident
+   memory (VmRSS; RssFile, the mapped pages among it) after loading and
+   after --queries top-100 queries, as a ratio to the baseline, and the
+   queries' p50/p95 (target p50 <= 20 ms).
+   MEASURED_MEMORY
 2. BM25 build, per size (bench/search.py's Zipf texts, 150 words each), each
    build in a fresh process so that its peak memory (VmHWM) is its own:
    baseline bm25s (index.build_bm25), ours the batched Arrow build
@@ -236,6 +247,84 @@ def bench_bm25(n: int, how: str) -> dict:
     seconds, before, peak = queue.get()
     child.join()
     return {"n": n, "how": how, "seconds": seconds, "peak_mb": peak, "texts_mb": before, "load": load()}
+
+
+# --- memory: the float32 vectors in memory or mapped ------------------------------
+MEMORY_ARMS = ("in memory", "mapped", "mapped, cold")
+
+
+def _memory_child(folder: str, arm: str, queue) -> None:
+    """Load the vectors (as SearchIndex.load does past ann.ANN_MIN_VECTORS:
+    the saved IVF index, and the float32 matrix read whole or mapped),
+    then run the queries: resident memory after each, and the query times."""
+    from readingroom.search.mapped_vectors import open_vectors
+
+    folder = Path(folder)
+    keys, qs = np.load(folder / "keys.npy"), np.load(folder / "queries.npy")
+    if arm == "mapped, cold":  # the file's pages out of the page cache: each query reads its rows from disk
+        fd = os.open(folder / "vectors" / "bench.npy", os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    gc.collect()
+    before = resident_mb()
+    vectors = np.load(folder / "vectors" / "bench.npy", allow_pickle=False) if arm == "in memory" \
+        else open_vectors(folder / "vectors", "bench", len(keys))
+    index = synthetic_index(vectors)
+    assert not index.attach_ann(keys, folder / "ann").built  # the saved index, as a second load finds it
+    loaded, loaded_file = resident_mb(), _status_mb("RssFile") or 0.0
+    times = []
+    for q in qs:
+        started = time.perf_counter()
+        index.vector_top("", CANDIDATES, None, q)
+        times.append(time.perf_counter() - started)
+    queue.put({"arm": arm, "before_mb": before, "loaded_mb": loaded, "loaded_file_mb": loaded_file,
+               "queried_mb": resident_mb(), "queried_file_mb": _status_mb("RssFile") or 0.0,
+               "p50": 1e3 * np.median(times), "p95": 1e3 * np.percentile(times, 95), "load": load()})
+
+
+def bench_memory(n: int, queries: int) -> list[dict]:
+    """Resident memory of a process searching n vectors with the float32
+    matrix in memory (the baseline) against mapped from its file
+    (search/mapped_vectors.py), with the file in the page cache and out of
+    it; each arm in a fresh process."""
+    from readingroom.search.mapped_vectors import save_vectors
+
+    rng = np.random.default_rng(0)
+    vectors = topic_vectors(rng, n)
+    picks = vectors[rng.integers(0, n, queries)]
+    qs = picks + 0.05 * rng.standard_normal(picks.shape, dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="scale-memory-") as folder:
+        folder = Path(folder)
+        np.save(folder / "keys.npy", keys_for(n))
+        np.save(folder / "queries.npy", qs / np.linalg.norm(qs, axis=1, keepdims=True))
+        synthetic_index(vectors).attach_ann(np.load(folder / "keys.npy"), folder / "ann")
+        save_vectors(folder / "vectors", "bench", vectors)
+        del vectors, picks
+        gc.collect()
+        context = multiprocessing.get_context("spawn")
+        results = []
+        for arm in MEMORY_ARMS:
+            queue = context.Queue()
+            child = context.Process(target=_memory_child, args=(str(folder), arm, queue))
+            child.start()
+            results.append({"n": n, **queue.get()})
+            child.join()
+    return results
+
+
+def report_memory(results: list[dict], queries: int) -> None:
+    baseline = {r["n"]: r for r in results if r["arm"] == "in memory"}
+    for r in results:
+        base = baseline[r["n"]]
+        print(f"  {r['n']:>9,} {r['arm']:13} resident after loading {r['loaded_mb']:6.0f} MB "
+              f"(of it mapped file {r['loaded_file_mb']:5.0f})  after {queries} queries {r['queried_mb']:6.0f} MB "
+              f"(file {r['queried_file_mb']:5.0f})  ratio to in memory {r['loaded_mb'] / base['loaded_mb']:.2f} / "
+              f"{r['queried_mb'] / base['queried_mb']:.2f}  p50/p95 {r['p50']:6.1f}/{r['p95']:6.1f} ms  "
+              f"[{r['load']}]")
+    for r in results:
+        if r["arm"] != "in memory" and r["n"] == TARGET_SIZE:
+            print(f"  vector p50 <= 20 ms at 1M, {r['arm']}: {r['p50']:.1f} ms, "
+                  f"{verdict(r['p50'] <= TARGET['p50_ms'])} [{r['load']}]")
 
 
 # --- as passages arrive -----------------------------------------------------------
@@ -532,14 +621,14 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-embed", action="store_true")
     parser.add_argument("--skip-shards", action="store_true")
-    parser.add_argument("--only", choices=["vectors", "bm25", "ingest", "embed", "shards"],
+    parser.add_argument("--only", choices=["vectors", "memory", "bm25", "ingest", "embed", "shards"],
                         help="run this section alone")
     parser.add_argument("--incremental", action="store_true", help="only section 6: 1,000 passages arrive")
     args = parser.parse_args()
     if args.only:
         args.skip_vectors, args.skip_ingest, args.skip_embed, args.skip_shards = (
             args.only != section for section in ("vectors", "ingest", "embed", "shards"))
-    sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "vectors", "bm25") else []
+    sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "vectors", "memory", "bm25") else []
     print(f"bench/scale.py on {os.cpu_count()} cores, {load()}")
     if args.incremental:
         print("\n6. 1,000 passages arrive: full rebuild (baseline, what every change did before) vs incremental (ours)")
@@ -547,7 +636,8 @@ def main() -> None:
             report_incremental(bench_incremental(n, 1000, args.queries))
         return
 
-    print("\n1. vector search: top-100 query, exact float32 (baseline) vs IVF 8-bit codes + exact rescoring (ours)")
+    if not args.skip_vectors:
+        print("\n1. vector search: top-100 query, exact float32 (baseline) vs IVF 8-bit codes + exact rescoring (ours)")
     vector_results = []
     for n in [] if args.skip_vectors else sizes:
         for kind in ("topics", "random"):
@@ -558,6 +648,16 @@ def main() -> None:
                   f"exact p50/p95 {r['exact_p50']:6.1f}/{r['exact_p95']:6.1f} ms  "
                   f"ours {r['ours_p50']:6.1f}/{r['ours_p95']:6.1f} ms  ratio {r['exact_p50'] / r['ours_p50']:4.1f}x  "
                   f"recall@10 {r['recall']:.3f}  [{r['load']}]")
+
+    memory_results = []
+    if args.only in (None, "memory"):
+        print(f"\n1b. resident memory, vectors past ann.ANN_MIN_VECTORS: the float32 matrix in memory (baseline) vs "
+              f"mapped from its file in the cache (ours; cold: its pages dropped from the page cache first)")
+        for n in sizes:
+            memory_results += bench_memory(n, args.queries)
+        report_memory(memory_results, args.queries)
+        if args.only == "memory":
+            return
 
     print("\n2. BM25 build (each in a fresh process; peak = its VmHWM from the build's start, the texts held included; streaming-2's worker processes not counted)")
     bm25_results = []
