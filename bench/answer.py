@@ -15,6 +15,9 @@ is told to forget its cache before each call, so both read the whole prompt.
 Reported per question and as medians:
 - first token: seconds from the call to the first piece of model text
   (ours includes the search and the gate before the model starts);
+- checked: seconds to the first claim checked and kept while the model
+  still writes (answer.check.early), or to the finished answer's check when
+  none was complete before the end (issue 15's target: 8 s);
 - total: seconds to the checked answer (ours) or the last token (baseline);
 - outside the model: (ours total - time inside the model's stream) / ours
   total, measured within our run; the aim is under 10%;
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
 from readingroom import open_library  # noqa: E402
+from readingroom.answer.check import Sentence  # noqa: E402
 from readingroom.answer.pipeline import Answer, answer_stream  # noqa: E402
 from readingroom.evaluate.questions import GoldFinder, load_questions  # noqa: E402
 from readingroom.models.generate import load_generator  # noqa: E402
@@ -79,15 +83,20 @@ def forget_cache(generator) -> None:
 def ours(searcher, generator, question, k):
     timed = TimedGenerator(generator)
     started = time.perf_counter()
-    first = None
+    first = checked = None
     result = None
     for item in answer_stream(searcher, question, generator=timed, k=k):
         if isinstance(item, Answer):
             result = item
+        elif isinstance(item, Sentence):  # a claim checked and kept while the model writes
+            checked = checked or time.perf_counter() - started
         elif first is None:
             first = time.perf_counter() - started
     total = time.perf_counter() - started
-    return {"first": first, "total": total, "model": timed.seconds, "messages": timed.messages, "result": result}
+    if checked is None and result is not None and result.supported:
+        checked = total  # nothing was complete before the end: the finished answer's check
+    return {"first": first, "checked": checked, "total": total, "model": timed.seconds,
+            "messages": timed.messages, "result": result}
 
 
 def baseline(generator, messages, max_tokens):
@@ -123,7 +132,8 @@ def main() -> None:
     print(f"library {lib.path}: {lib.stats()['passages']} passages, vectors: "
           f"{searcher.index.embedder.name if searcher.index.embedder else 'none (BM25 only)'}")
     print(f"model {generator.name} ({args.backend}), k={args.k}, {len(questions)} questions\n")
-    print(f"{'question':48} {'ours 1st':>8} {'base 1st':>8} {'ours':>7} {'base':>7} {'outside':>8} {'gate':>5}")
+    print(f"{'question':48} {'ours 1st':>8} {'base 1st':>8} {'checked':>8} {'ours':>7} {'base':>7} {'outside':>8} "
+          f"{'gate':>5}")
     rows = []
     for q in questions:
         o = ours(searcher, generator, q.q, args.k)
@@ -133,14 +143,19 @@ def main() -> None:
         b = baseline(generator, o["messages"], MAX_ANSWER_TOKENS)
         outside = (o["total"] - o["model"]) / o["total"]
         rows.append({"ours_first": o["first"], "base_first": b["first"], "ours": o["total"], "base": b["total"],
-                     "outside": outside, "ratio": o["total"] / b["total"]})
-        print(f"{q.q[:48]:48} {o['first']:8.2f} {b['first']:8.2f} {o['total']:7.2f} {b['total']:7.2f} "
+                     "outside": outside, "ratio": o["total"] / b["total"], "checked": o["checked"]})
+        checked = f"{o['checked']:8.2f}" if o["checked"] is not None else f"{'-':>8}"
+        print(f"{q.q[:48]:48} {o['first']:8.2f} {b['first']:8.2f} {checked} {o['total']:7.2f} {b['total']:7.2f} "
               f"{outside:8.1%} {'pass':>5}")
     if not rows:
         return
-    med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    med = {key: statistics.median(r[key] for r in rows) for key in rows[0] if key != "checked"}
+    checked = [r["checked"] for r in rows if r["checked"] is not None]
     print(f"\nmedians: first token ours {med['ours_first']:.2f} s, model alone {med['base_first']:.2f} s; "
           f"total ours {med['ours']:.2f} s, model alone {med['base']:.2f} s")
+    if checked:
+        print(f"first checked claim (ours; {len(checked)} of {len(rows)} answers kept one): median "
+              f"{statistics.median(checked):.2f} s (target 8 s); whole answer {med['ours']:.2f} s (target 20 s)")
     print(f"ours / baseline (model alone), total time: {med['ratio']:.3f}")
     print(f"share of our time outside the model: {med['outside']:.1%} (aim: under 10%)")
 

@@ -4,6 +4,7 @@ the real default embedder (MiniLM) on a tiny library in a temporary folder."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,7 @@ from readingroom.models.catalogue import DEFAULT_EMBEDDER, TEST_GENERATOR
 from readingroom.search.relevance import passages_for, retrieval_evidence
 from readingroom.search.searcher import Hit, Searcher
 from readingroom.answer.check import (
-    SUPPORT_THRESHOLD, SupportChecker, check_answer, cited_numbers, speaker, split_sentences,
+    SUPPORT_THRESHOLD, EarlyCheck, Sentence, SupportChecker, check_answer, cited_numbers, speaker, split_sentences,
 )
 from readingroom.answer.check.scoring import lexical_overlap
 from readingroom.text import content_words
@@ -350,8 +351,10 @@ def test_a_passage_that_gives_orders_does_not_change_the_checked_answer(library,
 @pytest.mark.slow
 def test_answer_stream_yields_the_model_text_then_the_checked_answer(shelf, generator):
     items = list(answer_stream(shelf, "In which city did families live in damp cellars?", generator=generator, k=2))
-    *pieces, final = items
-    assert isinstance(final, Answer) and pieces and all(isinstance(p, str) for p in pieces)
+    *written, final = items
+    pieces = [p for p in written if isinstance(p, str)]
+    early = [s for s in written if not isinstance(s, str)]
+    assert isinstance(final, Answer) and pieces and all(isinstance(s, Sentence) and s.final for s in early)
     assert "".join(pieces) == final.raw
     seen = []
     again = answer(shelf, "In which city did families live in damp cellars?", generator=generator, k=2,
@@ -359,6 +362,26 @@ def test_answer_stream_yields_the_model_text_then_the_checked_answer(shelf, gene
     # Not compared with the first run's text: llama.cpp reuses the cached
     # prompt the second time, and its sums in another order can tip a greedy choice.
     assert "".join(seen) == again.raw and again.question == final.question
+
+
+@pytest.mark.slow
+def test_claims_are_checked_and_reported_while_the_model_writes(checker):
+    raw = ("In Manchester working families lived in damp cellars [2]. "
+           "The moon is made of green cheese and orbits Jupiter [1]. "
+           "Mutual aid, not competition, is the chief factor of progress [3].")
+    early = EarlyCheck(HITS, checker)
+    reported, written = [], ""
+    for word in re.findall(r"\S+\s*", raw):  # a word at a time, as a model writes
+        written += word
+        reported += [(len(written), s) for s in early.feed(written)]
+    final = check_answer(raw, HITS, checker)
+    # The first claim is reported, checked and attributed, as soon as the
+    # second sentence begins; the unsupported one never; the last sentence
+    # may still be being written, so the finished answer's check reports it.
+    at, first = reported[0]
+    assert at < raw.index("The moon") + 10 and first.final == final.kept[0].final
+    assert len(reported) == 1 and not any("moon" in s.final for _, s in reported)
+    assert len(final.kept) == 2
 
 
 # --- follow-ups ---------------------------------------------------------------------------------
@@ -469,3 +492,22 @@ def test_a_one_author_list_of_passages_makes_room_for_the_other_side(library):
     assert {h.author for h in given} == {"Anarchist FAQ Editorial Collective", "Ronald Reagan"}
     # The botanist is another author too, but nowhere near the question: never taken as a side.
     assert all(h.author != "A. Gardener" for h in passages_for(searcher, question, 3, None))
+    # An author the question names is heard, when they speak to it; a named
+    # author who does not (the botanist on free trade) is not brought in.
+    named = passages_for(searcher, "What does Reagan say about free trade and working people?", 2, None)
+    assert "Ronald Reagan" in {h.author for h in named}
+    gardener = passages_for(searcher, "What does Gardener say about free trade and working people?", 2, None)
+    assert all(h.author != "A. Gardener" for h in gardener)
+
+
+def test_the_authors_a_question_names_are_whole_capitalised_surnames():
+    from types import SimpleNamespace
+
+    from readingroom.search.relevance import named_authors
+
+    docs = SimpleNamespace(authors=[["Ronald Reagan"], ["Anarchist FAQ Editorial Collective"], ["Marx, Karl"],
+                                    ["Friedrich Engels", "Karl Marx"], ["Gerald R Ford"], ["Plato"]])
+    assert named_authors("What do Reagan and the anarchists say about free markets?", docs) == ["Reagan"]
+    assert named_authors("Did Marx and Engels's manifesto mention Reagan?", docs) == ["Engels", "Marx", "Reagan"]
+    assert named_authors("What did the editorial collective say? Was reagan right?", docs) == []
+    assert named_authors("Do anarchists ford rivers?", docs) == []  # not a name as written

@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 
 from readingroom.answer.anchored import MAX_ANSWER_TOKENS as ANCHORED_MAX_TOKENS
 from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_stream
-from readingroom.answer.check import Checked, Sentence, SupportChecker, best_quote, check_answer
+from readingroom.answer.check import Checked, EarlyCheck, Sentence, SupportChecker, best_quote, check_answer
 from readingroom.answer.check.attribution import author_names, speaker
 from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.crosslingual import CrossLingual, library_languages, pivot_language, translate_answer
@@ -120,7 +120,7 @@ class Answer:
     anchored: bool = False  # written as quote-anchored claims, each checked by the judge
     claims: list[CheckedClaim] = field(default_factory=list)  # anchored: every claim, kept or left out
     judge: str | None = None  # anchored: the judging model's name
-    first_claim_seconds: float | None = None  # anchored: when the first kept claim was ready
+    first_claim_seconds: float | None = None  # when the first claim checked and kept was ready (plain: check.early)
     # A question in a language the library does not hold: searched, answered and
     # checked in the library's (answer.crosslingual), the kept sentences translated back.
     crosslingual: CrossLingual | None = None
@@ -196,7 +196,7 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
         elif isinstance(item, CheckedClaim):
             if on_claim is not None:
                 on_claim(item)
-        elif stream is not None:
+        elif isinstance(item, str) and stream is not None:
             stream(item)
     return result
 
@@ -205,10 +205,11 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                   checker: SupportChecker | None = None, gate_threshold: float | None = None,
                   max_tokens: int | None = None, anchored: bool = False,
                   judge=None, translate: bool = True,
-                  verify_translation: bool = True) -> Iterator[str | CheckedClaim | Answer]:
+                  verify_translation: bool = True) -> Iterator[str | Sentence | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
-    written (anchored: and each CheckedClaim as soon as it is checked), then
-    the checked Answer as the last item."""
+    written, with each claim as soon as it is checked and kept (a
+    check.Sentence; anchored: each CheckedClaim, kept or not), then the
+    checked Answer as the last item."""
     started = time.perf_counter()
     searcher = _searcher(lib_or_searcher)
     question = (question or "").strip()
@@ -310,16 +311,25 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
         return
     messages = build_messages(searched, hits, asked_in)
     pieces: list[str] = []
+    vectors = passage_vectors(searcher, hits)
+    # Claims checked while the model writes (check.early), each yielded
+    # once; the finished answer's check below has the last word.
+    early = EarlyCheck(hits, checker, passage_vectors=vectors, answer_language=asked_in)
+    first = None
     for piece in model().stream(messages, max_tokens=max_tokens or MAX_ANSWER_TOKENS, temperature=0.0):
         pieces.append(piece)
         yield piece
+        for sentence in early.feed("".join(pieces)):
+            if first is None:
+                first = time.perf_counter() - started
+            yield sentence
     raw = "".join(pieces)
     usage = getattr(model(), "last_usage", None)
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens} if usage else None
-    vectors = passage_vectors(searcher, hits)
     checked = check_answer(raw, hits, checker, passage_vectors=vectors, answer_language=asked_in)
     result = finish(raw, checked, hits)
     result.tokens = tokens
+    result.first_claim_seconds = first
     if pivot and not result.abstained:
         result.crosslingual = translate_answer(checked.kept, language, pivot, model(), question_translation,
                                                back_judge())

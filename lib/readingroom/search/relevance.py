@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -138,14 +139,40 @@ def retrieval_evidence(searcher, question: str, hits, language: str | None = ...
     }
 
 
+_BODIES = {"editorial", "collective", "committee", "editors", "team", "staff", "group", "board", "party", "society"}
+
+
+def named_authors(question: str, docs) -> list[str]:
+    """The surnames of the library's authors that the question names, as
+    written with a capital and as whole words ("What do Reagan and the
+    anarchists say ..." -> ["Reagan"]); collectives and short or common
+    words are not names a question would use."""
+    surnames = set()
+    for names in docs.authors:
+        for name in names or ():
+            words = name.replace(",", " ").split()
+            if len(words) < 2 or len(words) > 4 or any(w.lower() in _BODIES or w.isupper() for w in words):
+                continue  # one word, or a body ("Anarchist FAQ Editorial Collective")
+            surname = words[-1] if "," not in name else name.split(",")[0].strip()
+            if len(surname) >= 4 and surname[:1].isupper() and surname.isalpha():
+                surnames.add(surname)
+    found = set(re.findall(r"\b[A-Z][\w'’-]+\b", question))
+    return sorted(surnames & {w.split("'")[0].split("’")[0] for w in found})
+
+
 def passages_for(searcher, question: str, k: int, filters, threshold: float = GATE_THRESHOLD) -> list:
     """The best k passages, but not all from one author when another author
     also speaks to the question: if the best k share their authors, the last
     is replaced by the best passage of the library's other authors, provided
     it passes the gate and reaches OTHER_SIDE_SHARE of the best's strength. Search ranks by closeness
     to the question, so one voluminous author (the FAQ) can fill every slot,
-    and a contested question would never show the other side."""
+    and a contested question would never show the other side.
+    An author the question names ("What does Reagan say ...") is given
+    their best passage on it, if it passes the gate, in place of the last of
+    the most repeated author's."""
     hits = searcher.search(question, k, filters)
+    if k >= 2 and hits:
+        hits = _with_named_authors(searcher, question, hits, filters, threshold)
     if k < 2 or len(hits) < k or len({tuple(h.authors or ()) for h in hits}) > 1:
         return hits
     docs = searcher.index.docs
@@ -170,5 +197,24 @@ def passages_for(searcher, question: str, k: int, filters, threshold: float = GA
     return hits
 
 
+def _with_named_authors(searcher, question: str, hits: list, filters, threshold: float) -> list:
+    hits = list(hits)
+    if filters and filters.authors:  # the reader chose whose passages to read
+        return hits
+    for surname in named_authors(question, searcher.index.docs)[: len(hits) - 1]:
+        if any(surname in (h.author or "") for h in hits):
+            continue
+        theirs = searcher.search(question, 1, dataclasses.replace(filters or Filters(), authors=(surname,)))
+        if not theirs or retrieval_evidence(searcher, question, theirs, None)["strength"] < threshold:
+            continue
+        counts = {}
+        for h in hits:
+            counts[h.author] = counts.get(h.author, 0) + 1
+        most = max(counts, key=counts.get)
+        last = max(i for i, h in enumerate(hits) if h.author == most)
+        hits = hits[:last] + hits[last + 1:] + theirs
+    return hits
+
+
 __all__ = ["GATE_COSINE_WEIGHT", "GATE_THRESHOLD", "OTHER_SIDE_SHARE", "passage_vectors", "word_idf",
-           "retrieval_evidence", "passages_for"]
+           "retrieval_evidence", "named_authors", "passages_for"]

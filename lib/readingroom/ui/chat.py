@@ -57,6 +57,7 @@ import ipywidgets as widgets
 
 from readingroom import deployment  # on Binder, the small generator
 from readingroom.answer.anchored import CheckedClaim
+from readingroom.answer.check import Sentence
 from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
 from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
 from readingroom.models.generate import Generator
@@ -84,6 +85,7 @@ STYLE = """<style>
 .rr-unchecked { color: #777; border-left: 3px solid #e0b000; padding-left: 0.6em; white-space: pre-wrap; line-height: 1.45; }
 .rr-label { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.05em; color: #a07800; }
 .rr-checked { white-space: pre-wrap; line-height: 1.45; border-left: 3px solid #2a7; padding-left: 0.6em; }
+.rr-early { line-height: 1.45; border-left: 3px solid #2a7; padding-left: 0.6em; margin-bottom: 0.4em; }
 .rr-abstained { border-left-color: #999; color: #444; }
 .rr-error { color: #b00; white-space: pre-wrap; border-left: 3px solid #b00; padding-left: 0.6em; }
 .rr-note { color: #666; font-size: 0.85em; }
@@ -189,6 +191,7 @@ class Turn:
         # language: the page's, then the question's once it is detected.
         self.language = language
         self.claims: list[CheckedClaim] = []  # anchored: the claims checked so far
+        self.checked: list[Sentence] = []  # plain: the claims checked and kept while the model writes
         self.asked = widgets.HTML(f'<div class="rr-asked">{escape(question)}</div>')
         self.status = widgets.HTML()
         self.answer = widgets.HTML()
@@ -221,12 +224,22 @@ class Turn:
         self.claims.append(claim)
         self.show_draft()
 
+    def add_checked(self, sentence: Sentence) -> None:
+        """A claim of the plain answer, checked and kept while the model still writes."""
+        self.checked.append(sentence)
+        self.show_draft()
+
     def show_draft(self) -> None:
         self._shown = time.monotonic()
         if self.anchored:  # the model's JSON means nothing to a reader: the claims checked so far instead
             self.answer.value = claims_so_far_html(self.claims)
             return
-        self.answer.value = (f'<div class="rr-unchecked"><div class="rr-label">'
+        early = ""
+        if self.checked:  # what is already checked, above the draft it came from
+            sentences = " ".join(marked_citations(escape(s.final)) for s in self.checked)
+            early = (f'<div class="rr-early"><div class="rr-label">'
+                     f'{escape(message("checked-so-far", self.language))}</div>{sentences}</div>')
+        self.answer.value = (f'{early}<div class="rr-unchecked"><div class="rr-label">'
                              f'{escape(message("draft-writing", self.language))}</div>'
                              f'{escape("".join(self.pieces))}</div>')
 
@@ -890,6 +903,8 @@ class Chat(widgets.VBox):
                     result = item
                 elif isinstance(item, CheckedClaim):
                     turn.add_claim(item)
+                elif isinstance(item, Sentence):
+                    turn.add_checked(item)
                 else:
                     if not turn.pieces:
                         turn.status_line("status-writing")
