@@ -121,3 +121,12 @@ def test_library_vectors_are_mapped_reused_and_follow_added_passages(library, pr
     assert rewritten != written and not written.exists()
     assert len(grown.ann) == int(grown.has_vector.sum())
     same_as_exact(grown)
+
+    # A cache where the file cannot be written: the vectors stay in memory.
+    folder = rewritten.parent
+    rewritten.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    blocked = SearchIndex.load(library, MODEL)
+    assert blocked.ann is not None and not isinstance(blocked.vectors, np.memmap)
+    same_as_exact(blocked)

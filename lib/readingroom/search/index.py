@@ -197,7 +197,10 @@ class SearchIndex:
         them in place of the in-memory matrix, which is then let go."""
         from readingroom.search.mapped_vectors import save_vectors
 
-        self.vectors = save_vectors(*self._mapped_vectors_place(lib, model, self.has_vector), self.vectors)
+        try:
+            self.vectors = save_vectors(*self._mapped_vectors_place(lib, model, self.has_vector), self.vectors)
+        except OSError:  # a cache that cannot be written (full, read-only): they stay in memory
+            pass
 
     def _load_vectors(self, lib: Library, model, precision: str) -> None:
         from readingroom.models.embed import load_embedder, load_matrix
