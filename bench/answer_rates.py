@@ -5,6 +5,7 @@ fits a session on the shared 2-core machine).
 
     python bench/answer_rates.py [--db FILE] [--model NAME] [--answerable 30] [--unanswerable 20]
                                  [--near-domain 14] [-k 5] [--anchored] [--out rows.jsonl]
+                                 [--context whole excerpt]
     python bench/answer_rates.py --report rows.jsonl [rows2.jsonl ...]
 
 The sample (deterministic, no randomness): of data/benchmarks/answers.jsonl,
@@ -32,6 +33,37 @@ definitions):
   no quotes, only the passage a sentence cites), and the same over markers.
 Seconds are printed with the load; on the shared machine they are an upper
 bound, not the product's speed.
+
+With `--context whole excerpt` every question is answered twice, once from
+whole passages and once from their excerpts (answer.excerpt), one right
+after the other and in alternating order (whole first on odd questions), so
+the machine's load and llama.cpp's prompt cache favour neither arm. Each row
+records its arm, prompt tokens (and those the cache skipped), seconds to the
+first word of the model's text, and total seconds; the report gives each
+arm's tables and the ratios excerpt / whole.
+
+Measured 2026-12-02 02:48-03:30 UTC, `--answerable 14 --unanswerable 6
+--near-domain 4 --context whole excerpt` (default library: State of the
+Union + An Anarchist FAQ, 27,357 passages, MiniLM; Qwen2.5-Coder-1.5B,
+default check, k=5; excerpts of at most 500 characters a passage; rows in
+bench/results/answer-context-qwen15.jsonl, report beside it), load average
+5.0-10.1 on the 2 shared cores (the lead's benchmark running), so seconds
+are upper bounds; medians over the 16 questions the model wrote for:
+  prompt tokens             1460 whole, 1047 excerpt  (0.72)
+  prompt tokens read        1161 whole,  729 excerpt  (0.63; the rest cached)
+  answer tokens written      115 whole,   48 excerpt  (0.41)
+  seconds to first word     48.0 whole, 34.1 excerpt  (0.71)
+  seconds in all            82.6 whole, 46.4 excerpt  (0.56)
+  answered (of 14)            12 whole,   12 excerpt  (1 question each way)
+  gold cited (of 14)           4 whole,    5 excerpt  (1 better, 0 worse)
+  abstained (of 6)             4 whole,    4 excerpt  (the same questions)
+  claim sentences kept     38/54 whole, 24/32 excerpt
+Quality was judged on the paired questions: the arms differ on answered in
+one question each way and on gold cited in one (excerpt better), within
+the noise of 14 questions (a sign test on 1-vs-1 or 1-vs-0 discordant pairs
+is nowhere near significance), so excerpts became the default (answer.
+prompt.CONTEXT). Excerpt answers are shorter: 2.0 claim sentences an
+answer against 3.4, 1.7 kept against 2.7.
 
 Measured 2026-12-01 23:29-00:48 UTC (benchmark library: the default library,
 State of the Union + An Anarchist FAQ, plus the seven Marx-Engels texts,
@@ -64,6 +96,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
 from readingroom.evaluate.metrics import answer_metrics, wilson_interval  # noqa: E402
+from readingroom.answer.prompt import CONTEXT, CONTEXTS  # noqa: E402
 from readingroom.evaluate.questions import load_questions  # noqa: E402
 
 ANSWERS = ROOT / "data/benchmarks/answers.jsonl"
@@ -114,6 +147,63 @@ def rate(part: int, whole: int) -> str:
 
 
 def report(rows: list[dict]) -> None:
+    arms = sorted({r.get("context", "whole") for r in rows})
+    if len(arms) > 1:
+        for arm in arms:
+            print(f"\n===== context: {arm} =====")
+            report_arm([r for r in rows if r.get("context", "whole") == arm])
+        compare_arms(rows, arms)
+        return
+    report_arm(rows)
+
+
+def compare_arms(rows: list[dict], arms: list[str]) -> None:
+    """Speed and quality of each arm on the questions both answered, and
+    the ratios of the second to the first ("whole", the baseline)."""
+    by_question = {}
+    for r in rows:
+        by_question.setdefault(r["q"], {})[r.get("context", "whole")] = r
+    pairs = [v for v in by_question.values() if all(a in v for a in arms)]
+    base, other = ("whole", [a for a in arms if a != "whole"][0]) if "whole" in arms else arms[:2]
+    print(f"\n===== {other} against {base}, on the {len(pairs)} questions both arms answered =====")
+
+    def median(arm, key):
+        values = [key(p[arm]) for p in pairs if p[arm]["asked"] and key(p[arm]) is not None]
+        return statistics.median(values) if values else None
+
+    figures = {
+        "prompt tokens": lambda r: (r.get("tokens") or {}).get("prompt"),
+        "prompt tokens read (not cached)": lambda r: (r.get("tokens") or {}).get("read"),
+        "answer tokens written": lambda r: (r.get("tokens") or {}).get("completion"),
+        "seconds to first word": lambda r: r.get("first_word"),
+        "seconds in all": lambda r: r["seconds"],
+    }
+    print(f"| median (questions the model wrote for) | {base} | {other} | {other} / {base} |")
+    print("|---|---|---|---|")
+    for name, key in figures.items():
+        a, b = median(base, key), median(other, key)
+        ratio = f"{b / a:.2f}" if a and b is not None else "-"
+        print(f"| {name} | {a if a is None else round(a, 1)} | {b if b is None else round(b, 1)} | {ratio} |")
+    answerable = [p for p in pairs if p[base]["answerable"]]
+    unanswerable = [p for p in pairs if not p[base]["answerable"]]
+    counts = {
+        "answered (answerable)": (answerable, lambda r: not r["abstained"]),
+        "gold cited (answerable)": (answerable, lambda r: r["gold_cited"]),
+        "abstained (unanswerable)": (unanswerable, lambda r: r["abstained"]),
+    }
+    print(f"\n| count | {base} | {other} | questions where they differ ({other} better / worse) |")
+    print("|---|---|---|---|")
+    for name, (group, test) in counts.items():
+        better = sum(test(p[other]) and not test(p[base]) for p in group)
+        worse = sum(test(p[base]) and not test(p[other]) for p in group)
+        print(f"| {name} | {rate(sum(test(p[base]) for p in group), len(group))} "
+              f"| {rate(sum(test(p[other]) for p in group), len(group))} | {better} / {worse} |")
+    for arm in (base, other):
+        print(f"claim sentences kept by the check ({arm}): {sum(p[arm]['kept_claims'] for p in pairs)} of "
+              f"{sum(p[arm]['claims'] for p in pairs)}")
+
+
+def report_arm(rows: list[dict]) -> None:
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     answered = [r for r in rows if not r["abstained"]]
@@ -152,6 +242,32 @@ def report(rows: list[dict]) -> None:
               "an upper bound, not the product's speed")
 
 
+def ask(searcher, generator, finder, question, answerable: bool, stratum: str, number: int, context: str,
+        args) -> dict:
+    """One question through the full pipeline, as a row (answer_detail's
+    fields, and the arm, the first word's time, the prompt tokens read)."""
+    from readingroom.answer.pipeline import answer
+    from readingroom.evaluate.answers import answer_detail
+
+    started = time.perf_counter()
+    first = []
+
+    def on_piece(piece: str) -> None:
+        if not first and piece.strip():
+            first.append(round(time.perf_counter() - started, 2))
+
+    result = answer(searcher, question.q, generator=generator, k=args.k, anchored=args.anchored,
+                    stream=on_piece, context=context)
+    row = {"n": number, "stratum": stratum, "context": context,
+           **answer_detail(result, question, answerable, finder),
+           "first_word": first[0] if first else None, "model": generator.name, "anchored": args.anchored,
+           "wall": round(time.perf_counter() - started, 1), "load": load()}
+    usage = getattr(generator, "last_usage", None)
+    if row["asked"] and row.get("tokens") and usage is not None and usage.cached_tokens is not None:
+        row["tokens"]["read"] = usage.prompt_tokens - usage.cached_tokens
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=None, help="library file [default: the default library]")
@@ -161,6 +277,9 @@ def main() -> int:
     parser.add_argument("--near-domain", type=int, default=14)
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--anchored", action="store_true", help="quote-anchored claims, each judged")
+    parser.add_argument("--context", nargs="+", choices=CONTEXTS, default=[CONTEXT],
+                        help="what of each passage the model reads; two arms: each question answered in both, "
+                             f"interleaved [default: {CONTEXT}]")
     parser.add_argument("--skip", type=int, default=0, help="skip the first N of the sample (resume a run)")
     parser.add_argument("--out", default=None, help="append each question's row here as JSON Lines, as it comes")
     parser.add_argument("--report", nargs="+", default=None, metavar="ROWS",
@@ -172,8 +291,6 @@ def main() -> int:
         return 0
 
     from readingroom import open_library
-    from readingroom.answer.pipeline import answer
-    from readingroom.evaluate.answers import answer_detail
     from readingroom.evaluate.questions import GoldFinder
     from readingroom.models.generate import load_generator
     from readingroom.search.searcher import searcher_for
@@ -185,24 +302,24 @@ def main() -> int:
     generator = load_generator(args.model) if args.model else load_generator()
     searcher.search("warm up the embedder and the BM25 index", 3)
     print(f"library {lib.path}: {lib.stats()['passages']} passages; model {generator.name}; k={args.k}; "
-          f"{'anchored' if args.anchored else 'default check'}; {len(questions)} questions; load {load()}",
+          f"{'anchored' if args.anchored else 'default check'}; context {' and '.join(args.context)}; "
+          f"{len(questions)} questions; load {load()}",
           flush=True)
     out = open(args.out, "a", encoding="utf-8") if args.out else None
     rows = []
     for number, (question, answerable, stratum) in enumerate(questions, start=args.skip + 1):
-        started = time.perf_counter()
-        result = answer(searcher, question.q, generator=generator, k=args.k, anchored=args.anchored)
-        row = {"n": number, "stratum": stratum, **answer_detail(result, question, answerable, finder),
-               "model": generator.name, "anchored": args.anchored, "wall": round(time.perf_counter() - started, 1),
-               "load": load()}
-        rows.append(row)
-        print(f"{number:3d} {stratum:13} {'abstained' if row['abstained'] else 'answered':9} "
-              f"gold {'cited' if row['gold_cited'] else 'given' if row['gold_given'] else '-':5} "
-              f"kept {row['kept_claims']}/{row['claims']} {row['wall']:5.0f}s (load {row['load']}) "
-              f"{question.q[:60]}", flush=True)
-        if out:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
+        arms = args.context if number % 2 else args.context[::-1]  # alternate which arm goes first
+        for context in arms:
+            row = ask(searcher, generator, finder, question, answerable, stratum, number, context, args)
+            rows.append(row)
+            print(f"{number:3d} {context:7} {stratum:13} {'abstained' if row['abstained'] else 'answered':9} "
+                  f"gold {'cited' if row['gold_cited'] else 'given' if row['gold_given'] else '-':5} "
+                  f"kept {row['kept_claims']}/{row['claims']} prompt {(row['tokens'] or {}).get('prompt', '-')} "
+                  f"first {row['first_word'] if row['first_word'] is not None else '-'}s {row['wall']:5.0f}s "
+                  f"(load {row['load']}) {question.q[:50]}", flush=True)
+            if out:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
     report(rows)
     return 0
 

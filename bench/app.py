@@ -242,8 +242,11 @@ def main():
     parser.add_argument("--readers", type=int, default=30)
     parser.add_argument("--minutes", type=float, default=5.0,
                         help="with --load: how long the room asks (the issue's figure is 20)")
-    parser.add_argument("--services", nargs="+", choices=["baseline", "batched"], default=["baseline", "batched"],
-                        help="with --load: which services to measure (both: compared in one run)")
+    parser.add_argument("--services", nargs="+", choices=["baseline", "excerpts", "batched"],
+                        default=["baseline", "batched"],
+                        help="with --load: which services to measure, each compared with the baseline in one run "
+                             "(baseline: one answer at a time, whole passages; excerpts: one at a time, the "
+                             "chat's excerpts; batched: whole passages, several decoded together)")
     parser.add_argument("--slots", type=int, default=None,
                         help="with --load: the batched service's slots [default: the service's own]")
     parser.add_argument("--max-tokens", type=int, default=None, help="answer length [default: the chat's]")
@@ -323,15 +326,17 @@ LIMIT = 120.0  # the target: 95% of answers within 2 minutes
 BURSTS = (1, 4, 8)  # readers asking at the same moment
 
 
-def room_prompts(db: Path, count: int) -> list[list[dict]]:
-    """The messages the chat sends for `count` FAQ questions: each with its 5 passages."""
+def room_prompts(db: Path, count: int, context: str = "whole") -> list[list[dict]]:
+    """The messages the chat sends for `count` FAQ questions: each with its 5
+    passages, whole (the baseline's) or as excerpts (answer.excerpt: the
+    chat's since 2026-12-02)."""
     from readingroom.answer.pipeline import build_messages
     from readingroom.library.store import open_library
     from readingroom.search.searcher import searcher_for
 
     with open_library(db, read_only=True) as lib:
         searcher = searcher_for(lib)
-        return [build_messages(q, searcher.search(q, 5)) for q in questions(count)]
+        return [build_messages(q, searcher.search(q, 5), None, context) for q in questions(count)]
 
 
 def timed_answer(remote, messages, max_tokens: int, deadline: float = float("inf")) -> dict:
@@ -531,20 +536,31 @@ def room_load(args) -> None:
     prompts = room_prompts(db, 16)
     measured = {}
     if "baseline" in args.services:
-        measured["baseline"] = measure_service(args, "baseline: one at a time", 1, prompts, max_tokens)
+        measured["baseline"] = measure_service(args, "baseline: one at a time, whole passages", 1, prompts,
+                                               max_tokens)
+    if "excerpts" in args.services:
+        measured["excerpts"] = measure_service(args, "excerpts: one at a time", 1,
+                                               room_prompts(db, 16, "excerpt"), max_tokens)
     if "batched" in args.services:
         measured["batched"] = measure_service(args, "batched", slots, prompts, max_tokens)
-    if len(measured) == 2:
-        compare(measured["baseline"], measured["batched"])
+    if "baseline" in measured:
+        for name, other in measured.items():
+            if name != "baseline":
+                compare(measured["baseline"], other)
+
+
+def answer_work(mode: dict) -> list[float]:
+    """Each answer's own time on a one-at-a-time service: the 8 sent
+    together finish one after another, so the model's work for each alone is
+    the gap between two."""
+    finished = sorted(r["total"] for r in mode["rounds"][8]["answers"])
+    return [finished[0]] + [b - a for a, b in zip(finished, finished[1:])]
 
 
 def compare(base: dict, batched: dict) -> None:
-
-    # One at a time, the 8 sent together finish one after another: each
-    # answer's own time (the model's work for it alone) is the gap between two.
-    finished = sorted(r["total"] for r in base["rounds"][8]["answers"])
-    work = [finished[0]] + [b - a for a, b in zip(finished, finished[1:])]
-    print(f"\n{'':24}{'baseline':>10}{'batched':>10}{'ratio':>8}")
+    """The baseline against another service (`batched`: the batched one, or the excerpts' queue)."""
+    name = batched["label"].split(":")[0]
+    print(f"\n{'':24}{'baseline':>10}{name:>10}{'ratio':>8}")
     for n in BURSTS:
         a, b = base["rounds"][n], batched["rounds"][n]
         per_a, per_b = 60 * n / a["took"], 60 * n / b["took"]
@@ -557,6 +573,8 @@ def compare(base: dict, batched: dict) -> None:
             a, b = percentile(base["room"], p), percentile(batched["room"], p)
             print(f"{f'room wait p{p} s':24}{a:>10.0f}{b:>10.0f}{b / a if a not in (0, float('inf')) else float('nan'):>8.2f}")
     for mode in (base, batched):
+        # A batched service's answers overlap: its work is the baseline's, sped up as measured.
+        work = answer_work(mode if mode["slots"] == 1 else base)
         speed = speeds(mode["rounds"], mode["slots"])
         mode["capacity"] = capacity(work, speed)
         print(f"capacity, {mode['label']} (simulated from the measured answers: {len(work)} answer times, "

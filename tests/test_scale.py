@@ -199,6 +199,72 @@ def test_large_library_builds_bm25_in_batches(library, private_cache, monkeypatc
     assert_same_bm25(streamed, bm25s_built)
 
 
+def test_words_are_split_as_arrows_regex_splits_them():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from readingroom.search.bm25 import NOT_WORD, split_words
+
+    rng = np.random.default_rng(5)
+    alphabet = list("ab ,.-_1Zé\u00df\u2014\u00fc\u0301\U0001f389\u65e5\u00a0\u03a3\u0663\u2009'\t\n")
+    texts = SENTENCES + ["", "_", "__init__", "a-b", "\U0001d518\U0001d52b math", "\u216b roman \u00bd \u00b2", "\u01c5emal"] + [
+        "".join(rng.choice(alphabet, size=rng.integers(0, 14)).tolist()) for _ in range(400)]
+    lowered = pc.utf8_lower(pa.array(texts, pa.string()))
+    for array in (lowered, lowered.slice(5, 60), lowered.cast(pa.large_string()), lowered.slice(len(lowered))):
+        pieces = pc.split_pattern_regex(array, NOT_WORD)
+        flat, owner = pc.list_flatten(pieces), pc.list_parent_indices(pieces).to_numpy()
+        nonempty = pc.greater(pc.utf8_length(flat), 0)
+        words, owners = split_words(array)
+        assert words.to_pylist() == flat.filter(nonempty).to_pylist()
+        assert owners.tolist() == owner[nonempty.to_numpy(zero_copy_only=False)].tolist()
+
+
+def test_bm25_built_in_batches_is_the_one_batch_build_exactly(library, private_cache, fixtures, monkeypatch):
+    """The same index, bit for bit, however the passages are batched (only
+    the order the stems are numbered in differs): build_streaming over a
+    real library's texts, and the library's index (segments) read in
+    batches of 5 against one batch."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from readingroom import Block, Document, ingest
+    from readingroom.search import index as index_module
+    from readingroom.search.bm25 import build_streaming
+
+    # The fixtures' texts, a document a line (ingest_paths would load the language detector: seconds).
+    files = sorted((fixtures / "text").glob("*.txt")) + sorted((fixtures / "markdown").glob("*.md"))
+    lines = [line for f in files for line in f.read_text().splitlines() if line.strip()]
+    ingest(library, [Document("test", f"line{i}", f"Line {i}", [Block(line)], language="en")
+                     for i, line in enumerate(lines)], progress=False)
+    texts = [t for (t,) in library.con.execute("SELECT text FROM passages ORDER BY doc_id, ordinal").fetchall()]
+    assert len(texts) > 20
+
+    def column(scores, vocab, stem):  # a stem's passages and weights
+        at = vocab[stem]
+        start, end = scores["indptr"][at], scores["indptr"][at + 1]
+        return scores["indices"][start:end], scores["data"][start:end]
+
+    one = build_streaming([texts], STOPWORDS_EN)
+    batched = build_streaming([texts[i:i + 5] for i in range(0, len(texts), 5)], STOPWORDS_EN)
+    assert one.vocab_dict.keys() == batched.vocab_dict.keys() and len(one.vocab_dict) > 100
+    for name in ("data", "indices", "indptr"):
+        assert one.scores[name].dtype == batched.scores[name].dtype
+    for stem in one.vocab_dict:
+        for a, b in zip(column(one.scores, one.vocab_dict, stem), column(batched.scores, batched.vocab_dict, stem)):
+            np.testing.assert_array_equal(a, b)
+
+    monkeypatch.setattr(index_module, "BM25_STREAM_MIN", 1)
+    indexes = []
+    for size in (len(texts), 5):
+        monkeypatch.setattr(index_module, "BM25_BATCH", size)
+        monkeypatch.setattr(index_module, "BM25_VERSION", f"batch-{size}")  # counted afresh, not shared
+        indexes.append(SearchIndex.load(library, vectors=False).bm25)
+    (one_segment,), (batched_segment,) = (index.segments for index in indexes)
+    for name in ("passage_ids", "languages", "lengths"):
+        np.testing.assert_array_equal(getattr(one_segment, name), getattr(batched_segment, name))
+    assert indexes[0].vocab_dict.keys() == indexes[1].vocab_dict.keys()
+    for stem in indexes[0].vocab_dict:
+        np.testing.assert_array_equal(indexes[0].get_scores([stem]), indexes[1].get_scores([stem]))
+
 # --- ingestion in worker processes ------------------------------------------------
 @pytest.mark.slow  # two worker processes start, each loading the language detector
 def test_ingesting_in_worker_processes_stores_what_one_process_stores(tmp_path, fixtures):

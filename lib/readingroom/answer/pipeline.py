@@ -82,7 +82,7 @@ from readingroom.answer.check.citations import defuse_markers
 from readingroom.answer.crosslingual import CrossLingual, library_languages, pivot_language, translate_answer
 from readingroom.answer.followup import history_messages, rewrite_question
 from readingroom.answer.entailment import EntailmentJudge
-from readingroom.answer.prompt import build_messages, question_language, sources_block
+from readingroom.answer.prompt import CONTEXT, build_messages, question_language, sources_block
 from readingroom.answer.render import CLOSEST_SHOWN, answer_text, not_answered
 from readingroom.corpus.document import author_label
 from readingroom.corpus.language import LANGUAGE_NAMES
@@ -171,7 +171,7 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
            gate_threshold: float | None = None, max_tokens: int | None = None, anchored: bool = False,
            judge=None, on_claim: Callable[[CheckedClaim], None] | None = None,
-           translate: bool = True, verify_translation: bool = True) -> Answer:
+           translate: bool = True, verify_translation: bool = True, context: str = CONTEXT) -> Answer:
     """Answer `question` from the library (a Library or a search.Searcher).
     `generator`: a generate.Generator (default: the default model, llama.cpp);
     `history`: earlier turns, as chat messages ({"role", "content"}) or
@@ -185,12 +185,14 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
     `verify_translation`: each translated sentence is translated back and
     judged against the checked one (`judge`, as for anchored answers), and
     withheld when they differ; it costs one generation and one or two judge
-    calls a sentence; False shows the translations unchecked."""
+    calls a sentence; False shows the translations unchecked. `context`:
+    what of each passage the model reads, "excerpt" (the sentences about the
+    question and their neighbours) or "whole" (answer.prompt)."""
     result = None
     for item in answer_stream(lib_or_searcher, question, generator=generator, k=k, filters=filters,
                               history=history, checker=checker, gate_threshold=gate_threshold,
                               max_tokens=max_tokens, anchored=anchored, judge=judge, translate=translate,
-                              verify_translation=verify_translation):
+                              verify_translation=verify_translation, context=context):
         if isinstance(item, Answer):
             result = item
         elif isinstance(item, CheckedClaim):
@@ -205,7 +207,8 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                   checker: SupportChecker | None = None, gate_threshold: float | None = None,
                   max_tokens: int | None = None, anchored: bool = False,
                   judge=None, translate: bool = True,
-                  verify_translation: bool = True) -> Iterator[str | Sentence | CheckedClaim | Answer]:
+                  verify_translation: bool = True,
+                  context: str = CONTEXT) -> Iterator[str | Sentence | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
     written, with each claim as soon as it is checked and kept (a
     check.Sentence; anchored: each CheckedClaim, kept or not), then the
@@ -285,7 +288,10 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
         note = f" in {LANGUAGE_NAMES[asked_in]}" if asked_in in LANGUAGE_NAMES else ""
         claims: list[CheckedClaim] = []
         first = written = None
-        for item in anchored_stream(searched, hits, model(), the_judge, sources_block=sources_block,
+        def passages_block(given):  # the same passages as the plain prompt's, cut for this question
+            return sources_block(given, searched, context)
+
+        for item in anchored_stream(searched, hits, model(), the_judge, sources_block=passages_block,
                                     speaker_of=speaker, gate=gate, max_tokens=max_tokens or ANCHORED_MAX_TOKENS,
                                     language_note=note):
             if isinstance(item, AnchoredAnswer):
@@ -309,7 +315,7 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
         result.seconds = time.perf_counter() - started
         yield result
         return
-    messages = build_messages(searched, hits, asked_in)
+    messages = build_messages(searched, hits, asked_in, context)
     pieces: list[str] = []
     vectors = passage_vectors(searcher, hits)
     # Claims checked while the model writes (check.early), each yielded

@@ -8,16 +8,25 @@ inside <sources><passage n=".." source=".." author=".."> ... </passage>
 </sources>. Anything in a passage that looks like one of these tags is
 defused (its "<" becomes "‹"), and attribute values are HTML-escaped, so a
 passage cannot close its own block.
+
+What of each passage goes in (`context`): "excerpt" (CONTEXT, the default)
+gives the sentences that bear on the question with their neighbours
+(answer.excerpt), "whole" the passage up to PASSAGE_CHARS. The system
+message does not depend on either, nor on the question, so llama.cpp's
+prompt cache skips it from one question to the next.
 """
 from __future__ import annotations
 
 import html
 
 from readingroom.answer.check.attribution import speaker
+from readingroom.answer.excerpt import excerpt
 from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.text import defuse_tags, shorten
 
 PASSAGE_CHARS = 1600  # a passage longer than this is cut in the prompt (the splitter keeps them shorter)
+CONTEXTS = ("excerpt", "whole")
+CONTEXT = "excerpt"  # bench/answer_rates.py --context compares the two
 
 
 SYSTEM_PROMPT = """You answer questions about a library of texts. Use ONLY the numbered passages inside <sources>.
@@ -53,19 +62,32 @@ def neutralise(text: str) -> str:
     return defuse_tags(text, ("passage", "sources", "source"))
 
 
-def sources_block(hits) -> str:
+def passage_text(hit, question: str | None = None, context: str = CONTEXT) -> str:
+    """What of `hit`'s passage the model reads: its excerpt for `question`
+    or the whole passage (see the module notes); runs of space collapsed."""
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown context {context!r}; known: {', '.join(CONTEXTS)}")
+    text = hit.text
+    if context == "excerpt" and question:
+        text = excerpt(text, question, getattr(hit, "language", None) or "en").text
+    return shorten(" ".join(text.split()), PASSAGE_CHARS)
+
+
+def sources_block(hits, question: str | None = None, context: str = CONTEXT) -> str:
+    """The passages inside <sources>, numbered, each defused; `question`
+    picks each passage's excerpt (without it, passages are whole)."""
     parts = ["<sources>"]
     for n, hit in enumerate(hits, start=1):
-        text = shorten(" ".join(hit.text.split()), PASSAGE_CHARS)
+        text = passage_text(hit, question, context)
         parts.append(f'<passage n="{n}" source="{html.escape(hit.citation or hit.title or "", quote=True)}" '
                      f'author="{html.escape(speaker(hit), quote=True)}">\n{neutralise(text)}\n</passage>')
     parts.append("</sources>")
     return "\n".join(parts)
 
 
-def build_messages(question: str, hits, language: str | None = None) -> list[dict]:
+def build_messages(question: str, hits, language: str | None = None, context: str = CONTEXT) -> list[dict]:
     numbers = ", ".join(f"[{n}]" for n in range(1, len(hits) + 1))
     system = SYSTEM_PROMPT.format(numbers=numbers, language=language_instruction(language))
-    user = (f"{sources_block(hits)}\n\nQuestion: {question}\n\n"
+    user = (f"{sources_block(hits, question, context)}\n\nQuestion: {question}\n\n"
             f"Answer from the passages above, citing them as {numbers}.")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -3,8 +3,8 @@ segments, the statistics that tie them together summed when the index is
 loaded.
 
 Building BM25 means reading every passage's text and splitting, stemming
-and counting its words (bm25.py: 5 s at 100k passages, 52 s at 1M on two
-idle cores). Until this module that was done again for the whole library
+and counting its words (bm25.py: at 1M passages 52-76 s on two idle
+cores before 2026-12-02, 0.57-0.59x that since: bench/scale.py). Until this module that was done again for the whole library
 whenever a single passage was added, removed or changed (the cache was
 keyed by the corpus's fingerprint). Yet a passage contributes to BM25 only
 its (stem, count) pairs and its length; what ties the passages together,
@@ -84,24 +84,14 @@ class Segment:
     name: str = ""  # its folder's name once saved
 
     @classmethod
-    def of_counts(cls, passage_ids, languages, docs, stem_ids, counts, lengths, stems) -> "Segment":
-        """From (passage, stem, count) triples (bm25.StreamingBM25.triples),
-        stems no entry uses left out."""
-        import scipy.sparse as sp
-
-        # Column by column, each column's passages in order: scipy converts
-        # with a counting sort (linear, and stable).
-        matrix = sp.csc_matrix((counts, (docs, stem_ids)), shape=(len(lengths), max(len(stems), 1)),
-                               dtype=np.float32)
-        per_stem = np.diff(matrix.indptr)[:len(stems)]
-        used = per_stem > 0
-        indptr = np.concatenate([[0], np.cumsum(per_stem[used])]).astype(np.int64)
+    def of_columns(cls, passage_ids, languages, indptr, docs, counts, lengths, stems) -> "Segment":
+        """From a builder's entries column by column (bm25.StreamingBM25.columns)."""
         ids = np.asarray(passage_ids)
         if ids.dtype.kind != "S":
             ids = np.array(list(passage_ids), dtype=bytes)  # hex digests: ASCII, as synced_bm25 matches them
-        return cls(ids, np.asarray(languages, dtype=str), np.asarray(lengths, dtype=np.int32), indptr,
-                   matrix.indices.astype(np.int32, copy=False), matrix.data.astype(np.float32, copy=False),
-                   [s for s, u in zip(stems, used.tolist()) if u])
+        return cls(ids, np.asarray(languages, dtype=str), np.asarray(lengths, dtype=np.int32),
+                   np.asarray(indptr, dtype=np.int64), np.asarray(docs, dtype=np.int32),
+                   np.asarray(counts, dtype=np.float32), list(stems))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -290,7 +280,7 @@ def synced_bm25(folder: Path, passage_ids: list[str], languages: list[str],
                 progress.update(len(counts[3]))
         if builder.n_docs != len(missing):
             raise RuntimeError(f"BM25: asked for the texts of {len(missing)} passages, read {builder.n_docs}")
-        new = Segment.of_counts([passage_ids[i] for i in missing.tolist()], languages[missing], *builder.triples())
+        new = Segment.of_columns([passage_ids[i] for i in missing.tolist()], languages[missing], *builder.columns())
         segments.append(new.save(folder))
         rows.append(missing.astype(np.int64))
         report.counted = len(missing)
@@ -332,7 +322,7 @@ def merge(segments: list[Segment], rows: list[np.ndarray]) -> tuple[Segment, np.
         ids.append(seg.passage_ids[live])
         languages.append(seg.languages[live])
         kept_rows.append(seg_rows[live])
-    merged = Segment.of_counts(np.concatenate(ids), np.concatenate(languages), *builder.triples())
+    merged = Segment.of_columns(np.concatenate(ids), np.concatenate(languages), *builder.columns())
     return merged, np.concatenate(kept_rows)
 
 
