@@ -187,21 +187,27 @@ class SyncReport:
     removed: int = 0
 
 
-def synced_index(folder: Path, keys: np.ndarray, vectors: np.ndarray) -> tuple[AnnIndex, SyncReport]:
+def synced_index(folder: Path, keys: np.ndarray, vectors: np.ndarray,
+                 rows: np.ndarray | None = None) -> tuple[AnnIndex, SyncReport]:
     """The index for these (unique) keys and their vectors: the saved one
     updated in place with what was added and removed since, or a new one
-    when there is none usable. Saved again when anything changed."""
+    when there is none usable. Saved again when anything changed.
+    `rows`: where each key's vector is in `vectors` (default: the same
+    order); only the vectors the index lacks are read, so a memory-mapped
+    matrix is not read whole when the saved index is up to date."""
     report = SyncReport()
+    rows = np.arange(len(keys)) if rows is None else rows
     ann = AnnIndex.load(folder)
     if ann is not None and ann.faiss_index.d == vectors.shape[1] \
             and len(keys) <= ann.trained_on * RETRAIN_GROWTH:
         gone = np.setdiff1d(ann.keys, keys, assume_unique=True)
         new = ~np.isin(keys, ann.keys, assume_unique=True)
         ann.remove(gone)
-        ann.add(keys[new], vectors[new])
+        if new.any():
+            ann.add(keys[new], vectors[rows[new]])
         report.added, report.removed = int(new.sum()), len(gone)
     else:
-        ann = AnnIndex.build(keys, vectors)
+        ann = AnnIndex.build(keys, vectors[rows])
         report.built, report.added = True, len(keys)
     if report.built or report.added or report.removed:
         ann.save(folder)

@@ -22,9 +22,11 @@ One `SearchIndex` per library holds, in memory and in the same row order
   language: the same matrix, row order and cache as before, and an
   English-only library's index is unchanged, token for token.
 - the passages' unit vectors for one embedding model, as one contiguous
-  float32 matrix: a query is one matrix-vector product. Exact, no
-  approximate index: at a million passages that is ~0.1 s on two idle
-  cores, more when they are busy (bench/search.py), and nothing is missed.
+  float32 matrix: a query is one matrix-vector product, exact, nothing
+  missed. From ann.ANN_MIN_VECTORS passages on, an approximate index
+  (ann.py) proposes candidates that these vectors rescore, and the matrix
+  is a file in the cache, memory-mapped (mapped_vectors.py): a query reads
+  its candidates' rows only, and the process does not hold 1.5 GB at 1M.
 """
 from __future__ import annotations
 
@@ -149,10 +151,56 @@ class SearchIndex:
         index = cls(passage_ids, doc_index, docs, bm25, fingerprint=fingerprint, passage_languages=passage_languages)
         model = (model or preferred_embedder(lib)) if vectors else None
         if model is not None:
-            index._load_vectors(lib, model, precision)
+            mapped = precision == "float32" and index._map_vectors(lib, model, approximate)
+            if not mapped:
+                index._load_vectors(lib, model, precision)
             if index.vectors is not None and precision == "float32" and _wants_ann(approximate, index):
                 index._load_ann(lib, model)
+                if not mapped:  # the next load maps them; this one too, from now on
+                    index._save_mapped_vectors(lib, model)
         return index
+
+    def _mapped_vectors_place(self, lib: Library, model, has_vector: np.ndarray) -> tuple[Path, str]:
+        from readingroom.models.embed import resolve_embedder
+        from readingroom.search.ann import ann_folder
+        from readingroom.search.mapped_vectors import vectors_folder, vectors_key
+
+        identity = resolve_embedder(model).identity
+        return vectors_folder(ann_folder(lib.path, identity)), vectors_key(self.fingerprint, identity, has_vector)
+
+    def _map_vectors(self, lib: Library, model, approximate: bool | None) -> bool:
+        """Map the float32 vectors saved for this state of the library
+        (mapped_vectors.py) when the approximate first stage will be used;
+        False when it will not, or nothing is saved yet (then they are read
+        from the library)."""
+        from readingroom.models.embed import load_embedder, resolve_embedder
+        from readingroom.search.mapped_vectors import open_vectors
+
+        if approximate is False:
+            return False
+        has_vector = lib.arrow(
+            "SELECT p.text_sha256 IN (SELECT text_sha256 FROM embeddings WHERE model = $model) AS has_vector "
+            "FROM passages p ORDER BY p.doc_id, p.ordinal",
+            {"model": resolve_embedder(model).identity}).column("has_vector").to_numpy(zero_copy_only=False)
+        has_vector = np.asarray(has_vector, dtype=bool)
+        if not has_vector.any() or not _wants_ann(approximate, int(has_vector.sum())):
+            return False
+        mapped = open_vectors(*self._mapped_vectors_place(lib, model, has_vector), len(self.passage_ids))
+        if mapped is None:
+            return False
+        self.embedder = load_embedder(model)
+        self.vectors, self.has_vector = mapped, has_vector
+        return True
+
+    def _save_mapped_vectors(self, lib: Library, model) -> None:
+        """Write the vectors read from the library to the cache and map
+        them in place of the in-memory matrix, which is then let go."""
+        from readingroom.search.mapped_vectors import save_vectors
+
+        try:
+            self.vectors = save_vectors(*self._mapped_vectors_place(lib, model, self.has_vector), self.vectors)
+        except OSError:  # a cache that cannot be written (full, read-only): they stay in memory
+            pass
 
     def _load_vectors(self, lib: Library, model, precision: str) -> None:
         from readingroom.models.embed import load_embedder, load_matrix
@@ -194,11 +242,13 @@ class SearchIndex:
                                                             else len(order)] for i in shared.tolist()}
         with_vector = np.flatnonzero(self.has_vector)
         keys, first_with_vector = np.unique(row_keys[with_vector], return_index=True)
-        vectors = self.vectors[with_vector[first_with_vector]]
+        # Each key's row: only the rows the index lacks are read (mapped
+        # vectors stay on disk when the saved index is up to date).
+        rows = with_vector[first_with_vector]
         if folder is None:
-            self.ann, report = AnnIndex.build(keys, vectors), SyncReport(built=True, added=len(keys))
+            self.ann, report = AnnIndex.build(keys, self.vectors[rows]), SyncReport(built=True, added=len(keys))
         else:
-            self.ann, report = synced_index(folder, keys, vectors)
+            self.ann, report = synced_index(folder, keys, self.vectors, rows)
         return report
 
     def __len__(self) -> int:
@@ -271,7 +321,7 @@ class SearchIndex:
             return rows, scores[rows]
         q = self.embedder.encode_query(query) if query_vector is None else query_vector
         candidates = self._ann_candidates(q, n, allowed)
-        scores = self.vectors[candidates] @ q
+        scores = np.asarray(self.vectors[candidates]) @ q  # mapped vectors: only these rows are read
         best = np.lexsort((candidates, -scores))[:n]  # ties: the earlier row, as top_rows
         return candidates[best], scores[best]
 
@@ -316,15 +366,17 @@ class SearchIndex:
         if self.vectors is None:
             return None
         if isinstance(self.vectors, np.ndarray):
-            return self.vectors[rows]
+            return np.asarray(self.vectors[rows])  # a plain array, also from mapped vectors
         return self.vectors[rows].float().numpy()
 
 
-def _wants_ann(approximate: bool | None, index: SearchIndex) -> bool:
+def _wants_ann(approximate: bool | None, index: SearchIndex | int) -> bool:
+    """`index`: a SearchIndex, or the number of vectors it will have."""
     from readingroom.search.ann import ANN_MIN_VECTORS
 
     if approximate is None:
-        return int(index.has_vector.sum()) >= ANN_MIN_VECTORS
+        vectors = index if isinstance(index, int) else int(index.has_vector.sum())
+        return vectors >= ANN_MIN_VECTORS
     return approximate
 
 
