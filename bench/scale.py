@@ -58,8 +58,10 @@ met or missed.
    92 s and 1,863 MB against 161 s and 3,203 MB (0.57x); 100k 9.9 s and
    779 MB against 14.2 s and 941 MB (0.70x). Of the peak ~490 MB is the
    imports. streaming-2 at 1M (load 8): 200 s, 1,958 MB in the parent (four
-   batches' counts in flight): two workers do not pay on a loaded machine. The target of 60 s is met only if the 0.57-0.59x holds on an
-   idle machine (main took 52-76 s idle: ~30-45 s); not yet measured idle.
+   batches' counts in flight): two workers do not pay on a loaded machine.
+   On an idle machine (load 1.0-1.4, 2026-12-02; `--only bm25 --sizes
+   1000000 --bm25 streaming-1 --bm25-baseline c081b31`): 48.7 s and
+   1,866 MB against 85.4 s and 3,193 MB (0.57x, 0.58x): both targets met.
 3. Ingestion of the Marx-Engels texts and the Anarchist FAQ: MB/s of ours
    (1 and 2 worker processes) against the naive read+chunk+insert of
    bench/ingest.py. Target >= 20 MB/s.
