@@ -157,3 +157,51 @@ def test_the_judge_keeps_a_claim_the_passage_states_nearly_word_for_word(judge):
 def test_the_judge_rejects_a_negated_claim(judge):
     supported, p = judge.supports(REVISION, "The Bonapartists wanted to keep Article 45 of the constitution.")
     assert not supported, p
+
+
+# --- the plain answer's meaning check --------------------------------------------------------------
+
+class PlainWriter:
+    """A writer that writes `text` in pieces, whatever it is asked: the one
+    way to have a real model's fault (a sentence that keeps its passage's
+    words and drops in a "not") on demand. The judge is the real 1.5B."""
+    name = "plain-writer"
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def stream(self, messages, **settings):
+        for i in range(0, len(self.text), 7):
+            yield self.text[i:i + 7]
+
+
+@pytest.mark.usefixtures("private_cache")
+def test_the_meaning_check_leaves_out_a_negated_sentence_that_the_words_kept(library, judge):
+    from conftest import COMMUNE as TINY_COMMUNE
+    from conftest import TINY_SHELF
+
+    from readingroom import ingest
+    from readingroom.answer.check import Sentence
+    from readingroom.answer.pipeline import answer, answer_stream
+    from readingroom.models.embed import embed_library
+
+    ingest(library, TINY_SHELF, progress=False)
+    embed_library(library, progress=False)
+    question = "How long did the Paris Commune of 1871 last before it was crushed?"
+    text = ("The Paris Commune of 1871 was crushed by the army of Versailles after seventy-two days [1]. "
+            "The Paris Commune of 1871 was not crushed by the army of Versailles [1]. It was a city.")
+    words_only = answer(library, question, generator=PlainWriter(text), k=3, meaning_check=False)
+    assert words_only.passages[0].text == TINY_COMMUNE and words_only.judge is None
+    assert [s.meaning for s in words_only.sentences] == [None] * len(words_only.sentences)
+    assert "was not crushed" in words_only.body  # the words alone keep it: the fault this check is for
+
+    items = list(answer_stream(library, question, generator=PlainWriter(text), k=3, judge=judge))
+    result = items[-1]  # by default on: the judge's model has a calibration
+    assert result.judge == JUDGE and not result.abstained
+    right, negated = result.sentences[:2]
+    assert right.final and right.meaning >= judge.threshold
+    assert not negated.final and negated.meaning_doubted and negated.meaning < judge.threshold
+    assert negated.support == words_only.sentences[1].support  # the same words, now left out
+    assert "not crushed" not in result.body and "seventy-two days" in result.body
+    early = [i for i in items if isinstance(i, Sentence)]
+    assert [s.text for s in early] == [right.text]  # checked while written, the negated one never shown

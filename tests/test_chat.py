@@ -524,6 +524,30 @@ def test_a_german_question_hears_its_status_lines_in_german(shelf, generator):
     assert not any(word in s for s in seen for word in english), seen
 
 
+def test_the_anchored_notes_speak_the_questions_language():
+    from readingroom.answer.anchored import CheckedClaim
+    from readingroom.answer.claims import DraftClaim
+    from readingroom.answer.quotes import QuoteSpan
+    from readingroom.ui.chat import anchored_answer_html, claims_so_far_html
+
+    hit = Hit(passage_id="p1", doc_id="d1", title="The Civil War in France", author="Karl Marx", year=1871,
+              citation="Marx, The Civil War in France (1871), Part 1", anchor=None, score=1.0, text=COMMUNE,
+              authors=["Karl Marx"])
+    quote = "it was crushed by the army of Versailles"
+    kept = CheckedClaim(DraftClaim(1, quote, "Sie wurde niedergeschlagen."), "Sie wurde niedergeschlagen.",
+                        1, "p1", QuoteSpan(COMMUNE.index(quote), COMMUNE.index(quote) + len(quote), 100.0, False),
+                        quote, 0.97, True)
+    left = dataclasses.replace(kept, kept=False, reason="kein Beleg")
+    writing = claims_so_far_html([kept, left], "de")
+    assert "Behauptungen geprüft und behalten: 1, ausgelassen: 1" in writing and "checked and kept" not in writing
+    result = Answer(question="Wie endete die Kommune?", rewritten_question="How did the Commune end?",
+                    language="de", passages=[hit], raw="{}", sentences=[], body="", citations=[], supported=True,
+                    abstained=False, further_reading=[], anchored=True, claims=[kept, left], judge="judge-model")
+    done = anchored_answer_html(result)
+    assert "Behauptungen behalten: 1, ausgelassen: 1" in done and "von judge-model beurteilt" in done
+    assert "claims kept" not in done and "left out;" not in done
+
+
 @pytest.mark.slow
 def test_in_the_app_the_chat_reads_the_newest_copy_of_the_library_and_logs_to_the_room(
         tmp_path, monkeypatch, generator):

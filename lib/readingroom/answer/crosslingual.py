@@ -1,5 +1,6 @@
-"""Questions in a language the library does not hold: searched, answered and
-checked in the library's language, then shown in the reader's.
+"""Questions answered from passages in another language than theirs:
+searched, answered and checked in the passages' language, then shown in
+the reader's.
 
 Why this way round. The check compares each sentence with the passage it
 cites (content words, cosines). With the default embedder (MiniLM, English)
@@ -11,6 +12,16 @@ language, the program checks that answer exactly as it checks any other,
 and only then is each kept sentence translated for the reader, shown with
 the checked original beside it: the check is never weaker for a German
 reader than for an English one, and the reader sees what was checked.
+
+Which language, decided by the passages. A library may hold several
+languages (the Anarchist FAQ beside German quotations). A question is
+searched as asked when the library holds its language at all, and also,
+translated, in each other language that holds a tenth of the passages
+(`translation_targets`); the search whose passages give the stronger
+evidence (search.relevance.retrieval_evidence, which reads each passage in
+its own language) wins, and the answer is written and checked in that
+language. So an English reader asking about Marx's German aphorisms gets
+them, checked in German, with the English beside them.
 
 The translation back is checked too (`back_check`). A small model now and
 then turns a meaning round while translating (Qwen2.5-Coder-1.5B once made
@@ -55,18 +66,35 @@ BACK_CHECK_THRESHOLD = 0.3
 _END = re.compile(r"[.!?…。]+[\"'”»)]*$")
 
 
+# A language holding less than this share of the library's passages is
+# searched only when the question is asked in it: a German question to
+# English essays that quote a few German lines is also searched in English,
+# but an English question to them is not translated into German for those lines.
+MIN_LANGUAGE_SHARE = 0.1
+
+
 def library_languages(searcher) -> Counter:
-    """How many documents the library holds in each language it knows."""
-    return Counter(code for code in searcher.index.docs.languages.tolist() if code)
+    """How many passages the library holds in each language it knows: each
+    passage's own, so that German theses quoted inside an English essay
+    count as German."""
+    return Counter(searcher.index.passage_languages.counts())
 
 
-def pivot_language(language: str | None, held: Counter) -> str | None:
-    """The language to search, answer and check in when it is not the
-    question's: the library's most common one, if the library does not
-    hold the question's language at all. None: work in the question's."""
-    if not language or not held or language in held:
-        return None
-    return held.most_common(1)[0][0]
+def translation_targets(language: str | None, held: Counter) -> list[str]:
+    """The languages, besides the question's own, to translate a question in
+    `language` into and search in: each that holds at least
+    MIN_LANGUAGE_SHARE of the passages, most passages first; when the
+    library holds none of the question's language, at least its most common
+    one. Empty: the question's language cannot be told, or it is the only
+    one that matters. The answer is then written and checked in whichever
+    search found the stronger evidence (answer.pipeline)."""
+    if not language or not held:
+        return []
+    total = sum(held.values())
+    targets = [code for code, n in held.most_common() if code != language and n >= MIN_LANGUAGE_SHARE * total]
+    if language not in held and not targets:
+        targets = [held.most_common(1)[0][0]]
+    return targets
 
 
 @dataclass(frozen=True)

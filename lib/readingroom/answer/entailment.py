@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from readingroom.answer.check.scoring import lexical_overlap
-from readingroom.text import content_words
+from readingroom.text import content_words, sentence_spans
 
 JUDGE_SYSTEM = ("You check claims against a source text. You answer only yes or no. "
                 "Answer yes only if the source itself states the claim or directly implies it; "
@@ -82,6 +82,35 @@ def quote_context(passage: str, start: int, end: int, chars: int = CONTEXT_CHARS
     if right < len(passage):
         text = text.rsplit(" ", 1)[0] + " …"
     return " ".join(text.split())
+
+
+def meaning_source(passage: str, claim: str, language: str | None = None, chars: int = CONTEXT_CHARS) -> str:
+    """What the judge reads for a claim that quotes nothing (the plain
+    answer's sentences): the passage's sentence that shares most content
+    words with the claim (the first such, and the passage's opening when it
+    shares none), with its passage around it as `quote_context` gives a
+    quote; words read in `language`."""
+    spans = sentence_spans(passage)
+    if not spans:
+        return quote_context(passage, 0, 0, chars)
+    wanted = set(content_words(claim, language))
+    shared = [len(wanted & set(content_words(passage[start:end], language))) for start, end in spans]
+    start, end = spans[shared.index(max(shared))]
+    return quote_context(passage, start, end, chars)
+
+
+def claim_judge(judge: "EntailmentJudge", language: str | None = None):
+    """One answer's meaning check, as check.check_answer takes it: (passage
+    text, claim) -> (supported, probability), each pair judged once (the
+    early check and the finished answer's ask about the same sentences)."""
+    verdicts: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    def judged(passage: str, claim: str) -> tuple[bool, float]:
+        if (passage, claim) not in verdicts:
+            verdicts[passage, claim] = judge.supports(meaning_source(passage, claim, language), claim)
+        return verdicts[passage, claim]
+
+    return judged
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -79,9 +80,9 @@ from readingroom.answer.anchored import AnchoredAnswer, CheckedClaim, anchored_s
 from readingroom.answer.check import Checked, EarlyCheck, Sentence, SupportChecker, best_quote, check_answer
 from readingroom.answer.check.attribution import author_names, speaker
 from readingroom.answer.check.citations import defuse_markers
-from readingroom.answer.crosslingual import CrossLingual, library_languages, pivot_language, translate_answer
+from readingroom.answer.crosslingual import CrossLingual, library_languages, translate_answer, translation_targets
 from readingroom.answer.followup import history_messages, rewrite_question
-from readingroom.answer.entailment import EntailmentJudge
+from readingroom.answer.entailment import EntailmentJudge, claim_judge, default_calibration
 from readingroom.answer.prompt import CONTEXT, build_messages, question_language, sources_block
 from readingroom.answer.render import CLOSEST_SHOWN, answer_text, not_answered
 from readingroom.corpus.document import author_label
@@ -119,7 +120,7 @@ class Answer:
     tokens: dict | None = None  # {"prompt": ..., "completion": ...} of the answering call, when reported
     anchored: bool = False  # written as quote-anchored claims, each checked by the judge
     claims: list[CheckedClaim] = field(default_factory=list)  # anchored: every claim, kept or left out
-    judge: str | None = None  # anchored: the judging model's name
+    judge: str | None = None  # the judging model's name: anchored, or the plain answer's meaning check
     first_claim_seconds: float | None = None  # when the first claim checked and kept was ready (plain: check.early)
     # A question in a language the library does not hold: searched, answered and
     # checked in the library's (answer.crosslingual), the kept sentences translated back.
@@ -171,7 +172,8 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
            stream: Callable[[str], None] | None = None, checker: SupportChecker | None = None,
            gate_threshold: float | None = None, max_tokens: int | None = None, anchored: bool = False,
            judge=None, on_claim: Callable[[CheckedClaim], None] | None = None,
-           translate: bool = True, verify_translation: bool = True, context: str = CONTEXT) -> Answer:
+           translate: bool = True, verify_translation: bool = True, context: str = CONTEXT,
+           meaning_check: bool | None = None) -> Answer:
     """Answer `question` from the library (a Library or a search.Searcher).
     `generator`: a generate.Generator (default: the default model, llama.cpp);
     `history`: earlier turns, as chat messages ({"role", "content"}) or
@@ -187,12 +189,18 @@ def answer(lib_or_searcher, question: str, *, generator=None, k: int = 5, filter
     withheld when they differ; it costs one generation and one or two judge
     calls a sentence; False shows the translations unchecked. `context`:
     what of each passage the model reads, "excerpt" (the sentences about the
-    question and their neighbours) or "whole" (answer.prompt)."""
+    question and their neighbours) or "whole" (answer.prompt).
+    `meaning_check`: each claim the plain check keeps by its words is also
+    put to the judge (`judge`), which reads its passage and says whether it
+    says that (answer.entailment; one judge call a claim); None: on when the
+    judge's model has a shipped calibration (the default model does), since
+    an uncalibrated judge's "no" means little."""
     result = None
     for item in answer_stream(lib_or_searcher, question, generator=generator, k=k, filters=filters,
                               history=history, checker=checker, gate_threshold=gate_threshold,
                               max_tokens=max_tokens, anchored=anchored, judge=judge, translate=translate,
-                              verify_translation=verify_translation, context=context):
+                              verify_translation=verify_translation, context=context,
+                              meaning_check=meaning_check):
         if isinstance(item, Answer):
             result = item
         elif isinstance(item, CheckedClaim):
@@ -208,7 +216,8 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                   max_tokens: int | None = None, anchored: bool = False,
                   judge=None, translate: bool = True,
                   verify_translation: bool = True,
-                  context: str = CONTEXT) -> Iterator[str | Sentence | CheckedClaim | Answer]:
+                  context: str = CONTEXT,
+                  meaning_check: bool | None = None) -> Iterator[str | Sentence | CheckedClaim | Answer]:
     """As answer(), as a generator: the model's text in pieces while it is
     written, with each claim as soon as it is checked and kept (a
     check.Sentence; anchored: each CheckedClaim, kept or not), then the
@@ -235,25 +244,21 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     if turns:
         rewritten, how = rewrite_question(question, turns, model())
 
+    threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
+
     # A German question to English texts is searched, answered and checked in
-    # English (answer.crosslingual explains why), then translated back.
-    pivot = pivot_language(language, held) if translate else None
-    searched, asked_in, question_translation = rewritten, language, None
-    if pivot:
-        question_translation = translate_text(rewritten, pivot, model(), source=language)
-        if question_translation.ok:
-            searched, asked_in = question_translation.text, pivot
-        else:
-            pivot = None
+    # English (answer.crosslingual explains why), then translated back; in a
+    # library of several languages, in the one whose passages answer it best.
+    targets = translation_targets(language, held) if translate else []
+    searched, asked_in, question_translation, hits, gate = search_in_languages(
+        searcher, rewritten, language, language in held or not targets, targets, model, k, filters, threshold)
+    pivot = asked_in if question_translation is not None else None
 
     def back_judge():  # the judge of the translations back, when they are checked
         if not verify_translation:
             return None
         return judge_for(judge, getattr(loaded[0], "name", None) or DEFAULT_GENERATOR)
 
-    threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
-    hits = passages_for(searcher, searched, k, filters, threshold)
-    gate = retrieval_evidence(searcher, searched, hits, asked_in)
     gate["threshold"] = threshold
     checker = checker or SupportChecker(searcher.index.embedder)
 
@@ -318,9 +323,12 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     messages = build_messages(searched, hits, asked_in, context)
     pieces: list[str] = []
     vectors = passage_vectors(searcher, hits)
+    # Loaded before the writer starts: its load is not a claim's wait.
+    meaning_judge = judge_of_meaning(meaning_check, judge, getattr(model(), "name", None) or DEFAULT_GENERATOR)
+    judged = claim_judge(meaning_judge, asked_in) if meaning_judge else None
     # Claims checked while the model writes (check.early), each yielded
     # once; the finished answer's check below has the last word.
-    early = EarlyCheck(hits, checker, passage_vectors=vectors, answer_language=asked_in)
+    early = EarlyCheck(hits, checker, passage_vectors=vectors, answer_language=asked_in, judged=judged)
     first = None
     for piece in model().stream(messages, max_tokens=max_tokens or MAX_ANSWER_TOKENS, temperature=0.0):
         pieces.append(piece)
@@ -332,15 +340,56 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
     raw = "".join(pieces)
     usage = getattr(model(), "last_usage", None)
     tokens = {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens} if usage else None
-    checked = check_answer(raw, hits, checker, passage_vectors=vectors, answer_language=asked_in)
+    checked = check_answer(raw, hits, checker, passage_vectors=vectors, answer_language=asked_in, judged=judged)
     result = finish(raw, checked, hits)
     result.tokens = tokens
+    result.judge = getattr(meaning_judge.generator, "name", None) if meaning_judge else None
     result.first_claim_seconds = first
     if pivot and not result.abstained:
         result.crosslingual = translate_answer(checked.kept, language, pivot, model(), question_translation,
                                                back_judge())
         result.seconds = time.perf_counter() - started
     yield result
+
+
+def search_in_languages(searcher, question: str, language: str | None, as_asked: bool, targets, model,
+                        k: int, filters, threshold: float):
+    """(searched, asked_in, translation, hits, gate): the question searched
+    as asked (when `as_asked`) and translated into each of `targets`
+    (answer.crosslingual.translation_targets) by `model()`, and the search
+    whose passages give the stronger evidence kept; then the language its
+    passages mostly speak (weighed by their strength), when the question was
+    put in it, is the one the answer is written and checked in.
+    `translation` is None when that is the question's own language."""
+    searched, asked_in, question_translation = question, language, None
+    versions = {language: (question, None)}  # the question in each language it was searched in
+    hits = gate = None
+    if as_asked:
+        hits = passages_for(searcher, searched, k, filters, threshold)
+        gate = retrieval_evidence(searcher, searched, hits, asked_in)
+    for target in targets:
+        translation = translate_text(question, target, model(), source=language)
+        if not translation.ok:
+            continue
+        versions[target] = (translation.text, translation)
+        their_hits = passages_for(searcher, translation.text, k, filters, threshold)
+        their_gate = retrieval_evidence(searcher, translation.text, their_hits, target)
+        if gate is None or their_gate["strength"] > gate["strength"]:
+            searched, asked_in, question_translation = translation.text, target, translation
+            hits, gate = their_hits, their_gate
+    if hits is None:  # no translation could be made: searched as asked
+        hits = passages_for(searcher, searched, k, filters, threshold)
+        gate = retrieval_evidence(searcher, searched, hits, asked_in)
+    weight = Counter()
+    for hit, evidence in zip(hits, gate["passages"]):
+        if hit.language:
+            weight[hit.language] += evidence["strength"]
+    mostly = weight.most_common(1)
+    if mostly and mostly[0][0] != asked_in and mostly[0][0] in versions:
+        asked_in = mostly[0][0]
+        searched, question_translation = versions[asked_in]
+        gate = retrieval_evidence(searcher, searched, hits, asked_in)
+    return searched, asked_in, question_translation, hits, gate
 
 
 # --- anchored answers --------------------------------------------------------------
@@ -369,6 +418,20 @@ def judge_for(judge, writer_name: str) -> EntailmentJudge:
     if isinstance(judge, EntailmentJudge):
         return judge
     return load_judge(judge or os.environ.get(JUDGE_VARIABLE) or writer_name)
+
+
+def judge_of_meaning(meaning_check: bool | None, judge, writer_name: str) -> EntailmentJudge | None:
+    """The judge of the plain answer's meaning check, or None when it is
+    off: asked for (True), or by default (None) when the judge's model has a
+    shipped calibration (decided by its name, before anything is loaded)."""
+    if meaning_check is False:
+        return None
+    if meaning_check is None:
+        if isinstance(judge, EntailmentJudge):
+            return judge if judge.calibration is not None else None
+        if default_calibration(judge or os.environ.get(JUDGE_VARIABLE) or writer_name) is None:
+            return None
+    return judge_for(judge, writer_name)
 
 
 def claim_sentence(claim: CheckedClaim) -> str:

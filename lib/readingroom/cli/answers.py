@@ -23,11 +23,15 @@ from readingroom.cli.options import (db_option, filter_options, generator_option
               help="Claims with the passage's exact words, each checked for meaning by a judge model as it is "
                    "written.")
 @click.option("--judge", default=None, metavar="MODEL",
-              help="With --anchored: the judging model [default: $READINGROOM_JUDGE, else the answering model].")
+              help="The judging model, of --anchored claims and of the meaning check "
+                   "[default: $READINGROOM_JUDGE, else the answering model].")
+@click.option("--meaning-check/--words-only", "meaning_check", default=None,
+              help="Also put each claim the words support to the judge, which reads its passage "
+                   "[default: on when the judge's model is calibrated, as the default model is].")
 @click.option("--show-dropped", is_flag=True, help="With --anchored: also print the claims left out, and why.")
 @db_option
 def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, embedder, model, backend, as_json,
-        anchored, judge, show_dropped, db):
+        anchored, judge, meaning_check, show_dropped, db):
     """Answer QUESTION from the library's passages, citing them as [n]. The
     answer is checked by the program: invented citations are removed,
     sentences no cited passage supports are left out, and when nothing is
@@ -53,7 +57,7 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
         else:
             try:
                 result = answer(searcher, question, generator=generator, k=k, filters=filters,
-                                stream=None if as_json else show)
+                                stream=None if as_json else show, judge=judge, meaning_check=meaning_check)
             except ValueError as e:
                 raise click.ClickException(str(e)) from e
     if as_json:
@@ -81,6 +85,9 @@ def ask(question, k, author, year_from, year_to, lang, source, mode, rerank, emb
     notes = []
     if dropped:
         notes.append(f"{dropped} unsupported sentence{'s' if dropped > 1 else ''} left out")
+    if result.judge:
+        doubted = sum(1 for s in result.sentences if s.meaning_doubted)
+        notes.append(f"each claim's meaning judged by {result.judge}, {doubted} not found in its passage")
     if result.invented_citations:
         notes.append("invented citations removed: " + ", ".join(f"[{n}]" for n in result.invented_citations))
     for sentence in (result.crosslingual.withheld if result.crosslingual else []):

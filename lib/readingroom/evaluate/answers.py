@@ -25,7 +25,8 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
       point to a passage it was given;
     - support: the share of the model's claim sentences (not connectives,
       not "the sources do not say") supported by what they cite
-      (readingroom.answer.check);
+      (readingroom.answer.check: by their words, and by the judge where the
+      meaning check is on);
     - gold_citation_rate: the share of answerable questions whose checked
       answer cites a passage that overlaps the gold (GoldFinder), next to
       gold_in_passages, the share where such a passage was given at all;
@@ -54,10 +55,11 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
         generator = load_generator()
     finder = GoldFinder(lib)
     started = time.perf_counter()
-    details = []
+    details, judges = [], set()
     for question, answerable in tqdm(questions, desc="answers eval", unit="q", disable=not progress):
         result = answer(searcher, question.q, generator=generator, k=k)
         details.append(answer_detail(result, question, answerable, finder))
+        judges.add(result.judge)
     metrics = answer_metrics(details)
     settings = {"k": k, "limit": limit, "unanswerable_file": unanswerable_file}
     from readingroom.answer.check import scoring
@@ -66,7 +68,9 @@ def evaluate_answers(lib: Library, questions_file, *, unanswerable=None,
     settings |= {"gate_threshold": relevance.GATE_THRESHOLD, "gate_cosine_weight": relevance.GATE_COSINE_WEIGHT,
                  "support_threshold": scoring.SUPPORT_THRESHOLD,
                  "lexical_weight": scoring.LEXICAL_WEIGHT,
-                 "embedder": searcher.index.embedder.name if searcher.index.embedder else None}
+                 "embedder": searcher.index.embedder.name if searcher.index.embedder else None,
+                 # the meaning check's judge (answer.pipeline: on by default with a calibrated one)
+                 "meaning_judge": ", ".join(sorted(j for j in judges if j)) or None}
     if label:
         settings["label"] = label
     run = Run("answers", metrics, settings, getattr(generator, "name", None), corpus_fingerprint(lib),

@@ -77,6 +77,11 @@ class PassageLanguages:
             else column.dictionary_encode()
         return cls(encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist())
 
+    def counts(self) -> dict[str, int]:
+        """How many passages each known language holds ("" left out)."""
+        counts = np.bincount(self.codes, minlength=len(self.names)) if len(self.codes) else [0] * len(self.names)
+        return {name: int(n) for name, n in zip(self.names, counts) if name and n}
+
     def rows_in(self, languages) -> np.ndarray:
         """A mask of the rows whose language is among `languages`."""
         return np.isin(np.array(self.names, dtype=object), list(languages))[self.codes] if self.names \

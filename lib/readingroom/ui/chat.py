@@ -232,7 +232,7 @@ class Turn:
     def show_draft(self) -> None:
         self._shown = time.monotonic()
         if self.anchored:  # the model's JSON means nothing to a reader: the claims checked so far instead
-            self.answer.value = claims_so_far_html(self.claims)
+            self.answer.value = claims_so_far_html(self.claims, self.language)
             return
         early = ""
         if self.checked:  # what is already checked, above the draft it came from
@@ -279,6 +279,8 @@ def answer_html(result: Answer) -> str:
     kept = [s for s in result.sentences if s.final]
     if result.raw:
         notes.append(say("note-sentences-kept", kept=len(kept), dropped=len(dropped)))
+        if result.judge:
+            notes.append(say("note-meaning-judged", judge=result.judge))
     else:
         notes.append(say("note-not-asked"))
     if result.invented_citations:
@@ -335,6 +337,9 @@ def why_dropped(sentence) -> str:
     if sentence.misattributed:
         return (f"names {sentence.misattributed} as the speaker, but the passage it cites is not by "
                 f"{sentence.misattributed} and does not name them")
+    if sentence.meaning_doubted:
+        return (f"the words match (support {sentence.support:.2f}), but the judge did not find the claim "
+                f"in the passage ({sentence.meaning:.2f})")
     if not sentence.valid:
         if sentence.invalid:
             return "cites only passages it was not given: " + ", ".join(f"[{n}]" for n in sentence.invalid)
@@ -431,13 +436,12 @@ def claim_mark(claim: CheckedClaim) -> str:
             f'{escape(claim.reason)})</span></li>')
 
 
-def claims_so_far_html(claims: list[CheckedClaim]) -> str:
+def claims_so_far_html(claims: list[CheckedClaim], language: str | None = None) -> str:
     kept = [c for c in claims if c.kept]
     lines = "".join(f'<li class="rr-claim rr-kept">{escape(c.text)} <span class="rr-cite">[{c.passage}]</span> '
                     f'<span class="rr-excerpt">“<mark class="rr-quote">{escape(c.quote)}</mark>”</span></li>'
                     for c in kept)
-    left = len(claims) - len(kept)
-    note = f"{len(kept)} claim{'s' if len(kept) != 1 else ''} checked and kept, {left} left out; the model is writing"
+    note = message("note-claims-so-far", language, kept=len(kept), dropped=len(claims) - len(kept))
     return (f'<div class="rr-unchecked"><div class="rr-label">{escape(note)}</div>'
             f'<ul class="rr-claims">{lines}</ul></div>')
 
@@ -452,10 +456,10 @@ def anchored_answer_html(result: Answer) -> str:
         parts = [f'<div class="rr-checked rr-anchored"><ul class="rr-claims">{items}</ul></div>']
     dropped = result.dropped_claims
     if result.raw:
-        note = (f"{len(result.kept_claims)} claim{'s' if len(result.kept_claims) != 1 else ''} kept, "
-                f"{len(dropped)} left out; each quote found in its passage and judged by {result.judge}")
+        note = message("note-claims-kept", result.language, kept=len(result.kept_claims), dropped=len(dropped),
+                       judge=result.judge)
         if result.abstained and result.kept_claims:
-            note += "; what was kept is not about the question"
+            note += "; " + message("note-kept-off-topic", result.language)
     else:
         note = message("note-not-asked", result.language)
     parts.append(f'<div class="rr-note">{escape(note)}</div>')

@@ -14,6 +14,11 @@ sentence without a number takes the numbers of the next citing sentence of
 its paragraph, which may not be written yet), and in rare cases leave out
 one it reported (a "This is stated in [n]." written after it); the chat
 replaces the early sentences with the final answer when it is done.
+
+With a meaning check (`judged`, answer.pipeline) each complete claim is
+judged as it is reported; the judge's verdicts are kept per answer
+(answer.entailment.claim_judge), so the finished answer's check does not
+ask again.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import numpy as np
 
 from readingroom.answer.check.scoring import SupportChecker
 from readingroom.answer.check.sentences import Sentence, split_sentences
-from readingroom.answer.check.steps import check_answer
+from readingroom.answer.check.steps import Judged, check_answer
 
 _MAY_END = re.compile(r"[.!?…:;\n]")  # a sentence can only have ended where one of these was written
 
@@ -34,8 +39,9 @@ class EarlyCheck:
     reader reads."""
 
     def __init__(self, passages, checker: SupportChecker, *, passage_vectors: np.ndarray | None = None,
-                 answer_language: str | None = None):
+                 answer_language: str | None = None, judged: Judged | None = None):
         self.passages = passages
+        self.judged = judged  # the meaning check, as check_answer's: complete sentences only
         self.checker = checker
         self.passage_vectors = passage_vectors
         self.answer_language = answer_language
@@ -59,7 +65,7 @@ class EarlyCheck:
         # The sentence being written may hold a stop already (a piece can end one and begin another).
         self.complete, self._stopped = complete, bool(sentences and _MAY_END.search(sentences[-1].text))
         checked = check_answer(text, self.passages, self.checker, passage_vectors=self.passage_vectors,
-                               answer_language=self.answer_language)
+                               answer_language=self.answer_language, judged=self.judged, judged_sentences=complete)
         new = []
         for sentence in checked.sentences[:complete]:
             if sentence.final and sentence.kind == "claim" and sentence.text not in self.reported:

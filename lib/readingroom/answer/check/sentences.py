@@ -41,6 +41,8 @@ class Sentence:
     supported: bool = False
     misattributed: str | None = None  # names this speaker, whom the passages it cites neither are by nor name; left out
     repeats: int | None = None  # says again what the answer's sentence number `repeats` (1-based) said; left out
+    meaning: float | None = None  # the judge's probability that its best passage says it (None: not judged)
+    meaning_doubted: bool = False  # the words matched but the judge did not find the claim in the passage; left out
     attributed: bool = False  # names whose claim it is (or the program added it)
     attribution_added: str | None = None  # the prefix the program added
     attributed_to: str | None = None  # whom the program's prefix names

@@ -30,6 +30,10 @@ ones (readingroom.answer.check.sentences.Sentence is immutable):
    argues that ...") is left out when no passage it cites is by that
    speaker or names them: the words may match, but they are put in
    another's mouth (attribution.misattributed).
+   With a judge (`check_answer(..., judged=...)`: answer.entailment, on
+   by default in answer.pipeline when the judge is calibrated), `judge_meaning`
+   then asks of each claim still kept whether its best passage says it,
+   and leaves out those it does not find there.
 5. `drop_repeats`: a supported claim that says again what an earlier
    supported claim said (answer.repeats.same_text: nearly the same words,
    the same negations and numbers) is left out, so that a small model that
@@ -38,9 +42,10 @@ ones (readingroom.answer.check.sentences.Sentence is immutable):
    (readingroom.answer.check.attribution).
 7. `keep`: the kept sentences, when at least one claim is among them.
 
-What this cannot catch: a sentence that reuses a passage's words to say
-something the passage does not (a dropped "not", swapped subjects). The
-score measures overlap, not entailment; the citations let the reader check.
+What the words alone cannot catch: a sentence that reuses a passage's
+words to say something the passage does not (a dropped "not", swapped
+subjects). The score measures overlap, not entailment; the judge reads
+meaning, as well as a small model can, and the citations let the reader check.
 """
 from __future__ import annotations
 
@@ -88,11 +93,21 @@ class Checked:
         return [s for s in self.sentences if s.final]
 
 
+# Does a passage's text say a claim? (said, probability): the entailment
+# judge, given by the caller (answer.pipeline), so that the check does not
+# load a model of its own.
+Judged = Callable[[str, str], tuple[bool, float]]
+
+
 def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors: np.ndarray | None = None,
-                 answer_language: str | None = None) -> Checked:
+                 answer_language: str | None = None, judged: Judged | None = None,
+                 judged_sentences: int | None = None) -> Checked:
     """Check a model's answer against the passages it was given (search
     Hits, numbered from 1): remove invented citations, score each sentence,
-    leave out unsupported claims, and attribute the rest."""
+    leave out unsupported claims, and attribute the rest. `judged`: the
+    meaning check of each claim kept by its words (`judge_meaning`), of the
+    first `judged_sentences` sentences only when given (the early check:
+    the last one may be unfinished)."""
     given = len(passages)
     scorer = _scorer(passages, checker, passage_vectors, answer_language)
     sentences = read(raw, given, answer_language)
@@ -104,6 +119,8 @@ def check_answer(raw: str, passages, checker: SupportChecker, *, passage_vectors
     sentences = find_citations(sentences, scorer, checker)
     sentences = score(sentences, lambda s: s.found and s.best is None, scorer, checker)
     sentences = check_speakers(sentences, passages)
+    if judged is not None:
+        sentences = judge_meaning(sentences, passages, judged, judged_sentences)
     sentences = drop_repeats(sentences)
     sentences = attribute(sentences, passages)
     return keep(sentences)
@@ -260,6 +277,19 @@ def check_speakers(sentences: Sentences, passages) -> Sentences:
             who = misattributed(strip_citations(s.text), [passages[n - 1] for n in s.valid])
             if who:
                 out[i] = replace(s, supported=False, misattributed=who)
+    return tuple(out)
+
+
+def judge_meaning(sentences: Sentences, passages, judged: Judged, first: int | None = None) -> Sentences:
+    """Claims kept by their words (of the `first` sentences, when given),
+    put to the judge against their best passage: those it does not find
+    there are left out, with its probability (a sentence can reuse a
+    passage's words and reverse them)."""
+    out = list(sentences)
+    for i, s in enumerate(sentences[:first]):
+        if s.kind == "claim" and s.supported and s.best:
+            said, probability = judged(passages[s.best - 1].text, strip_citations(s.text))
+            out[i] = replace(s, supported=said, meaning=round(float(probability), 4), meaning_doubted=not said)
     return tuple(out)
 
 
