@@ -61,9 +61,9 @@ Measured 2026-12-02, --direction en-to-x on a library of fortunes-de alone
 beside it; rows in bench/results/crosslingual-en-to-de-rows.jsonl):
   lang  n   answered x/twin  gold-cited x/twin  s/answer x/twin
   en    20    0.30 / 0.45       0.10 / 0.25        46 / 33
-Seven English questions were stopped by the gate after the translated
-search (6-8 s): a short German quotation shares few words with a
-translated question. An earlier run of 7 pairs on the default library plus
+Five English questions (two German twins) were stopped by the gate after
+the translated search (4-9 s): a short German quotation shares few words
+with a translated question. An earlier run of 7 pairs on the default library plus
 fortunes-de (before the meaning check; bench/results/crosslingual-en-to-de-
 mixed-rows.jsonl) answered 5 of 7 English questions from the FAQ's English
 pages about Marx, and cited none of his German words.
