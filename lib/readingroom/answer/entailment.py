@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from readingroom.answer.check.scoring import lexical_overlap
-from readingroom.text import content_words, sentence_spans
+from readingroom.answer.check.scoring import best_sentence, lexical_overlap
+from readingroom.text import content_words
 
 JUDGE_SYSTEM = ("You check claims against a source text. You answer only yes or no. "
                 "Answer yes only if the source itself states the claim or directly implies it; "
@@ -90,12 +90,7 @@ def meaning_source(passage: str, claim: str, language: str | None = None, chars:
     words with the claim (the first such, and the passage's opening when it
     shares none), with its passage around it as `quote_context` gives a
     quote; words read in `language`."""
-    spans = sentence_spans(passage)
-    if not spans:
-        return quote_context(passage, 0, 0, chars)
-    wanted = set(content_words(claim, language))
-    shared = [len(wanted & set(content_words(passage[start:end], language))) for start, end in spans]
-    start, end = spans[shared.index(max(shared))]
+    start, end = best_sentence(passage, [claim], language) or (0, 0)
     return quote_context(passage, start, end, chars)
 
 

@@ -361,25 +361,26 @@ def search_in_languages(searcher, question: str, language: str | None, as_asked:
     passages mostly speak (weighed by their strength), when the question was
     put in it, is the one the answer is written and checked in.
     `translation` is None when that is the question's own language."""
+    def search(text: str, text_language: str | None):
+        found = passages_for(searcher, text, k, filters, threshold)
+        return found, retrieval_evidence(searcher, text, found, text_language)
+
     searched, asked_in, question_translation = question, language, None
     versions = {language: (question, None)}  # the question in each language it was searched in
     hits = gate = None
     if as_asked:
-        hits = passages_for(searcher, searched, k, filters, threshold)
-        gate = retrieval_evidence(searcher, searched, hits, asked_in)
+        hits, gate = search(question, language)
     for target in targets:
         translation = translate_text(question, target, model(), source=language)
         if not translation.ok:
             continue
         versions[target] = (translation.text, translation)
-        their_hits = passages_for(searcher, translation.text, k, filters, threshold)
-        their_gate = retrieval_evidence(searcher, translation.text, their_hits, target)
+        their_hits, their_gate = search(translation.text, target)
         if gate is None or their_gate["strength"] > gate["strength"]:
             searched, asked_in, question_translation = translation.text, target, translation
             hits, gate = their_hits, their_gate
     if hits is None:  # no translation could be made: searched as asked
-        hits = passages_for(searcher, searched, k, filters, threshold)
-        gate = retrieval_evidence(searcher, searched, hits, asked_in)
+        hits, gate = search(question, language)
     weight = Counter()
     for hit, evidence in zip(hits, gate["passages"]):
         if hit.language:
@@ -412,12 +413,17 @@ def load_judge(name: str) -> EntailmentJudge:
         return _judges[name]
 
 
+def judge_name(judge, writer_name: str) -> str:
+    """The judging model's name: the one `judge` names, or
+    $READINGROOM_JUDGE, or the writer's own model."""
+    return judge or os.environ.get(JUDGE_VARIABLE) or writer_name
+
+
 def judge_for(judge, writer_name: str) -> EntailmentJudge:
-    """`judge` when it is one; else the judge on the model it names, or on
-    $READINGROOM_JUDGE, or on the writer's own model."""
+    """`judge` when it is one; else the judge on the model `judge_name` gives."""
     if isinstance(judge, EntailmentJudge):
         return judge
-    return load_judge(judge or os.environ.get(JUDGE_VARIABLE) or writer_name)
+    return load_judge(judge_name(judge, writer_name))
 
 
 def judge_of_meaning(meaning_check: bool | None, judge, writer_name: str) -> EntailmentJudge | None:
@@ -429,7 +435,7 @@ def judge_of_meaning(meaning_check: bool | None, judge, writer_name: str) -> Ent
     if meaning_check is None:
         if isinstance(judge, EntailmentJudge):
             return judge if judge.calibration is not None else None
-        if default_calibration(judge or os.environ.get(JUDGE_VARIABLE) or writer_name) is None:
+        if default_calibration(judge_name(judge, writer_name)) is None:
             return None
     return judge_for(judge, writer_name)
 

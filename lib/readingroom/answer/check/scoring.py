@@ -100,17 +100,26 @@ class SupportChecker:
         return float(self.scores([sentence], [passage])[2][0, 0])
 
 
+def best_sentence(text: str, sentences: list[str], language: str | None = None) -> tuple[int, int] | None:
+    """The span of `text`'s sentence that shares most content words with
+    `sentences` (the first such; the first sentence when none share any);
+    words read in `language`. None: `text` holds no sentence."""
+    spans = sentence_spans(text)
+    if not spans:
+        return None
+    wanted = set()
+    for s in sentences:
+        wanted |= set(content_words(s, language))
+    if not wanted:
+        return spans[0]
+    shared = [len(wanted & set(content_words(text[start:end], language))) for start, end in spans]
+    return spans[shared.index(max(shared))]
+
+
 def best_quote(passage_text: str, sentences: list[str], limit: int = 300, language: str | None = None) -> str:
     """The sentence of the passage that shares most content words with the
     sentences citing it (the passage's opening when none do), cut to `limit`;
     words read in the passage's `language`."""
     text = " ".join(passage_text.split())
-    parts = [text[s:e] for s, e in sentence_spans(text)]
-    if not parts:
-        return ""
-    wanted = set()
-    for s in sentences:
-        wanted |= set(content_words(s, language))
-    best = max(parts, key=lambda p: (len(set(content_words(p, language)) & wanted), -parts.index(p))) \
-        if wanted else parts[0]
-    return shorten(best, limit)
+    span = best_sentence(text, sentences, language)
+    return shorten(text[span[0]:span[1]], limit) if span else ""
