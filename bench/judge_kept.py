@@ -2,9 +2,10 @@
 hand-labelled sentences of data/benchmarks/answer-claim-labels.jsonl (real
 answers of the 1.5B, each kept by the default word-and-cosine check, each
 labelled supported or not by a reader) put to the entailment judge, as
-answer.pipeline's meaning check puts them: the sentence without its [n]
-markers and its leading "According to ...", against its passage around
-the sentence of the passage that shares most words with it.
+answer.pipeline's meaning check puts them (check.steps.judged_claim: the
+sentence without its [n] markers and its leading "According to ..."),
+against its passage around the sentence of the passage that shares most
+words with it.
 
     python bench/judge_kept.py [--db FILE] [--model NAME] [--labels FILE]
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -37,22 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
 from readingroom import open_library  # noqa: E402
-from readingroom.answer.check.citations import strip_citations  # noqa: E402
+from readingroom.answer.check.steps import judged_claim  # noqa: E402
 from readingroom.answer.entailment import meaning_source  # noqa: E402
 from readingroom.answer.pipeline import load_judge  # noqa: E402
 from readingroom.evaluate.metrics import wilson_interval  # noqa: E402
 from readingroom.models.catalogue import DEFAULT_GENERATOR  # noqa: E402
 
 LABELS = ROOT / "data/benchmarks/answer-claim-labels.jsonl"
-# What the attribution step put in front of the model's sentence, and what
-# the model sometimes wrote itself ("according to the passage [1],").
-_ACCORDING = re.compile(r"^(according to [^,]{2,80},\s*)+", re.IGNORECASE)
-
-
-def claim_of(statement: str) -> str:
-    text = strip_citations(statement).strip()
-    stripped = _ACCORDING.sub("", text)
-    return stripped[:1].upper() + stripped[1:] if stripped else text
 
 
 def load() -> str:
@@ -86,7 +77,7 @@ def main() -> int:
           f"({'calibrated' if judge.calibration else 'raw probability'})")
     results, seconds = [], []
     for row in tqdm(usable, desc="judging"):
-        claim = claim_of(row["statement"])
+        claim = judged_claim(row["statement"])  # as the meaning check asks it
         source = meaning_source(texts[row["passage_id"]], claim)
         started = time.perf_counter()
         kept, probability = judge.supports(source, claim)

@@ -113,6 +113,15 @@ def test_a_question_the_library_cannot_answer_is_shown_as_not_answered_with_the_
 
 
 @pytest.mark.slow
+def test_a_question_naming_someone_the_library_never_mentions_says_who(chat):
+    turn = ask(chat, "How long did Bortkiewicz say the Paris Commune of 1871 lasted?")
+    result = chat.answers[-1]
+    assert result.abstained and not result.raw and result.gate["unknown_names"] == ["Bortkiewicz"]
+    assert "The library never mentions Bortkiewicz." in turn.answer.value
+    assert "the model was not asked: the library never mentions Bortkiewicz" in turn.answer.value
+
+
+@pytest.mark.slow
 def test_corpus_text_and_model_output_are_escaped_wherever_they_become_html(chat):
     turn = ask(chat, "What went up on the barricades of the Paris Commune in March 1871?")
     result = chat.answers[-1]

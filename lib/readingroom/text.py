@@ -15,6 +15,7 @@ answer and news can all use it.
 - `ends_sentence`: whether a line ends as a sentence does (PDF readers
   use it to find the last line of a paragraph).
 - `shorten`: text cut at a word to a number of characters, with " …".
+- `folded`: lower case without accents, for matching names.
 - `defuse_tags`: untrusted text that cannot open or close a prompt's tags.
 - `tokenize`, `stemmer`, `content_words`: the words that carry content,
   as the BM25 index sees them (lower case, stop words out, Snowball-stemmed),
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 # --- sentences ----------------------------------------------------------------------
 
@@ -97,6 +99,13 @@ def ends_sentence(line: str, *, colon: bool = False) -> bool:
 
 
 # --- shortening ----------------------------------------------------------------------
+
+def folded(text: str) -> str:
+    """Lower case without accents ("Lukács" -> "lukacs"), for matching names
+    however they were typed."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
 
 def shorten(text: str, limit: int, ellipsis: str = " …") -> str:
     """`text` when it has at most `limit` characters, else cut at the last

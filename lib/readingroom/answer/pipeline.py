@@ -10,7 +10,8 @@ Steps:
 1. Follow-ups (readingroom.answer.followup). With a `history` (earlier
    turns), the question is first rewritten into one that stands alone.
 2. Retrieval, then the gate (readingroom.search.relevance): the library
-   must hold something close enough, or the model is not asked at all.
+   must hold something close enough, and mention whom or what the
+   question names, or the model is not asked at all.
    Dividing up the work: the gate is cheap and stops most questions the
    library cannot answer before a model runs (about 30 s an answer for the
    1.5B model here); the check stops the rest.
@@ -90,7 +91,8 @@ from readingroom.corpus.language import LANGUAGE_NAMES
 from readingroom.corpus.passages import Citation
 from readingroom.models.catalogue import DEFAULT_GENERATOR
 from readingroom.models.translate import translate as translate_text
-from readingroom.search.relevance import GATE_THRESHOLD, passage_vectors, passages_for, retrieval_evidence
+from readingroom.search.relevance import (GATE_THRESHOLD, passage_vectors, passages_for,
+                                          retrieval_evidence, unknown_names)
 from readingroom.text import content_words
 
 MAX_ANSWER_TOKENS = 320
@@ -283,7 +285,10 @@ def answer_stream(lib_or_searcher, question: str, *, generator=None, k: int = 5,
                       model=getattr(loaded[0], "name", None), seconds=time.perf_counter() - started,
                       anchored=anchored)
 
-    gate["passed"] = bool(hits) and gate["strength"] >= threshold
+    # A library that never mentions whom or what the question names cannot answer it (search.relevance).
+    # Not on a translation: the model may write a name as the other language does ("Frederick", "Friedrich").
+    gate["unknown_names"] = unknown_names(searcher, searched, asked_in, hits) if pivot is None else []
+    gate["passed"] = bool(hits) and gate["strength"] >= threshold and not gate["unknown_names"]
     if not gate["passed"]:
         yield finish("", None, hits)
         return

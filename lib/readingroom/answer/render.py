@@ -85,7 +85,9 @@ def body_text(result) -> str:
         translated = "" if len(crosslingual.withheld) == len(crosslingual.sentences) else f"{crosslingual.body}\n\n"
         return translated + (f"({verified})\n\n" if verified else "") + f"{heading}:\n{result.body}"
     closest = closest_passages(result.passages, result.language)
-    return result.body + ("\n\n" + closest if closest else "")
+    unknown = (getattr(result, "gate", None) or {}).get("unknown_names")
+    why = " " + message("names-unknown", result.language, names=", ".join(unknown)) if unknown else ""
+    return result.body + why + ("\n\n" + closest if closest else "")
 
 
 def back_check_line(crosslingual, language: str | None) -> str:

@@ -104,6 +104,7 @@ def answer_detail(result, question, answerable: bool, finder: GoldFinder) -> dic
         "raw": result.raw, "answer": result.body,
         "sentences": [{"text": s.text, "kind": s.kind, "cited": s.cited, "best": s.best,
                        "support": s.support, "lexical": s.lexical, "cosine": s.cosine,
-                       "supported": s.supported, "final": s.final} for s in result.sentences],
+                       "supported": s.supported, "meaning": s.meaning, "final": s.final}
+                      for s in result.sentences],
         "passages": [h.passage_id for h in result.passages],
     }

@@ -39,7 +39,7 @@ from readingroom.library.store import Library
 from readingroom.paths import cache_dir
 from readingroom.search.ann import text_keys
 from readingroom.search.fusion import top_rows
-from readingroom.text import index_tokens, tokenize, word_language
+from readingroom.text import folded, index_tokens, tokenize, word_language
 
 # Bump when tokenising or BM25 settings change: old saved indexes are then
 # not reused. 2: each passage's words in its document's language (stemmer,
@@ -266,6 +266,18 @@ class SearchIndex:
         if getattr(self, "_word_languages", None) is None:
             self._word_languages = sorted({word_language(code or None) for code in self.passage_languages.names})
         return self._word_languages
+
+    def known_words(self) -> list[str]:
+        """Every word the library uses, folded (text.folded) and sorted: the
+        BM25 index's words (stemmed; in any language, its tag dropped) and
+        the words of the authors' names. Made once per BM25 index."""
+        cached = getattr(self, "_known_words", None)
+        if cached is None or cached[0] is not self.bm25:
+            vocab = getattr(self.bm25, "vocab_dict", None) or {}
+            words = {folded(token.rpartition(":")[2]) for token in vocab}
+            words.update(folded(w) for names in self.docs.authors for name in names or () for w in name.split())
+            cached = self._known_words = (self.bm25, sorted(words))
+        return cached[1]
 
     def query_tokens(self, query: str, language: str | None = None) -> list[str]:
         """The query's BM25 tokens: read in every language the library holds,

@@ -282,7 +282,7 @@ def answer_html(result: Answer) -> str:
         if result.judge:
             notes.append(say("note-meaning-judged", judge=result.judge))
     else:
-        notes.append(say("note-not-asked"))
+        notes.append(not_asked_note(result))
     if result.invented_citations:
         notes.append(say("note-invented-removed", numbers=", ".join(f"[{n}]" for n in result.invented_citations)))
     if result.rewrite != "none" or result.crosslingual is not None:
@@ -294,6 +294,15 @@ def answer_html(result: Answer) -> str:
              for s in dropped]
     return ("".join(parts) + withheld_html(result.crosslingual, result.language)
             + left_out_html(items, result.raw, result.language))
+
+
+def not_asked_note(result: Answer) -> str:
+    """Why the gate asked no model: the names the library never mentions,
+    or no passage close enough."""
+    unknown = result.gate.get("unknown_names")
+    if unknown:
+        return message("note-not-asked-names", result.language, names=", ".join(unknown))
+    return message("note-not-asked", result.language)
 
 
 def withheld_html(crosslingual, language: str | None = None) -> str:
@@ -461,7 +470,7 @@ def anchored_answer_html(result: Answer) -> str:
         if result.abstained and result.kept_claims:
             note += "; " + message("note-kept-off-topic", result.language)
     else:
-        note = message("note-not-asked", result.language)
+        note = not_asked_note(result)
     parts.append(f'<div class="rr-note">{escape(note)}</div>')
     return "".join(parts) + left_out_html([claim_mark(c) for c in dropped], result.raw, result.language)
 

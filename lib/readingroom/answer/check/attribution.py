@@ -162,8 +162,14 @@ def misattributed(sentence: str, hits) -> str | None:
     them, has them in its title or names them in its text: "Reagan argues
     that free markets fail workers [4]" over a passage of the Anarchist FAQ
     that never mentions Reagan puts the FAQ's words in Reagan's mouth,
-    however well the words match. None when the speaker checks out."""
+    however well the words match; so does "According to the Anarchist FAQ,
+    Baran argued ..." over a FAQ passage that never names Baran (the model
+    names the passage's author, then someone else). None when the speaker
+    checks out."""
     name = named_speaker(sentence)
+    while name is None and (framed := own_source(sentence)):
+        sentence = framed[1]
+        name = named_speaker(sentence)
     if name is None:
         return None
     surname = name.split()[-1].lower()

@@ -55,8 +55,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from readingroom.answer.check.attribution import (misattributed, name_the_passage, names_author, speaker,
-                                                  with_attribution)
+from readingroom.answer.check.attribution import (misattributed, name_the_passage, names_author, own_source,
+                                                  speaker, with_attribution)
 from readingroom.answer.check.citations import append_markers, cited_numbers, keep_citations, strip_citations
 from readingroom.answer.check.scoring import FOUND_THRESHOLD, SupportChecker
 from readingroom.answer.check.sentences import Sentence, join_sentences, split_sentences
@@ -288,9 +288,24 @@ def judge_meaning(sentences: Sentences, passages, judged: Judged, first: int | N
     out = list(sentences)
     for i, s in enumerate(sentences[:first]):
         if s.kind == "claim" and s.supported and s.best:
-            said, probability = judged(passages[s.best - 1].text, strip_citations(s.text))
+            said, probability = judged(passages[s.best - 1].text, judged_claim(s.text))
             out[i] = replace(s, supported=said, meaning=round(float(probability), 4), meaning_doubted=not said)
     return tuple(out)
+
+
+def judged_claim(sentence: str) -> str:
+    """What the judge is asked about a sentence: its claim without citations
+    and without its opening "According to X," (whose X the attribution
+    steps check), capitalised. The judge was calibrated on bare claims (one
+    of the 265 in data/benchmarks/claims.jsonl has such an opening), and it
+    reads a speaker its passage does not name as a claim the passage does
+    not make: "According to Engels, in countries with English law, ..."
+    scored 0.67 against Engels's own words, 0.96 without its first three
+    words. bench/judge_kept.py asks the judge the same."""
+    claim = strip_citations(sentence).strip()
+    while (framed := own_source(claim)) and framed[1].strip():
+        claim = framed[1].strip()
+    return claim[:1].upper() + claim[1:]
 
 
 def drop_repeats(sentences: Sentences) -> Sentences:
