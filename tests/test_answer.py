@@ -299,7 +299,8 @@ def test_an_answer_cites_only_passages_it_was_given_and_ends_with_further_readin
 def test_an_answer_the_passages_do_not_support_is_an_abstention_after_the_check(shelf, generator):
     # The gate opened wide: the model is asked, but nothing in the passages
     # (the Commune, Manchester's cellars) can support an answer about football.
-    result = answer(shelf, "Who won the 2018 FIFA World Cup final in Moscow?", generator=generator, k=3,
+    # (No name the shelf lacks: "FIFA" or "Moscow" would stop it at the gate whatever the threshold.)
+    result = answer(shelf, "Who won the football world cup final of 2018?", generator=generator, k=3,
                     gate_threshold=0.0)
     assert result.gate["passed"] and result.raw  # the model was asked
     assert result.abstained and not result.supported and not result.citations, result.raw
