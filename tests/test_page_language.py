@@ -10,7 +10,7 @@ from conftest import CHAT_SHELF
 from readingroom import ingest, open_library
 from readingroom.messages import message
 from readingroom.ui.chat import SearchFilters
-from readingroom.ui.intro import intro_html, page_language, solara_language
+from readingroom.ui.intro import LANGUAGE_COOKIE, intro_html, page_language, solara_language
 
 GERMAN_BROWSER = "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7"
 
@@ -33,6 +33,11 @@ def test_the_intro_is_the_catalogues_in_the_readers_language():
 def test_the_readers_language_comes_from_the_browser_under_solara_and_voila(monkeypatch):
     assert solara_language({"accept-language": [GERMAN_BROWSER], "host": ["127.0.0.1"]}) == "de"
     assert solara_language({"host": ["127.0.0.1"]}) == solara_language(None) == "en"
+    # The door's cookie, from the page request, wins over the websocket's own header (Chromium 150
+    # under an emulated locale sends the page "de-DE" and the websocket "en-US"); an unknown code does not.
+    english_socket = {"accept-language": ["en-US,en;q=0.9"]}
+    assert solara_language(english_socket, {LANGUAGE_COOKIE: "de"}) == "de"
+    assert solara_language(english_socket, {LANGUAGE_COOKIE: "<script>"}) == "en"
     monkeypatch.delenv("VOILA_PREHEAT", raising=False)
     monkeypatch.setenv("HTTP_ACCEPT_LANGUAGE", "ru-RU,ru;q=0.9")
     assert page_language() == "ru"

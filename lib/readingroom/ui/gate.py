@@ -42,6 +42,7 @@ import tornado.web
 import tornado.websocket
 
 from readingroom.messages import message, preferred_language
+from readingroom.ui.intro import LANGUAGE_COOKIE
 
 CODE_COOKIE = "readingroom-room"
 READER_COOKIE = "readingroom-reader"
@@ -166,6 +167,9 @@ class HttpProxy(_Door, tornado.web.RequestHandler):
                 self.refuse(503, "room-full", readers=self.room.max_sessions)
                 return
             self.room.pages[self.reader()] = time.monotonic()
+            # The page's language for the session it opens (ui.intro.solara_language).
+            language = preferred_language(self.request.headers.get("Accept-Language"))
+            self.set_cookie(LANGUAGE_COOKIE, language, httponly=True, samesite="Lax")
 
     async def get(self, *args):
         await self._forward()

@@ -2,9 +2,12 @@
 
 The reader's language is the first their browser asks for (Accept-Language)
 that the message catalogue has (readingroom.messages.preferred_language):
-- under Solara (readingroom.ui.solara_page), from the headers of the
-  session's websocket, which the room's door passes on as the browser sent
-  them (`solara_language`);
+- under Solara (readingroom.ui.solara_page), from a cookie the room's door
+  sets when it serves the page (LANGUAGE_COOKIE: the page request carries
+  the reader's languages; a websocket's handshake need not, as Chromium 150
+  under an emulated locale shows), else from the headers of the session's
+  websocket, which the door passes on as the browser sent them
+  (`solara_language`);
 - under Voila, from $HTTP_ACCEPT_LANGUAGE, which Voila sets in the page's
   kernel when the app asks it to pass that header on
   (VoilaConfiguration.http_header_envs, readingroom.ui.app); with a
@@ -21,9 +24,10 @@ import os
 from functools import lru_cache
 from html import escape
 
-from readingroom.messages import message, preferred_language
+from readingroom.messages import languages, message, preferred_language
 
 ACCEPT_LANGUAGE_VARIABLE = "HTTP_ACCEPT_LANGUAGE"  # Voila's name for the header (RFC 3875)
+LANGUAGE_COOKIE = "readingroom-language"  # the catalogue's code for the page's reader, set by the door
 
 
 def page_language() -> str:
@@ -39,9 +43,13 @@ def page_language() -> str:
     return preferred_language(os.environ.get(ACCEPT_LANGUAGE_VARIABLE))
 
 
-def solara_language(headers: dict | None) -> str:
-    """The reader's language from a Solara session's headers
+def solara_language(headers: dict | None, cookies: dict | None = None) -> str:
+    """The reader's language from a Solara session's cookies (the door's
+    LANGUAGE_COOKIE, when it is a language the catalogue has) or its headers
     (solara.lab.headers: lower-case names, each with a list of values)."""
+    chosen = (cookies or {}).get(LANGUAGE_COOKIE)
+    if chosen and chosen in languages():
+        return chosen
     values = (headers or {}).get("accept-language") or []
     return preferred_language(values[0] if values else None)
 
@@ -69,4 +77,4 @@ def intro(language: str | None, title: bool | None = None):
     return HTML(intro_html(language, served_by_voila() if title is None else title))
 
 
-__all__ = ["page_language", "solara_language", "intro_html", "intro", "served_by_voila"]
+__all__ = ["LANGUAGE_COOKIE", "page_language", "solara_language", "intro_html", "intro", "served_by_voila"]

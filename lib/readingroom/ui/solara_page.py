@@ -58,7 +58,7 @@ def new_page(language: str | None = None):
 
 @solara.component
 def Page():
-    language = solara_language(solara.lab.headers.value)
+    language = solara_language(solara.lab.headers.value, solara.lab.cookies.value)
     tabs = solara.use_memo(lambda: new_page(language), dependencies=[])
 
     def close_when_gone():
