@@ -166,10 +166,7 @@ def misattributed(sentence: str, hits) -> str | None:
     Baran argued ..." over a FAQ passage that never names Baran (the model
     names the passage's author, then someone else). None when the speaker
     checks out."""
-    name = named_speaker(sentence)
-    while name is None and (framed := own_source(sentence)):
-        sentence = framed[1]
-        name = named_speaker(sentence)
+    name = named_speaker(sentence) or named_speaker(without_own_sources(sentence))
     if name is None:
         return None
     surname = name.split()[-1].lower()
@@ -182,6 +179,15 @@ def misattributed(sentence: str, hits) -> str | None:
 
 
 _OWN_SOURCE = re.compile(r"^according to (?P<source>[^,]{2,80}),\s*", re.IGNORECASE)
+
+
+def without_own_sources(sentence: str) -> str:
+    """The sentence after its openings "According to X," ("According to the
+    FAQ, according to Marx, wages fall" -> "wages fall"); as it is when
+    nothing would be left."""
+    while (framed := own_source(sentence)) and framed[1].strip():
+        sentence = framed[1].strip()
+    return sentence
 
 
 def own_source(sentence: str) -> tuple[str, str] | None:

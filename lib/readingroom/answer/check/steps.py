@@ -55,8 +55,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from readingroom.answer.check.attribution import (misattributed, name_the_passage, names_author, own_source,
-                                                  speaker, with_attribution)
+from readingroom.answer.check.attribution import (misattributed, name_the_passage, names_author, speaker,
+                                                  with_attribution, without_own_sources)
 from readingroom.answer.check.citations import append_markers, cited_numbers, keep_citations, strip_citations
 from readingroom.answer.check.scoring import FOUND_THRESHOLD, SupportChecker
 from readingroom.answer.check.sentences import Sentence, join_sentences, split_sentences
@@ -302,9 +302,7 @@ def judged_claim(sentence: str) -> str:
     not make: "According to Engels, in countries with English law, ..."
     scored 0.67 against Engels's own words, 0.96 without its first three
     words. bench/judge_kept.py asks the judge the same."""
-    claim = strip_citations(sentence).strip()
-    while (framed := own_source(claim)) and framed[1].strip():
-        claim = framed[1].strip()
+    claim = without_own_sources(strip_citations(sentence).strip())
     return claim[:1].upper() + claim[1:]
 
 
