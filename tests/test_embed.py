@@ -227,3 +227,35 @@ def test_the_openvino_backend_agrees_with_torch_and_is_exported_once(library, mi
     _LOADED.clear()  # as in a new process: the export is read back, not made again
     load_embedder(minilm, "openvino-bf16")
     assert export.stat().st_mtime_ns == made
+
+
+def test_a_model_openvino_cannot_export_is_named_in_a_clear_error_and_nothing_is_stored(
+        library, minilm, tmp_path, monkeypatch):
+    """EmbeddingGemma's attention does not trace into OpenVINO; the converter's
+    error is a page of traceback. Too heavy to load here (1.2 GB), so the
+    converter is made to fail the same way on MiniLM."""
+    openvino = pytest.importorskip("openvino")
+    from click.testing import CliRunner
+
+    from readingroom.cli import main
+
+    from readingroom.models import embed as embed_module
+
+    # Exports of its own (the models stay where they are): an export already made would not be made again.
+    monkeypatch.setattr(embed_module, "exports_dir", lambda resolved: tmp_path / "exports" / resolved.identity)
+    ingest(library, [document("a", [PLANTS])], progress=False)
+    library.close()
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Exception from src/frontends/pytorch/src/node_context.cpp:42:\nunordered_map::at\n...")
+
+    monkeypatch.setattr(openvino, "convert_model", fails)
+    _LOADED.clear()
+    result = CliRunner().invoke(main, ["embed", "--model", minilm.name, "--backend", "openvino-bf16", "--quiet",
+                                       "--db", str(library.path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot be exported to OpenVINO" in result.output and "--backend torch" in result.output
+    assert "unordered_map" not in result.output.split("(", 1)[0]  # the model's name first, the reason after
+    assert not openvino_export_path(minilm).exists()
+    with open_library(library.path, read_only=True) as lib:
+        assert lib.con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from readingroom.library.store import Library
-from readingroom.models.catalogue import DEFAULT_EMBEDDER, models_dir
+from readingroom.models.catalogue import DEFAULT_EMBEDDER, ModelError, models_dir
 from readingroom.models.resolve import resolve
 from readingroom.workers import ordered_map
 
@@ -199,7 +199,7 @@ def _openvino_bf16(encoder, resolved, names: tuple[str, ...]):
 
     if any(getattr(module, "include_prompt", True) is False for module in encoder):
         # Such pooling needs the prompt's length, which the export does not take.
-        raise ValueError(f"{resolved.name} leaves its prompt out of pooling; the openvino-bf16 "
+        raise ModelError(f"{resolved.name} leaves its prompt out of pooling; the openvino-bf16 "
                          "backend cannot run it: use backend='torch'")
     xml = openvino_export_path(resolved)
     if not xml.exists():
@@ -222,11 +222,17 @@ def _openvino_bf16(encoder, resolved, names: tuple[str, ...]):
             # encoder they are constant (no cache, no causal mask), and the
             # tests compare the export's vectors with torch's.
             warnings.simplefilter("ignore")
-            exported = openvino.convert_model(
-                SentenceEmbedding().eval(),
-                example_input=tuple(example[n] for n in names),
-                input=[openvino.PartialShape([-1, -1])] * len(names),  # any batch, any length
-            )
+            try:
+                exported = openvino.convert_model(
+                    SentenceEmbedding().eval(),
+                    example_input=tuple(example[n] for n in names),
+                    input=[openvino.PartialShape([-1, -1])] * len(names),  # any batch, any length
+                )
+            except Exception as e:  # the tracer's and converter's errors are many and deep; name the model
+                # EmbeddingGemma's attention does not trace (openvino 2025: "unordered_map::at").
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise ModelError(f"{resolved.name} cannot be exported to OpenVINO ({reason}); "
+                                 "use backend='torch' (readingroom embed --backend torch)") from e
         # Written beside and renamed into place, so a half-written export
         # never sits in the cache.
         partial = xml.parent.with_name(f"{xml.parent.name}.partial-{os.getpid()}")
