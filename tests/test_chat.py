@@ -119,6 +119,7 @@ def test_a_question_naming_someone_the_library_never_mentions_says_who(chat):
     assert result.abstained and not result.raw and result.gate["unknown_names"] == ["Bortkiewicz"]
     assert "The library never mentions Bortkiewicz." in turn.answer.value
     assert "the model was not asked: the library never mentions Bortkiewicz" in turn.answer.value
+    assert "not answered: the library never mentions Bortkiewicz" in turn.status.value  # not "the passages do not"
 
 
 @pytest.mark.slow

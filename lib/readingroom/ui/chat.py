@@ -250,7 +250,9 @@ class Turn:
         self.sources.value = cards_html(result)
         say = translator(result.language)  # the question's language
         seconds = say("seconds", seconds=f"{result.seconds:.0f}") if result.seconds >= 1 else say("under-a-second")
-        if result.abstained:
+        if result.abstained and result.gate.get("unknown_names"):  # refused for a name, not for the passages
+            self.say(say("status-not-answered-names", names=", ".join(result.gate["unknown_names"]), seconds=seconds))
+        elif result.abstained:
             self.say(say("status-not-answered", seconds=seconds))
         elif result.model:
             self.say(say("status-checked-by", model=result.model, seconds=seconds))
