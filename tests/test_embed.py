@@ -229,6 +229,7 @@ def test_the_openvino_backend_agrees_with_torch_and_is_exported_once(library, mi
     assert export.stat().st_mtime_ns == made
 
 
+@pytest.mark.slow
 def test_a_model_openvino_cannot_export_is_named_in_a_clear_error_and_nothing_is_stored(
         library, minilm, tmp_path, monkeypatch):
     """EmbeddingGemma's attention does not trace into OpenVINO; the converter's
