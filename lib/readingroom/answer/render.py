@@ -85,9 +85,15 @@ def body_text(result) -> str:
         translated = "" if len(crosslingual.withheld) == len(crosslingual.sentences) else f"{crosslingual.body}\n\n"
         return translated + (f"({verified})\n\n" if verified else "") + f"{heading}:\n{result.body}"
     closest = closest_passages(result.passages, result.language)
-    unknown = (getattr(result, "gate", None) or {}).get("unknown_names")
-    why = " " + message("names-unknown", result.language, names=", ".join(unknown)) if unknown else ""
+    unknown = unknown_names_listed(result)
+    why = " " + message("names-unknown", result.language, names=unknown) if unknown else ""
     return result.body + why + ("\n\n" + closest if closest else "")
+
+
+def unknown_names_listed(result) -> str:
+    """The names the gate found the library never mentions (search.relevance.unknown_names),
+    as the messages list them: "Bortkiewicz, Tugan-Baranovsky"; "" when the gate found none."""
+    return ", ".join((getattr(result, "gate", None) or {}).get("unknown_names") or ())
 
 
 def back_check_line(crosslingual, language: str | None) -> str:

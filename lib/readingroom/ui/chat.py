@@ -59,7 +59,8 @@ from readingroom import deployment  # on Binder, the small generator
 from readingroom.answer.anchored import CheckedClaim
 from readingroom.answer.check import Sentence
 from readingroom.answer.pipeline import MAX_ANSWER_TOKENS, Answer, answer_stream
-from readingroom.answer.render import answer_markdown, body_text, escape_html, escape_markdown
+from readingroom.answer.render import (answer_markdown, body_text, escape_html, escape_markdown,
+                                      unknown_names_listed)
 from readingroom.models.generate import Generator
 from readingroom.library.store import Library, LibraryError, open_library
 from readingroom.corpus.language import detect_query_language
@@ -250,8 +251,9 @@ class Turn:
         self.sources.value = cards_html(result)
         say = translator(result.language)  # the question's language
         seconds = say("seconds", seconds=f"{result.seconds:.0f}") if result.seconds >= 1 else say("under-a-second")
-        if result.abstained and result.gate.get("unknown_names"):  # refused for a name, not for the passages
-            self.say(say("status-not-answered-names", names=", ".join(result.gate["unknown_names"]), seconds=seconds))
+        unknown = unknown_names_listed(result)
+        if result.abstained and unknown:  # refused for a name, not for the passages
+            self.say(say("status-not-answered-names", names=unknown, seconds=seconds))
         elif result.abstained:
             self.say(say("status-not-answered", seconds=seconds))
         elif result.model:
@@ -301,9 +303,9 @@ def answer_html(result: Answer) -> str:
 def not_asked_note(result: Answer) -> str:
     """Why the gate asked no model: the names the library never mentions,
     or no passage close enough."""
-    unknown = result.gate.get("unknown_names")
+    unknown = unknown_names_listed(result)
     if unknown:
-        return message("note-not-asked-names", result.language, names=", ".join(unknown))
+        return message("note-not-asked-names", result.language, names=unknown)
     return message("note-not-asked", result.language)
 
 
